@@ -1,0 +1,28 @@
+# `make lab`: set up .venv when needed, run every built program at the quick profile on
+# the embedded data, and write the lab record. `make test`: same set-up, then lint and tests.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-16)
+RUNS ?= runs
+
+.PHONY: lab test install clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+lab: $(STAMP)
+	$(BIN)/dlab run all --profile quick --out $(RUNS) || test $$? -eq 1
+	$(BIN)/dlab report $(RUNS)
+
+test: $(STAMP)
+	$(BIN)/ruff check src tests bench
+	$(BIN)/python -m pytest -q
+
+clean:
+	rm -rf $(RUNS) .pytest_cache

@@ -1,0 +1,5 @@
+import sys
+
+from dlab.cli import main
+
+sys.exit(main())

@@ -1,0 +1,198 @@
+"""The `dlab` command line. It only parses arguments and calls library functions.
+
+Errors meant for users (DlabError) print as one line and exit with status 2;
+`--debug` anywhere on the line shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from dlab import __version__
+from dlab.errors import DlabError, UsageError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="dlab: the deep-learning lab course, run correctly and recorded honestly.")
+data_app = typer.Typer(no_args_is_help=True, help="List and fetch data sets.")
+app.add_typer(data_app, name="data")
+out = Console(highlight=False)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"dlab {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                       help="Print the version and exit.")) -> None:
+    """dlab: sixteen experiments, thirty-two programs."""
+
+
+@app.command("list")
+def list_() -> None:
+    """List the 16 experiments and 32 programs, and which are built."""
+    from dlab.registry import EXPERIMENTS, PROGRAMS
+
+    table = Table("id", "program", "built", box=None, pad_edge=False)
+    for exp in EXPERIMENTS:
+        table.add_row(f"[bold]{exp.key}[/]", f"[bold]{exp.title}[/]", "")
+        for p in exp.programs:
+            table.add_row(f"  {p.id}", p.title, "yes" if p.implemented else "not yet")
+    out.print(table)
+    built = sum(p.implemented for p in PROGRAMS.values())
+    out.print(f"{len(EXPERIMENTS)} experiments, {len(PROGRAMS)} programs, {built} built.")
+
+
+@app.command()
+def show(program_id: str = typer.Argument(..., metavar="ID")) -> None:
+    """Show an experiment's or program's aim, the manual's defect and its settings."""
+    from dlab.registry import resolve
+
+    for p in resolve([program_id]):
+        out.print(f"[bold]{p.id} {p.title}[/]")
+        out.print(f"Aim: {p.aim}")
+        if p.defect:
+            out.print(f"The manual: {' '.join(p.defect.split())}")
+        if not p.implemented:
+            out.print("Status: not built yet.\n")
+            continue
+        import dataclasses
+
+        impl = p.load()
+        rows = Table("setting", "quick (default)", "smoke", "full", box=None)
+        for f in dataclasses.fields(impl.config):
+            default = getattr(impl.config(), f.name)
+            rows.add_row(f.name, str(default),
+                         str(impl.profiles.get("smoke", {}).get(f.name, default)),
+                         str(impl.profiles.get("full", {}).get(f.name, default)))
+        out.print(rows)
+        out.print("")
+
+
+@app.command()
+def run(
+    ids: list[str] = typer.Argument(..., metavar="ID...", help="1-16, exp04, 4.1 or all"),
+    profile: str = typer.Option("quick", help="smoke (seconds), quick (about a minute), full"),
+    seed: int = typer.Option(0, help="Seed for every random number generator."),
+    device: str = typer.Option("auto", help="cpu, cuda or auto"),
+    set_: list[str] = typer.Option([], "--set", help="Override a setting: key=value"),
+    out_dir: Path = typer.Option(Path("runs"), "--out", help="Folder for run folders."),
+    data_dir: Path | None = typer.Option(None, "--data-dir", envvar="DLAB_DATA",
+                                         help="Folder with full data sets."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the summary."),
+    resume: bool = typer.Option(False, help="Continue the latest interrupted run."),
+) -> None:
+    """Run programs; each leaves a run folder with metrics, figures and its record."""
+    from dlab.config import parse_sets
+    from dlab.registry import resolve
+    from dlab.runs import run_program
+
+    if seed < 0:
+        raise UsageError(f"--seed must be 0 or more, got {seed}")
+    programs = resolve(ids)
+    sets = parse_sets(set_)
+    many = len(programs) > 1
+    outcomes = []
+    for p in programs:
+        if many and not p.implemented:
+            out.print(f"skip {p.id} {p.title}: not built yet")
+            continue
+        try:
+            outcome = run_program(p, profile=profile, seed=seed, device=device, sets=sets,
+                                  out=out_dir, quiet=quiet, data_dir=data_dir, resume=resume)
+        except KeyboardInterrupt:
+            out.print(f"{p.id}: interrupted; its run folder is marked so. "
+                      f"Continue with `dlab run {p.id} --resume`.")
+            raise typer.Exit(130) from None
+        outcomes.append(outcome)
+        if outcome.status != "ok":
+            out.print(f"{p.id}: {outcome.status}: {outcome.message}")
+    if not outcomes:
+        return
+    table = Table("program", "status", "seconds", "run folder", box=None)
+    import json
+
+    for o in outcomes:
+        seconds = json.loads((o.folder / "metrics.json").read_text())["timings"]["seconds"]
+        table.add_row(o.program, o.status, f"{seconds:.1f}", str(o.folder))
+    out.print(table)
+    if any(o.status != "ok" for o in outcomes):
+        raise typer.Exit(1)
+
+
+@app.command()
+def report(
+    runs_dir: Path = typer.Argument(Path("runs"), help="Folder of run folders."),
+    out_file: Path | None = typer.Option(None, "--out", help="Record file (inside RUNS_DIR)."),
+) -> None:
+    """Collect the latest run of every program into one lab record."""
+    from dlab.report.lab import write_report
+
+    path = write_report(runs_dir, out_file)
+    out.print(f"lab record: {path}")
+
+
+@app.command()
+def study(program_id: str = typer.Argument(..., metavar="ID")) -> None:
+    """Run a program's hyperparameter study (12.2, 13.2, 14.2, 15.2, 16.2)."""
+    raise UsageError(f"study {program_id}: hyperparameter studies are not built yet")
+
+
+@app.command()
+def predict(run_dir: Path = typer.Argument(...),
+            files: list[Path] = typer.Argument(..., metavar="FILES...")) -> None:
+    """Classify image files with a trained classifier's run folder."""
+    raise UsageError(f"predict: no trained classifier programs are built yet ({run_dir})")
+
+
+@data_app.command("list")
+def data_list(data_dir: Path | None = typer.Option(None, "--data-dir", envvar="DLAB_DATA")) -> None:
+    """Every data set: available or not, where it comes from, size, licence."""
+    from dlab.data import catalogue
+    from dlab.data import data_dir as resolve_dir
+
+    root = resolve_dir(data_dir)
+    for d in catalogue():
+        mark = "[green]available[/]" if d.available(root) else "[yellow]not here[/]"
+        out.print(f"[bold]{d.name}[/]  {mark}  {d.description}; {d.size}")
+        out.print(f"    source: {d.source}\n    licence: {d.licence}; get: {d.how_to_get}",
+                  soft_wrap=True)
+    out.print(f"data folder: {root}")
+
+
+@data_app.command("get")
+def data_get(name: str = typer.Argument(..., help="mnist"),
+             data_dir: Path | None = typer.Option(None, "--data-dir", envvar="DLAB_DATA")) -> None:
+    """Fetch a full data set into the data folder (only when asked)."""
+    if name != "mnist":
+        raise UsageError(f"data get {name}: only `mnist` can be fetched; see `dlab data list`")
+    from dlab.data.download import get_mnist
+
+    get_mnist(data_dir, log=out.print)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    argv = [a for a in argv if a != "--debug"]
+    try:
+        app(args=argv, prog_name="dlab")  # click's standalone mode: usage errors exit 2
+    except DlabError as exc:
+        if debug:
+            raise
+        print(f"dlab: error: {exc}", file=sys.stderr)
+        return 2
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

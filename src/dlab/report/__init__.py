@@ -1,0 +1,1 @@
+"""The lab record: one section per program run, collected into one document."""

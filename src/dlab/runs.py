@@ -1,0 +1,471 @@
+"""Run folders: seeding, device choice, progress, and atomic writes.
+
+A run of one program lives in `OUT/<program id>/<timestamp>-<profile>-seed<seed>/` and
+holds `metrics.json` (status, config, seed, versions, timings, metrics and the record's
+content), `history.csv` where something was trained, figures as PNG, `record.md`, and
+`model.pt` where a model was trained. Every file is written to a temporary name and
+renamed, so a reader never sees half a file.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import json
+import math
+import os
+import platform
+import random
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from dlab import __version__
+from dlab import config as configs
+from dlab.errors import DeviceError, DlabError, UsageError
+from dlab.registry import ProgramInfo
+
+STATUSES = ("ok", "diverged", "interrupted", "failed")
+
+
+class Diverged(Exception):
+    """Training produced a loss that is NaN or infinite."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+# --------------------------------------------------------------------------- files
+
+
+def atomic_write(path: str | os.PathLike, data: str | bytes) -> Path:
+    """Write `data` to `path` through a temporary file in the same folder and a rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data.encode("utf-8") if isinstance(data, str) else data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path next to `path`; rename it onto `path` if the block succeeds.
+
+    For writers that insist on a file name (matplotlib, torch.save).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+def to_jsonable(value: Any) -> Any:
+    """Numbers from numpy/torch to plain Python; NaN and inf to strings JSON can hold."""
+    if isinstance(value, dict):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [to_jsonable(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    if hasattr(value, "item") and getattr(value, "ndim", 1) == 0:
+        value = value.item()
+    elif hasattr(value, "tolist"):
+        return to_jsonable(value.tolist())
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    return value
+
+
+def write_json(path: str | os.PathLike, obj: Any) -> Path:
+    return atomic_write(path, json.dumps(to_jsonable(obj), indent=2, sort_keys=False) + "\n")
+
+
+def write_csv(path: str | os.PathLike, rows: list[dict[str, Any]]) -> Path:
+    columns: list[str] = []
+    for row in rows:
+        columns += [k for k in row if k not in columns]
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: to_jsonable(v) for k, v in row.items()})
+    return atomic_write(path, buf.getvalue())
+
+
+def check_writable(folder: str | os.PathLike) -> Path:
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".dlab-write-test-"):
+            pass
+    except OSError as exc:
+        raise UsageError(
+            f"cannot write to output folder {folder} ({exc.strerror or exc}); "
+            "choose another with --out"
+        ) from None
+    return folder
+
+
+# ----------------------------------------------------------------- machine set-up
+
+
+def cpu_count() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def resolve_device(name: str) -> str:
+    """'cpu', 'cuda' or 'auto' (CUDA when present) -> 'cpu' or 'cuda'."""
+    import torch
+
+    name = (name or "auto").lower()
+    if name not in ("auto", "cpu", "cuda"):
+        raise UsageError(f"unknown device {name!r}; use cpu, cuda or auto")
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        raise DeviceError("--device cuda: no CUDA device is visible here; use --device cpu or auto")
+    return name
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy's legacy global and torch (for libraries that use globals).
+
+    dlab's own code takes explicit generators from the RunContext instead.
+    """
+    import numpy as np
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def versions() -> dict[str, str]:
+    out = {"dlab": __version__, "python": platform.python_version()}
+    for mod in ("numpy", "torch", "keras", "sklearn", "matplotlib"):
+        m = sys.modules.get(mod)
+        if m is not None:
+            out[mod] = getattr(m, "__version__", "?")
+    return out
+
+
+# ----------------------------------------------------------------------- context
+
+
+@dataclass
+class Table:
+    title: str
+    columns: list[str]
+    rows: list[list[Any]]
+
+
+class RunContext:
+    """Everything a program needs to run and to leave a complete record.
+
+    A program receives `(config, ctx)` and uses:
+      ctx.device, ctx.seed, ctx.rng (NumPy Generator), ctx.torch_generator(k),
+      ctx.data_dir, ctx.log(...), ctx.progress(...),
+      ctx.metrics[...] = value, ctx.data(...), ctx.table(...), ctx.figure(...),
+      ctx.infer(...), ctx.note(...), ctx.save_model(...), ctx.checkpoint_path(name).
+    """
+
+    def __init__(self, program: ProgramInfo, config: Any, folder: Path, *, profile: str,
+                 seed: int, device: str, quiet: bool = False,
+                 data_dir: str | os.PathLike | None = None, command: str = "",
+                 resume: bool = False, stream=None):
+        import numpy as np
+
+        self.program = program
+        self.config = config
+        self.folder = Path(folder)
+        self.profile = profile
+        self.seed = seed
+        self.device = device
+        self.quiet = quiet
+        self.data_dir = Path(data_dir) if data_dir else None
+        self.command = command
+        self.resume = resume
+        self.stream = stream or sys.stdout
+        self.rng = np.random.default_rng(seed)
+        self.metrics: dict[str, Any] = {}
+        self.history: list[dict[str, Any]] = []
+        self.figures: list[dict[str, str]] = []
+        self.tables: list[Table] = []
+        self.data_lines: list[str] = []
+        self.analysis: list[str] = []
+        self.notes: list[str] = []
+        self.stand_in: str | None = None
+        self.started = dt.datetime.now(dt.UTC)
+        self._t0 = time.perf_counter()
+        self.timings: dict[str, float] = {}
+
+    # -- randomness
+    def torch_generator(self, offset: int = 0, device: str = "cpu"):
+        import torch
+
+        g = torch.Generator(device=device)
+        g.manual_seed(self.seed * 1_000_003 + offset)
+        return g
+
+    # -- output
+    @property
+    def interactive(self) -> bool:
+        return not self.quiet and hasattr(self.stream, "isatty") and self.stream.isatty()
+
+    def log(self, message: str) -> None:
+        if not self.quiet:
+            print(f"[{self.program.id}] {message}", file=self.stream, flush=True)
+
+    @contextmanager
+    def progress(self, total: int | None, description: str) -> Iterator[Any]:
+        """A rich progress bar on a terminal; nothing otherwise (callers log per epoch).
+
+        Yields an object with `advance(n=1, **fields)`; fields show after the bar.
+        """
+        if not self.interactive:
+            yield _NullBar()
+            return
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        columns = [TextColumn(f"[{self.program.id}] {description}"), BarColumn(),
+                   MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
+                   TextColumn("{task.fields[info]}")]
+        with Progress(*columns, transient=True) as prog:
+            task = prog.add_task(description, total=total, info="")
+            yield _RichBar(prog, task)
+
+    # -- record content
+    def data(self, line: str) -> None:
+        """A line for the record's Data section (provenance, sizes, splits)."""
+        self.data_lines.append(" ".join(line.split()))
+
+    def use_stand_in(self, text: str) -> None:
+        """Name a stand-in data set; it becomes the record's first line."""
+        self.stand_in = " ".join(text.split())
+
+    def table(self, title: str, columns: list[str], rows: Iterable[Iterable[Any]]) -> None:
+        self.tables.append(Table(title, list(columns), [list(r) for r in rows]))
+
+    def infer(self, sentence: str) -> None:
+        """A sentence for Analysis and Inferences, built from measured values."""
+        self.analysis.append(" ".join(sentence.split()))
+
+    def note(self, sentence: str) -> None:
+        self.notes.append(" ".join(sentence.split()))
+
+    def path(self, name: str) -> Path:
+        return self.folder / name
+
+    def figure(self, fig: Any, name: str, caption: str) -> Path:
+        """Save a matplotlib figure as PNG in the run folder (atomically) and close it."""
+        import matplotlib.pyplot as plt
+
+        if not name.endswith(".png"):
+            name += ".png"
+        with atomic_path(self.folder / name) as tmp:
+            fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png")
+        plt.close(fig)
+        self.figures = [f for f in self.figures if f["file"] != name]
+        self.figures.append({"file": name, "caption": " ".join(caption.split())})
+        return self.folder / name
+
+    def add_history(self, rows: list[dict[str, Any]]) -> None:
+        """Append per-epoch rows and rewrite history.csv."""
+        self.history.extend(rows)
+        write_csv(self.folder / "history.csv", self.history)
+
+    def save_model(self, model: Any, name: str = "model.pt", **extra: Any) -> Path:
+        """Save a torch state_dict (loadable with weights_only=True) and its metadata."""
+        import torch
+
+        with atomic_path(self.folder / name) as tmp:
+            torch.save(model.state_dict(), tmp)
+        if extra:
+            write_json(self.folder / (Path(name).stem + ".json"), extra)
+        return self.folder / name
+
+    def checkpoint_path(self, name: str) -> Path:
+        return self.folder / f"checkpoint-{name}.pt"
+
+    # -- finishing
+    def summary(self, status: str, message: str = "") -> dict[str, Any]:
+        seconds = time.perf_counter() - self._t0
+        return {
+            "program": self.program.id,
+            "title": self.program.title,
+            "status": status,
+            "message": message,
+            "profile": self.profile,
+            "seed": self.seed,
+            "device": self.device,
+            "command": self.command,
+            "config": configs.to_dict(self.config),
+            "versions": versions(),
+            "timings": {
+                "started": self.started.isoformat(timespec="seconds"),
+                "finished": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+                "seconds": round(seconds, 3),
+                **{k: round(v, 4) for k, v in self.timings.items()},
+            },
+            "metrics": self.metrics,
+            "record": {
+                "stand_in": self.stand_in,
+                "data": self.data_lines,
+                "tables": [vars(t) for t in self.tables],
+                "figures": self.figures,
+                "analysis": self.analysis,
+                "notes": self.notes,
+            },
+        }
+
+    def finish(self, status: str, message: str = "") -> dict[str, Any]:
+        from dlab.report.record import program_record
+
+        assert status in STATUSES, status
+        summary = to_jsonable(self.summary(status, message))
+        write_json(self.folder / "metrics.json", summary)
+        atomic_write(self.folder / "record.md", program_record(summary, self.program))
+        return summary
+
+
+class _NullBar:
+    def advance(self, n: int = 1, **fields: Any) -> None:
+        pass
+
+
+class _RichBar:
+    def __init__(self, prog: Any, task: Any):
+        self.prog, self.task = prog, task
+
+    def advance(self, n: int = 1, **fields: Any) -> None:
+        if fields:
+            info = "  ".join(f"{k} {v}" for k, v in fields.items())
+            self.prog.update(self.task, advance=n, info=info)
+        else:
+            self.prog.update(self.task, advance=n)
+
+
+# --------------------------------------------------------------------- running
+
+
+@dataclass
+class RunOutcome:
+    program: str
+    status: str
+    folder: Path
+    message: str = ""
+    metrics: dict[str, Any] | None = None
+
+
+def latest_run(root: Path, program_id: str, status: str | None = None) -> Path | None:
+    """The most recently started run folder of a program under `root`."""
+    best: tuple[str, Path] | None = None
+    for meta in (Path(root) / program_id).glob("*/metrics.json"):
+        try:
+            info = json.loads(meta.read_text())
+        except (OSError, json.JSONDecodeError):
+            continue
+        if status and info.get("status") != status:
+            continue
+        key = (info.get("timings", {}).get("started", ""), meta.parent.name)
+        if best is None or key > (best[0], best[1].name):
+            best = (key[0], meta.parent)
+    return best[1] if best else None
+
+
+def _new_folder(root: Path, program_id: str, profile: str, seed: int) -> Path:
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    base = root / program_id / f"{stamp}-{profile}-seed{seed}"
+    folder, k = base, 1
+    while folder.exists():
+        k += 1
+        folder = base.with_name(f"{base.name}-{k}")
+    folder.mkdir(parents=True)
+    return folder
+
+
+def run_program(program: ProgramInfo, *, profile: str = "quick", seed: int = 0,
+                device: str = "auto", sets: dict[str, str] | None = None,
+                out: str | os.PathLike = "runs", quiet: bool = False,
+                data_dir: str | os.PathLike | None = None, resume: bool = False,
+                command: str = "", stream=None) -> RunOutcome:
+    """Run one program and leave a complete run folder.
+
+    Raises DlabError for bad input (nothing is left behind) and re-raises
+    KeyboardInterrupt after marking the folder "interrupted".
+    """
+    impl = program.load()
+    root = check_writable(out)
+    folder: Path | None = None
+    if resume:
+        folder = latest_run(root, program.id, status="interrupted")
+        if folder is None:
+            raise UsageError(f"--resume: no interrupted run of {program.id} under {root}")
+        saved = json.loads((folder / "metrics.json").read_text())
+        profile, seed = saved["profile"], saved["seed"]
+        config = configs.from_dict(impl.config, saved["config"])
+        configs.check(config, program.id)
+    else:
+        config = configs.build(impl.config, impl.profiles, profile, sets, program.id)
+    dev = resolve_device(device)
+
+    import torch
+
+    seed_everything(seed)
+    torch.set_num_threads(cpu_count())
+    if folder is None:
+        folder = _new_folder(root, program.id, profile, seed)
+    if not command:
+        command = f"dlab run {program.id} --profile {profile} --seed {seed}"
+        command += "".join(f" --set {k}={v}" for k, v in (sets or {}).items())
+    ctx = RunContext(program, config, folder, profile=profile, seed=seed, device=dev,
+                     quiet=quiet, data_dir=data_dir, command=command, resume=resume,
+                     stream=stream)
+    ctx.log(f"{program.title} — profile {profile}, seed {seed}, device {dev}")
+    try:
+        impl.run(config, ctx)
+    except Diverged as exc:
+        ctx.finish("diverged", exc.message)
+        return RunOutcome(program.id, "diverged", folder, exc.message, ctx.metrics)
+    except KeyboardInterrupt:
+        ctx.finish("interrupted", "stopped by the user (Ctrl-C); continue with --resume")
+        raise
+    except DlabError:
+        if not resume:
+            shutil.rmtree(folder, ignore_errors=True)
+        raise
+    except Exception as exc:
+        ctx.finish("failed", f"{type(exc).__name__}: {exc}")
+        raise
+    summary = ctx.finish("ok")
+    ctx.log(f"done in {summary['timings']['seconds']:.1f}s -> {folder}")
+    return RunOutcome(program.id, "ok", folder, "", ctx.metrics)

@@ -1,0 +1,285 @@
+"""The one training loop of the package.
+
+`fit` runs epochs of a *step function* over batches, keeps a history, evaluates on a
+validation set, stops early, stops with `Diverged` on a NaN or infinite loss,
+checkpoints every epoch and resumes from the checkpoint. Supervised programs use the
+default step (`supervised_step`); GANs and studies pass their own.
+
+A step function takes one batch (a tuple of tensors) and returns a dict of numbers
+for that batch that must include "loss"; it does its own backward pass and
+optimizer step. Numbers are averaged over the epoch, weighted by batch size.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from dlab.runs import Diverged, RunContext
+
+Batch = tuple[Tensor, ...]
+Step = Callable[[Batch], dict[str, Any]]
+MetricFn = Callable[[Tensor, Tensor], Tensor]  # (output, target) -> mean over the batch
+
+
+def accuracy(output: Tensor, target: Tensor) -> Tensor:
+    """Fraction of rows whose arg-max (or, for one output, sign of the logit) is right."""
+    if output.ndim == 1 or output.shape[-1] == 1:
+        pred = (output.reshape(target.shape) > 0).to(target.dtype)
+        return (pred == target).float().mean()
+    return (output.argmax(dim=-1) == target).float().mean()
+
+
+def batches(tensors: Sequence[Tensor], batch_size: int, shuffle: bool = False,
+            generator: torch.Generator | None = None) -> Iterator[Batch]:
+    """Slices of in-memory tensors (all of length N) as batches; no per-sample work."""
+    n = len(tensors[0])
+    if shuffle:
+        order = torch.randperm(n, generator=generator).to(tensors[0].device)
+        for start in range(0, n, batch_size):
+            idx = order[start:start + batch_size]
+            yield tuple(t[idx] for t in tensors)
+    else:
+        for start in range(0, n, batch_size):
+            yield tuple(t[start:start + batch_size] for t in tensors)
+
+
+def _num_batches(data: Any, batch_size: int) -> int | None:
+    if isinstance(data, tuple | list):
+        return math.ceil(len(data[0]) / batch_size)
+    try:
+        return len(data)
+    except TypeError:
+        return None
+
+
+def _iterate(data: Any, batch_size: int, shuffle: bool, generator: torch.Generator,
+             device: str) -> Iterable[Batch]:
+    if isinstance(data, tuple | list):
+        return batches([t.to(device) for t in data], batch_size, shuffle, generator)
+    return (tuple(t.to(device, non_blocking=True) for t in b) for b in data)
+
+
+def supervised_step(model: nn.Module, optimizer: torch.optim.Optimizer,
+                    loss_fn: Callable[[Tensor, Tensor], Tensor],
+                    metrics: dict[str, MetricFn] | None = None,
+                    max_grad_norm: float | None = None) -> Step:
+    """The usual step: forward, loss, zero_grad, backward, (clip), optimizer step."""
+
+    def step(batch: Batch) -> dict[str, Any]:
+        x, y = batch
+        model.train()
+        out = model(x)
+        loss = loss_fn(out, y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if max_grad_norm is not None:
+            nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
+        optimizer.step()
+        row = {"loss": loss.detach()}
+        with torch.no_grad():
+            for name, fn in (metrics or {}).items():
+                row[name] = fn(out.detach(), y)
+        return row
+
+    return step
+
+
+@torch.inference_mode()
+def evaluate(model: nn.Module, data: Any, loss_fn: Callable[[Tensor, Tensor], Tensor] | None,
+             metrics: dict[str, MetricFn] | None = None, batch_size: int = 1024,
+             device: str = "cpu") -> dict[str, float]:
+    """Mean loss and metrics over `data` ((X, y) tensors or a loader) in eval mode."""
+    was_training = model.training
+    model.eval()
+    sums: dict[str, float] = {}
+    n = 0
+    for x, y in _iterate(data, batch_size, False, None, device):
+        out = model(x)
+        b = len(x)
+        if loss_fn is not None:
+            sums["loss"] = sums.get("loss", 0.0) + float(loss_fn(out, y)) * b
+        for name, fn in (metrics or {}).items():
+            sums[name] = sums.get(name, 0.0) + float(fn(out, y)) * b
+        n += b
+    model.train(was_training)
+    return {k: v / max(n, 1) for k, v in sums.items()}
+
+
+@dataclass
+class FitResult:
+    history: list[dict[str, Any]] = field(default_factory=list)
+    best_epoch: int = 0
+    stopped_early: bool = False
+    seconds: float = 0.0
+
+    def last(self, key: str) -> Any:
+        return self.history[-1][key]
+
+    def column(self, key: str) -> list[Any]:
+        return [row.get(key) for row in self.history]
+
+
+def _optimizers(optimizer: Any) -> list[torch.optim.Optimizer]:
+    if optimizer is None:
+        return []
+    if isinstance(optimizer, torch.optim.Optimizer):
+        return [optimizer]
+    return list(optimizer)
+
+
+def fit(model: nn.Module, train: Any, *, ctx: RunContext, epochs: int,
+        optimizer: Any = None, loss_fn: Callable[[Tensor, Tensor], Tensor] | None = None,
+        step: Step | None = None, val: Any = None, batch_size: int = 64, shuffle: bool = True,
+        metrics: dict[str, MetricFn] | None = None, patience: int | None = None,
+        monitor: str = "val_loss", name: str = "model",
+        on_epoch_end: Callable[[int, dict[str, Any]], dict[str, Any] | None] | None = None,
+        scheduler: Any = None, checkpoint: bool = True, max_grad_norm: float | None = None,
+        validate: Callable[[], dict[str, float]] | None = None) -> FitResult:
+    """Train `model` for `epochs` epochs and return its history.
+
+    train:     (X, y, ...) tensors (sliced into batches, reshuffled each epoch with a
+               generator seeded from the run's seed and the epoch) or any iterable of
+               batches (a DataLoader).
+    optimizer: one optimizer or a list (GANs); their learning rates appear in the history.
+    step:      a step function; default `supervised_step(model, optimizer, loss_fn)`.
+    val:       validation data like `train`, scored by `evaluate` with `loss_fn` and
+               `metrics`; or `validate()` returning a dict for custom scoring.
+    patience:  stop when `monitor` has not improved for this many epochs; the best
+               weights are restored.
+    on_epoch_end(epoch, row) may return extra columns for the history (sample grids,
+               scores computed once an epoch).
+    """
+    opts = _optimizers(optimizer)
+    if step is None:
+        if optimizer is None or loss_fn is None:
+            raise ValueError("fit needs a step function or an optimizer and a loss")
+        step = supervised_step(model, opts[0], loss_fn, metrics, max_grad_norm)
+    device = ctx.device
+    ckpt_path = ctx.checkpoint_path(name)
+    result = FitResult()
+    start_epoch = 1
+    best_score, best_state, bad_epochs = math.inf, None, 0
+
+    if ctx.resume and ckpt_path.exists():
+        state = torch.load(ckpt_path, map_location=device, weights_only=False)
+        model.load_state_dict(state["model"])
+        for opt, s in zip(opts, state["optimizers"], strict=True):
+            opt.load_state_dict(s)
+        if scheduler is not None and state.get("scheduler") is not None:
+            scheduler.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["torch_rng"])
+        result.history = state["history"]
+        best_score, best_state, bad_epochs = state["best"], state["best_state"], state["bad"]
+        start_epoch = state["epoch"] + 1
+        ctx.add_history(result.history)
+        ctx.log(f"{name}: resuming after epoch {state['epoch']}")
+        if state.get("done"):
+            start_epoch = epochs + 1
+
+    t_start = time.perf_counter()
+    sign = -1.0 if monitor.endswith(("acc", "accuracy", "auc", "r2")) else 1.0
+    for epoch in range(start_epoch, epochs + 1):
+        t0 = time.perf_counter()
+        gen = ctx.torch_generator(offset=epoch)
+        sums: dict[str, float] = {}
+        seen = 0
+        lr = opts[0].param_groups[0]["lr"] if opts else float("nan")
+        total = _num_batches(train, batch_size)
+        with ctx.progress(total, f"{name} epoch {epoch}/{epochs}") as bar:
+            for i, batch in enumerate(_iterate(train, batch_size, shuffle, gen, device)):
+                out = step(batch)
+                b = len(batch[0])
+                seen += b
+                for k, v in out.items():
+                    sums[k] = sums.get(k, 0.0) + float(v) * b
+                if not math.isfinite(sums["loss"]):
+                    raise Diverged(
+                        f"{name}: loss became {float(out['loss'])} in epoch {epoch} "
+                        f"(batch {i + 1}) at learning rate {lr:g}; lower the learning rate "
+                        "(--set lr=...)"
+                    )
+                if i % 10 == 0:
+                    rate = seen / max(time.perf_counter() - t0, 1e-9)
+                    bar.advance(0, loss=f"{sums['loss'] / seen:.4f}", samples_s=f"{rate:,.0f}")
+                bar.advance(1)
+        row: dict[str, Any] = {"model": name, "epoch": epoch}
+        row.update({k: v / max(seen, 1) for k, v in sums.items()})
+        if val is not None:
+            scores = evaluate(model, val, loss_fn, metrics, max(batch_size, 256), device)
+            row.update({f"val_{k}": v for k, v in scores.items()})
+        if validate is not None:
+            row.update(validate())
+        if opts:
+            row["lr"] = lr
+        row["seconds"] = time.perf_counter() - t0
+        row["samples_per_s"] = seen / max(row["seconds"], 1e-9)
+        if scheduler is not None:
+            scheduler.step()
+        if on_epoch_end is not None:
+            row.update(on_epoch_end(epoch, row) or {})
+        result.history.append(row)
+        ctx.add_history([row])
+        ctx.log(_epoch_line(row, epochs))
+
+        stop = False
+        if patience is not None and monitor in row:
+            score = sign * float(row[monitor])
+            if score < best_score:
+                best_score, bad_epochs = score, 0
+                best_state = copy.deepcopy(model.state_dict())
+                result.best_epoch = epoch
+            else:
+                bad_epochs += 1
+                stop = bad_epochs >= patience
+        if checkpoint:
+            _save_checkpoint(ckpt_path, model, opts, scheduler, epoch, result.history,
+                             best_score, best_state, bad_epochs, done=stop or epoch == epochs)
+        if stop:
+            result.stopped_early = True
+            ctx.log(f"{name}: early stop after epoch {epoch} (best {monitor} at epoch "
+                    f"{result.best_epoch})")
+            break
+    if patience is not None and best_state is not None:
+        model.load_state_dict(best_state)
+    result.seconds = time.perf_counter() - t_start
+    if result.history and not result.best_epoch:
+        result.best_epoch = result.history[-1]["epoch"]
+    return result
+
+
+def _epoch_line(row: dict[str, Any], epochs: int) -> str:
+    skip = {"model", "epoch", "seconds", "samples_per_s"}
+    parts = [f"{row['model']} epoch {row['epoch']}/{epochs}"]
+    for k, v in row.items():
+        if k not in skip and isinstance(v, int | float):
+            parts.append(f"{k} {v:.4g}")
+    parts.append(f"{row['samples_per_s']:,.0f} samples/s {row['seconds']:.1f}s")
+    return "  ".join(parts)
+
+
+def _save_checkpoint(path, model, opts, scheduler, epoch, history, best, best_state, bad,
+                     done):
+    from dlab.runs import atomic_path
+
+    state = {
+        "model": model.state_dict(),
+        "optimizers": [o.state_dict() for o in opts],
+        "scheduler": scheduler.state_dict() if scheduler is not None else None,
+        "torch_rng": torch.get_rng_state(),
+        "epoch": epoch,
+        "history": history,
+        "best": best,
+        "best_state": best_state,
+        "bad": bad,
+        "done": done,
+    }
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)

@@ -1,0 +1,19 @@
+import os
+
+import pytest
+
+os.environ.setdefault("KERAS_BACKEND", "torch")
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+
+@pytest.fixture
+def cli(capsys):
+    """Run the dlab CLI in-process: returns (exit code, stdout, stderr)."""
+    from dlab.cli import main
+
+    def invoke(*args: str):
+        code = main([str(a) for a in args])
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err
+
+    return invoke

@@ -1,0 +1,119 @@
+import itertools
+
+import numpy as np
+import pytest
+import torch
+
+from dlab.experiments import exp01_mcculloch_pitts as e1
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 4])
+def test_gate_units_match_boolean_logic(n):
+    x = e1.all_inputs(n)
+    assert x.shape == (2 ** n, n)
+    for gate, (w, t) in e1.gate_units(n).items():
+        expected = {
+            "AND": [int(all(r)) for r in x], "OR": [int(any(r)) for r in x],
+            "NAND": [int(not all(r)) for r in x], "NOR": [int(not any(r)) for r in x],
+            "NOT": [1 - r[0] for r in x],
+        }[gate]
+        assert e1.mp_unit(x, w, t).tolist() == expected, gate
+
+
+def test_manual_nand_is_and():
+    x = e1.all_inputs(2)
+    assert e1.mp_unit(x, np.array([1, 1]), 2).tolist() == [0, 0, 0, 1]
+
+
+@pytest.mark.parametrize("n, max_weight, known", [(1, 1, 4), (2, 1, 14), (3, 2, 104)])
+def test_search_finds_exactly_the_threshold_functions(n, max_weight, known):
+    funcs, candidates = e1.search_single_units(n, max_weight)
+    assert len(funcs) == known == e1.THRESHOLD_FUNCTIONS[n]
+    assert candidates == (2 * max_weight + 1) ** n * (2 * n * max_weight + 2)
+    parity = e1.encode(e1.all_inputs(n).sum(axis=1) % 2)
+    assert (parity in funcs) == (n == 1)
+
+
+def test_search_brute_force_agrees_for_two_inputs():
+    x = e1.all_inputs(2)
+    slow = set()
+    for w1, w2, t in itertools.product(range(-2, 3), range(-2, 3), range(-6, 7)):
+        slow.add(e1.encode(e1.mp_unit(x, np.array([w1, w2]), t)))
+    assert e1.search_single_units(2, 2)[0] == slow
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 4, 5])
+def test_two_layer_parity_network(n):
+    x = e1.all_inputs(n)
+    assert e1.parity_network(x).tolist() == (x.sum(axis=1) % 2).tolist()
+    if n == 2:
+        assert e1.xor_or_nand_and(x).tolist() == [0, 1, 1, 0]
+
+
+@pytest.mark.parametrize("abc, roots, count", [
+    ((1, -4, 4), [2, 2], 2),
+    ((1, 0, 1), [1j, -1j], 2),
+    ((1, -3, 2), [1, 2], 2),
+    ((0, 2, -4), [2], 1),
+    ((2, 0, 0), [0, 0], 2),
+])
+def test_quadratic_cases(abc, roots, count):
+    r, k = e1.solve_quadratic(*abc)
+    assert int(k) == count
+    got = sorted((complex(z) for z in r.tolist() if not np.isnan(complex(z).real)),
+                 key=lambda z: (z.real, z.imag))
+    want = sorted((complex(z) for z in roots), key=lambda z: (z.real, z.imag))
+    assert np.allclose(got, want, atol=1e-12)
+
+
+def test_quadratic_degenerate_cases():
+    assert int(e1.solve_quadratic(0, 0, 3)[1]) == 0
+    assert int(e1.solve_quadratic(0, 0, 0)[1]) == -1
+    assert e1.classify(1, -4, 4, 2) == "repeated"
+    assert e1.classify(1, 0, 1, 2) == "complex pair"
+
+
+def test_quadratic_avoids_cancellation():
+    r, _ = e1.solve_quadratic(1.0, 1e8, 1.0)
+    small = min((complex(z) for z in r.tolist()), key=abs)
+    assert abs(small.real - (-1e-8)) / 1e-8 < 1e-12  # the naive formula loses every digit here
+
+
+def test_quadratic_batch_against_numpy_roots():
+    rng = np.random.default_rng(0)
+    coef = np.concatenate([rng.integers(-3, 4, (3000, 3)).astype(float),
+                           rng.normal(0, 5, (3000, 3))])
+    r, k = e1.solve_quadratic(*torch.tensor(coef).T)
+    assert r.shape == (6000, 2) and r.dtype == torch.complex128
+    kinds = set()
+    for (a, b, c), rr, kk in zip(coef, r.numpy(), k.numpy(), strict=True):
+        kinds.add(e1.classify(a, b, c, int(kk)))
+        if kk > 0:
+            assert e1.match_error(rr, np.roots([a, b, c])) < 1e-9
+        else:
+            assert len(np.roots([a, b, c])) == 0
+    assert {"two real", "complex pair", "repeated", "linear (a = 0)"} <= kinds
+
+
+@pytest.mark.parametrize("degree", [1, 2, 3, 5, 8, 10])
+def test_newton_with_autograd_finds_all_roots(degree):
+    rng = np.random.default_rng(degree)
+    g = torch.Generator().manual_seed(0)
+    for _ in range(5):
+        p = rng.normal(0, 1, degree + 1)
+        roots, _ = e1.newton_roots(p, 200, generator=g)
+        assert len(roots) == degree
+        assert e1.match_error(roots, np.roots(p)) < 1e-8
+        assert np.abs(np.polyval(p, roots)).max() < 1e-9 * np.abs(p).sum()
+
+
+def test_horner_derivative_from_autograd_is_exact():
+    coeffs = torch.tensor([2.0, -3.0, 0.5, 1.0], dtype=torch.complex128)
+    x = torch.tensor(0.7, dtype=torch.float64, requires_grad=True)
+    y = torch.tensor(-0.3, dtype=torch.float64, requires_grad=True)
+    v = e1.horner(coeffs, torch.complex(x, y))
+    (dre,) = torch.autograd.grad(v.real, x, retain_graph=True)
+    (dim,) = torch.autograd.grad(v.imag, x)
+    z = complex(0.7, -0.3)
+    expected = 6 * z ** 2 - 6 * z + 0.5
+    assert abs(complex(float(dre), float(dim)) - expected) < 1e-12
