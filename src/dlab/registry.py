@@ -11,9 +11,11 @@ Ids accepted everywhere: "4" or "exp04" (the experiment: both programs), "4.1"
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from dlab.errors import UsageError
@@ -38,7 +40,7 @@ class ProgramInfo:
     id: str  # "4.1"
     title: str
     aim: str
-    entry: str | None = None  # "dlab.experiments.exp04_mnist_mlp:MLP"; None: not built yet
+    entry: str | None = None  # "dlab.experiments.exp04_mnist_mlp:MNIST_MLP"
     defect: str | None = None  # what the printed manual gets wrong, when it does
     headline: str | None = None  # the metric shown in summaries
     target: str | None = None  # what the headline should reach, in words
@@ -49,10 +51,24 @@ class ProgramInfo:
 
     @property
     def implemented(self) -> bool:
-        return self.entry is not None
+        """Whether the program's module defines it, found without importing anything.
+
+        `dlab list` must stay fast (no torch import), so this reads the module's source
+        for the line `NAME = Implementation(`.
+        """
+        if self.entry is None:
+            return False
+        module, attr = self.entry.split(":")
+        try:
+            spec = importlib.util.find_spec(module)
+        except ModuleNotFoundError:
+            return False
+        if spec is None or spec.origin is None:
+            return False
+        return f"\n{attr} = Implementation(" in Path(spec.origin).read_text(encoding="utf-8")
 
     def load(self) -> Implementation:
-        if self.entry is None:
+        if not self.implemented:
             raise UsageError(
                 f"program {self.id} ({self.title}) is not built yet; "
                 "`dlab list` shows which programs can run"
@@ -102,11 +118,13 @@ EXPERIMENTS: tuple[ExperimentInfo, ...] = (
         _p("2.1", "XOR with a 2-4-1 network written from scratch",
            """Train a 2-4-1 sigmoid network on XOR with hand-written initialisation,
            forward pass, backward pass and loss; verify the gradients by finite
-           differences and report how often training succeeds over ten seeds."""),
+           differences and report how often training succeeds over ten seeds.""",
+           entry="dlab.experiments.exp02_mlp:XOR_SCRATCH"),
         _p("2.2", "Credit-risk MLP with layer weights shown",
            """Classify good and bad credit risks in the German credit data with an MLP,
            showing every layer's weights as the network trains, and compare test
            accuracy and ROC AUC with a majority-class baseline and logistic regression.""",
+           entry="dlab.experiments.exp02_mlp:CREDIT",
            defect="""The manual feeds raw features (ages, amounts in the thousands) to
            sigmoid units; they saturate, the first layer never changes and every output
            stays 0.5."""),
@@ -116,18 +134,21 @@ EXPERIMENTS: tuple[ExperimentInfo, ...] = (
            """Impute, standardise and split a regression table (Auto MPG) with the
            preprocessing fit on the training rows only, and fit a 64-32-1 network in
            Keras 3; report test error in the target's own units.""",
+           entry="dlab.experiments.exp03_regression:REGRESSION_KERAS",
            defect="""The manual scales the target together with the features before
            splitting, leaking test rows into training and reporting MSE in standardised
            units."""),
         _p("3.2", "Regression network in PyTorch with early stopping",
            """Train the same network in PyTorch with mini-batches and early stopping on
            a validation split; report test MSE, MAE and R^2 in miles per gallon next to
-           a linear-regression baseline."""),
+           a linear-regression baseline.""",
+           entry="dlab.experiments.exp03_regression:REGRESSION_TORCH"),
     )),
     ExperimentInfo(4, "MLP image classifier", (
         _p("4.1", "784-128-64-10 MLP on MNIST",
            """Train a 784-128-64-10 multi-layer perceptron on MNIST digits with
            cross-entropy and Adam for five epochs, and measure test accuracy.""",
+           entry="dlab.experiments.exp04_mnist_mlp:MNIST_MLP",
            defect="""The manual creates the optimizer from `model.parameters()` in the
            same statement that creates `model`: a NameError in a fresh interpreter, and
            in a notebook it trains an older model, which is why it printed a flat loss of
@@ -135,6 +156,7 @@ EXPERIMENTS: tuple[ExperimentInfo, ...] = (
         _p("4.2", "Measured learning curves",
            """Record training and test loss and accuracy after every epoch and plot the
            measured curves.""",
+           entry="dlab.experiments.exp04_mnist_mlp:CURVES",
            defect="The manual plots invented numbers instead of measured ones."),
     )),
     ExperimentInfo(5, "Gradient descent", (
@@ -142,54 +164,64 @@ EXPERIMENTS: tuple[ExperimentInfo, ...] = (
            """Apply W -= a dW and b -= a db to every layer of a small network with
            gradients from backpropagation on real data, and compare a too-small, a good
            and a too-large learning rate on one plot.""",
+           entry="dlab.experiments.exp05_gradient_descent:GD_SCRATCH",
            defect="""The manual's bias update uses the square of the learning rate, and
            its gradients are random numbers rather than backpropagated ones."""),
         _p("5.2", "Full-batch gradient descent on Iris (PyTorch)",
            """Train a classifier on Iris with full-batch torch.optim.SGD and report test
-           accuracy and the confusion matrix."""),
+           accuracy and the confusion matrix.""",
+           entry="dlab.experiments.exp05_gradient_descent:GD_IRIS"),
     )),
     ExperimentInfo(6, "Stochastic gradient descent", (
         _p("6.1", "SGD, mini-batch and full-batch descent compared",
            """Train one network on one data set with single-sample, mini-batch and
            full-batch gradient descent; compare loss against epochs and against wall
            time, and draw the weights before and after.""",
+           entry="dlab.experiments.exp06_sgd:SGD_COMPARE",
            defect="""The manual applies one update of random weights with random
            'gradients': no data, no loss, nothing stochastic."""),
         _p("6.2", "Normalisation for a binary classifier (Keras and PyTorch)",
            """Classify breast-cancer cases with a 32-16-1 network with and without
            feature standardisation (fit on the training split) and compare test
-           accuracy."""),
+           accuracy.""",
+           entry="dlab.experiments.exp06_sgd:NORMALISATION"),
     )),
     ExperimentInfo(7, "Backpropagation: forward and backward pass", (
         _p("7.1", "A Keras-like network library in NumPy",
            """Use dlab.scratch (Sequential, Dense, losses, optimizers, fit, evaluate) to
            train XOR, plot the loss and check gradients by finite differences.""",
+           entry="dlab.experiments.exp07_backprop:KERAS_LIKE",
            defect="""The manual calls backward() before any forward() (AttributeError);
            forced to run, its 2-2-1 network with 0.01-scale weights stays at 0.5."""),
         _p("7.2", "A second hidden layer",
            """Write out and check the forward and backward equations for two hidden
            layers, and compare one and two hidden layers on the same task.""",
+           entry="dlab.experiments.exp07_backprop:TWO_HIDDEN",
            defect="The manual's version defines a training function it never calls."),
     )),
     ExperimentInfo(8, "Convolutional network", (
         _p("8.1", "Three-block ConvNet and its parameter count",
            """Build the 3 x (conv 3x3, ReLU, max-pool) network with 32/64/128 filters,
            dense 128 and softmax 10 for 64x64x3 input in Keras and PyTorch, and check
-           the parameter counts against a hand count."""),
+           the parameter counts against a hand count.""",
+           entry="dlab.experiments.exp08_convnet:CONVNET_SUMMARY"),
         _p("8.2", "Training the ConvNet on colour images",
            """Train the ConvNet on 32x32 colour images in ten classes for ten epochs with
            batch 64 and Adam; report test accuracy and the training and validation
-           curves."""),
+           curves.""",
+           entry="dlab.experiments.exp08_convnet:CONVNET_TRAIN"),
     )),
     ExperimentInfo(9, "Cats and dogs", (
         _p("9.1", "A CNN for any input size",
            """Build a three-convolution CNN with pooling, dropout and two dense layers
            whose flatten size follows the input size.""",
+           entry="dlab.experiments.exp09_cats_dogs:ANY_SIZE_CNN",
            defect="The manual hard-codes 128*4*4, which fits only 32x32 input."),
         _p("9.2", "Training from an image folder",
            """Load a root/<class>/*.jpg folder, augment, split, train with a correct loop
            and report validation accuracy, the confusion matrix and the misclassified
            images.""",
+           entry="dlab.experiments.exp09_cats_dogs:IMAGE_FOLDER",
            defect="""The manual's loop never zeroes gradients and uses an undefined
            name."""),
     )),
@@ -197,10 +229,12 @@ EXPERIMENTS: tuple[ExperimentInfo, ...] = (
         _p("10.1", "Next-value prediction of a noisy sine",
            """Predict the next value of a noisy sine wave from a window of 20 with a
            simple RNN; chronological split; compare test MSE with repeating the last
-           value and with the noise variance."""),
+           value and with the noise variance.""",
+           entry="dlab.experiments.exp10_rnn:SINE_RNN"),
         _p("10.2", "RNN, LSTM and GRU on long-memory tasks",
            """Compare RNN, LSTM and GRU of equal width on tasks that need long memory,
            over several seeds, with the mean and spread of test MSE.""",
+           entry="dlab.experiments.exp10_rnn:LONG_MEMORY",
            defect="""The manual's data generator uses X in its own assignment (a crash);
            fixed, neither model learns in its 20 steps and it scores on training
            data."""),
@@ -211,65 +245,77 @@ EXPERIMENTS: tuple[ExperimentInfo, ...] = (
            two LSTM(50) layers in Keras and PyTorch, with the scaler fit on the training
            period; compare RMSE and MAE in degrees with persistence and seasonal
            baselines.""",
+           entry="dlab.experiments.exp11_lstm:WEATHER",
            defect="""The manual fits the scaler on all data, and its forecast is no
            better than 'tomorrow equals today'."""),
         _p("11.2", "LSTM sequence model with a DataLoader",
            """Train a two-layer LSTM of width 50 on a synthetic sequence task through a
            DataLoader and compare held-out predictions with the truth.""",
+           entry="dlab.experiments.exp11_lstm:SEQUENCE_LSTM",
            defect="The manual's model learns only the mean of the targets."),
     )),
     ExperimentInfo(12, "Autoencoder", (
         _p("12.1", "A 784-128-64-32 autoencoder",
            """Train a 784-128-64-32-64-128-784 autoencoder on MNIST, measure test
            reconstruction error against PCA with 32 components, and show originals next
-           to reconstructions."""),
+           to reconstructions.""",
+           entry="dlab.experiments.exp12_autoencoder:AUTOENCODER"),
         _p("12.2", "Autoencoder hyperparameter study",
            """Vary depth, width, activation, latent size and learning rate and tabulate
-           test reconstruction error."""),
+           test reconstruction error.""",
+           entry="dlab.experiments.exp12_autoencoder:AE_STUDY"),
     )),
     ExperimentInfo(13, "Denoising autoencoder", (
         _p("13.1", "Convolutional denoising autoencoder",
            """Train a convolutional autoencoder from noisy to clean digits; measure PSNR
            before and after denoising and the quality of its bottleneck features with a
            linear probe.""",
+           entry="dlab.experiments.exp13_denoising:DENOISING",
            defect="""The manual's 'features' are 7x7x128 = 6,272 numbers per image, more
            than the 784 pixels: there is no bottleneck."""),
         _p("13.2", "Denoising autoencoder study",
            """Vary bottleneck size, depth and activation; tabulate reconstruction error
-           and linear-probe accuracy."""),
+           and linear-probe accuracy.""",
+           entry="dlab.experiments.exp13_denoising:DAE_STUDY"),
     )),
     ExperimentInfo(14, "NADE and MADE", (
         _p("14.1", "Autoregressive density estimation with NADE and MADE",
            """Fit NADE and MADE to binarised MNIST and to binary data of known entropy;
            report exact test negative log-likelihood in nats against an
            independent-Bernoulli baseline and draw samples.""",
+           entry="dlab.experiments.exp14_nade_made:DENSITY",
            defect="""The manual's 'NADE' and 'MADE' are plain autoencoders trained with
            MSE: no masks and no likelihood."""),
         _p("14.2", "NADE and MADE study",
            """Vary depth, width, activation and masking strategy (order, number of masks)
-           and tabulate test NLL."""),
+           and tabulate test NLL.""",
+           entry="dlab.experiments.exp14_nade_made:DENSITY_STUDY"),
     )),
     ExperimentInfo(15, "PixelRNN and PixelCNN", (
         _p("15.1", "PixelCNN and PixelRNN on binarised MNIST",
            """Fit a PixelCNN with masked convolutions and a Row LSTM PixelRNN; report
            test NLL in nats and draw images pixel by pixel.""",
+           entry="dlab.experiments.exp15_pixel:PIXEL",
            defect="""The manual has no PixelRNN, no sampling and no likelihood; its
            PixelCNN has no non-linearity between masked layers and is trained against
            grey levels."""),
         _p("15.2", "PixelCNN and PixelRNN study",
            """Vary depth and kernel size (PixelCNN) and the recurrent unit (PixelRNN);
-           report NLL, time per epoch and samples."""),
+           report NLL, time per epoch and samples.""",
+           entry="dlab.experiments.exp15_pixel:PIXEL_STUDY"),
     )),
     ExperimentInfo(16, "Generative adversarial network", (
         _p("16.1", "MLP GAN and DCGAN on MNIST",
            """Train the manual's MLP GAN and a DCGAN on MNIST; draw samples from fixed
            noise each epoch and score them with a Frechet distance in the features of an
            MNIST classifier and with the spread of generated classes.""",
+           entry="dlab.experiments.exp16_gan:GAN",
            defect="""The manual measures no quality at all; run on 4,000 digits it
            collapsed to one blob in 3 of 3 runs."""),
         _p("16.2", "GAN study",
            """Vary learning rate, batch size and the two architectures; tabulate the
-           quality score and stability."""),
+           quality score and stability.""",
+           entry="dlab.experiments.exp16_gan:GAN_STUDY"),
     )),
 )
 
