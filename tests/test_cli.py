@@ -1,5 +1,6 @@
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -61,10 +62,13 @@ def test_run_smoke_then_report(cli, tmp_path):
     code, out, _ = cli("report", tmp_path)
     assert code == 0
     record = (tmp_path / "lab-record.md").read_text()
+    assert (tmp_path / "lab-record.html").is_file()
     assert "2 of 32 programs have a run" in record
     assert record.count("| not run |") == 30
     assert "xor_single_unit_solutions = 0" in record
-    for link in [part.split(")")[0] for part in record.split("](")[1:]]:
+    images = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", record)
+    assert len(images) == 2
+    for link in images:
         assert (tmp_path / link).is_file(), link
 
 

@@ -130,13 +130,16 @@ def run(
 @app.command()
 def report(
     runs_dir: Path = typer.Argument(Path("runs"), help="Folder of run folders."),
-    out_file: Path | None = typer.Option(None, "--out", help="Record file (inside RUNS_DIR)."),
+    out_file: Path | None = typer.Option(None, "--out",
+                                         help="The HTML page (default RUNS_DIR/lab-record.html)."),
+    pdf: bool = typer.Option(False, "--pdf", help="Also print a PDF (needs a local Chromium)."),
 ) -> None:
-    """Collect the latest run of every program into one lab record."""
+    """Collect the latest run of every program into one lab record (HTML and Markdown)."""
     from dlab.report.lab import write_report
 
-    path = write_report(runs_dir, out_file)
-    out.print(f"lab record: {path}")
+    written = write_report(runs_dir, out_file, pdf=pdf)
+    for kind, path in written.items():
+        out.print(f"lab record ({kind}): {path}")
 
 
 @app.command()

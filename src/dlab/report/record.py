@@ -1,16 +1,26 @@
-"""The one record writer: Markdown for a program's run and for the whole lab.
+"""The one record writer: a program's run, or the whole lab, as Markdown or HTML.
 
-Everything here is rendered from a run's `metrics.json`, so a record can always be
-rebuilt from the run folder and never says more than the run measured.
+A record is built once as a list of blocks from a run's `metrics.json` (so it can be
+rebuilt from the run folder at any time and never says more than the run measured),
+then rendered: `to_markdown(blocks)` or `to_html(blocks, ...)`.
+
+Blocks are tuples: ("h", level, text, anchor), ("p", text), ("ul", [text, ...]),
+("table", columns, rows, title), ("fig", path, caption), ("quote", text),
+("status", status, message). Text may hold `code` and **bold** spans.
 """
 
 from __future__ import annotations
 
+import base64
+import html
 import json
+import re
 from pathlib import Path
 from typing import Any
 
 from dlab.registry import EXPERIMENTS, PROGRAMS, ProgramInfo
+
+Block = tuple
 
 
 def fmt(value: Any) -> str:
@@ -29,14 +39,7 @@ def fmt(value: Any) -> str:
         return f"{value:.4g}"
     if isinstance(value, list | tuple):
         return ", ".join(fmt(v) for v in value)
-    return str(value).replace("|", "\\|").replace("\n", " ")
-
-
-def md_table(columns: list[str], rows: list[list[Any]]) -> str:
-    head = "| " + " | ".join(fmt(c) for c in columns) + " |"
-    rule = "|" + "|".join("---" for _ in columns) + "|"
-    body = ["| " + " | ".join(fmt(v) for v in row) + " |" for row in rows]
-    return "\n".join([head, rule, *body])
+    return str(value).replace("\n", " ")
 
 
 def _flat_metrics(metrics: dict[str, Any], prefix: str = "") -> list[list[Any]]:
@@ -49,59 +52,11 @@ def _flat_metrics(metrics: dict[str, Any], prefix: str = "") -> list[list[Any]]:
     return rows
 
 
-def program_record(summary: dict[str, Any], program: ProgramInfo, level: int = 1,
-                   figure_prefix: str = "") -> str:
-    """The record of one run: Aim, Procedure, Data, Results, Analysis and Inferences."""
-    h = "#" * level
-    rec = summary.get("record", {})
-    lines: list[str] = []
-    lines.append(f"{h} {program.id} {program.title}")
-    lines.append("")
-    if rec.get("stand_in"):
-        lines += [f"**Stand-in data:** {rec['stand_in']}", ""]
-    status = summary.get("status", "?")
-    if status != "ok":
-        lines += [f"**Status: {status}.** {summary.get('message', '')}".rstrip(), ""]
-    lines += [f"{h}# Aim", "", program.aim, ""]
-
-    lines += [f"{h}# Procedure", ""]
-    lines.append(f"Repeat with: `{summary.get('command', '')}`")
-    lines.append("")
-    t = summary.get("timings", {})
-    lines.append(
-        f"Profile `{summary.get('profile')}`, seed {summary.get('seed')}, device "
-        f"`{summary.get('device')}`, {fmt(t.get('seconds', 0.0))} s, started {t.get('started')}."
-    )
-    lines.append("")
-    cfg = summary.get("config", {})
-    if cfg:
-        lines += [md_table(["setting", "value"], [[k, v] for k, v in cfg.items()]), ""]
-
-    lines += [f"{h}# Data", ""]
-    lines += [f"- {d}" for d in rec.get("data", [])] or ["- (no data set: computed values only)"]
-    lines.append("")
-
-    lines += [f"{h}# Results", ""]
-    metrics = summary.get("metrics", {})
-    if metrics:
-        lines += [md_table(["metric", "value"], _flat_metrics(metrics)), ""]
-    for table in rec.get("tables", []):
-        lines += [f"**{table['title']}**", "", md_table(table["columns"], table["rows"]), ""]
-    for fig in rec.get("figures", []):
-        lines += [f"![{fig['caption']}]({figure_prefix}{fig['file']})", "",
-                  f"*{fig['caption']}*", ""]
-
-    lines += [f"{h}# Analysis and Inferences", ""]
-    lines += [f"- {s}" for s in rec.get("analysis", [])] or ["- (nothing measured to analyse)"]
-    lines.append("")
-    if program.defect:
-        lines += [f"**The manual's program:** {program.defect}", ""]
-    for note in rec.get("notes", []):
-        lines += [f"> {note}", ""]
-    return "\n".join(lines)
+def anchor(program_id: str) -> str:
+    return "p" + program_id.replace(".", "-")
 
 
-def _headline(program: ProgramInfo, summary: dict[str, Any] | None) -> str:
+def headline(program: ProgramInfo, summary: dict[str, Any] | None) -> str:
     if summary is None or program.headline is None:
         return ""
     value: Any = summary.get("metrics", {})
@@ -110,32 +65,242 @@ def _headline(program: ProgramInfo, summary: dict[str, Any] | None) -> str:
     return "" if value is None else f"{program.headline} = {fmt(value)}"
 
 
-def lab_record(runs_dir: Path, latest: dict[str, Path]) -> str:
-    """The whole lab: a summary table, then every experiment's latest runs."""
-    summaries: dict[str, dict[str, Any]] = {}
-    for pid, folder in latest.items():
-        summaries[pid] = json.loads((folder / "metrics.json").read_text())
-    lines = ["# Deep Learning lab record", ""]
-    ran = len(summaries)
-    lines.append(f"{ran} of {len(PROGRAMS)} programs have a run under `{runs_dir}`.")
-    lines.append("")
+# ------------------------------------------------------------------------ blocks
+
+
+def program_blocks(summary: dict[str, Any], program: ProgramInfo, level: int = 1,
+                   folder: str = "") -> list[Block]:
+    """Aim, Procedure, Data, Results, Analysis and Inferences of one run."""
+    rec = summary.get("record", {})
+    b: list[Block] = [("h", level, f"{program.id} {program.title}", anchor(program.id))]
+    if rec.get("stand_in"):
+        b.append(("p", f"**Stand-in data:** {rec['stand_in']}"))
+    if summary.get("status", "ok") != "ok":
+        b.append(("status", summary["status"], summary.get("message", "")))
+    b += [("h", level + 1, "Aim", None), ("p", program.aim)]
+
+    t = summary.get("timings", {})
+    b += [("h", level + 1, "Procedure", None),
+          ("p", f"Repeat with: `{summary.get('command', '')}`"),
+          ("p", f"Profile `{summary.get('profile')}`, seed {summary.get('seed')}, device "
+                f"`{summary.get('device')}`, {fmt(t.get('seconds', 0.0))} s, started "
+                f"{t.get('started')}.")]
+    cfg = summary.get("config", {})
+    if cfg:
+        b.append(("table", ["setting", "value"], [[k, v] for k, v in cfg.items()], None))
+
+    b.append(("h", level + 1, "Data", None))
+    b.append(("ul", rec.get("data") or ["(no data set: computed values only)"]))
+
+    b.append(("h", level + 1, "Results", None))
+    metrics = summary.get("metrics", {})
+    if metrics:
+        b.append(("table", ["metric", "value"], _flat_metrics(metrics), None))
+    for table in rec.get("tables", []):
+        b.append(("table", table["columns"], table["rows"], table["title"]))
+    for fig in rec.get("figures", []):
+        b.append(("fig", f"{folder}{fig['file']}", fig["caption"]))
+
+    b.append(("h", level + 1, "Analysis and Inferences", None))
+    b.append(("ul", rec.get("analysis") or ["(nothing measured to analyse)"]))
+    if program.defect:
+        b.append(("p", f"**The manual's program:** {program.defect}"))
+    for note in rec.get("notes", []):
+        b.append(("quote", note))
+    return b
+
+
+def load_summaries(latest: dict[str, Path]) -> dict[str, dict[str, Any]]:
+    return {pid: json.loads((folder / "metrics.json").read_text())
+            for pid, folder in latest.items()}
+
+
+def lab_blocks(runs_dir: Path, latest: dict[str, Path]) -> list[Block]:
+    """The whole lab: a summary table, a table of contents, then every program run."""
+    summaries = load_summaries(latest)
+    b: list[Block] = [("h", 1, "Deep Learning lab record", "top")]
+    b.append(("p", f"{len(summaries)} of {len(PROGRAMS)} programs have a run under "
+                   f"`{runs_dir}`; each section is the latest run of its program."))
     rows = []
     for pid, program in PROGRAMS.items():
         s = summaries.get(pid)
+        link = f"[{pid}](#{anchor(pid)})" if s else pid
         if s is None:
-            rows.append([pid, program.title, "not run", "", program.target or "", "", ""])
+            rows.append([link, program.title, "not run", "", program.target or "", "", "", ""])
             continue
-        rows.append([pid, program.title, s["status"], _headline(program, s), program.target or "",
-                     fmt(s["timings"]["seconds"]) + " s",
-                     f"{s['timings']['started'][:10]} seed {s['seed']} {s['device']}"])
-    lines += [md_table(["id", "program", "status", "headline", "target", "time", "run"], rows), ""]
+        v = s.get("versions", {})
+        rows.append([link, program.title, s["status"], headline(program, s),
+                     program.target or "", fmt(s["timings"]["seconds"]) + " s",
+                     f"{s['timings']['started'][:10]}, seed {s['seed']}, {s['device']}",
+                     f"dlab {v.get('dlab', '?')}, torch {v.get('torch', '-')}"])
+    b.append(("table", ["id", "program", "status", "headline", "target", "time", "run",
+                        "versions"], rows, "Summary"))
+    toc = []
+    for exp in EXPERIMENTS:
+        done = [p for p in exp.programs if p.id in summaries]
+        if done:
+            toc.append(f"[Experiment {exp.number}: {exp.title}](#{exp.key}): " + ", ".join(
+                f"[{p.id}](#{anchor(p.id)})" for p in done))
+    if toc:
+        b += [("h", 2, "Contents", "contents"), ("ul", toc)]
     for exp in EXPERIMENTS:
         done = [p for p in exp.programs if p.id in summaries]
         if not done:
             continue
-        lines += [f"## Experiment {exp.number}: {exp.title}", ""]
+        b.append(("h", 2, f"Experiment {exp.number}: {exp.title}", exp.key))
         for program in done:
-            prefix = latest[program.id].relative_to(runs_dir).as_posix() + "/"
-            lines.append(program_record(summaries[program.id], program, level=3,
-                                        figure_prefix=prefix))
-    return "\n".join(lines)
+            folder = latest[program.id].relative_to(runs_dir).as_posix() + "/"
+            b += program_blocks(summaries[program.id], program, level=3, folder=folder)
+    return b
+
+
+# -------------------------------------------------------------------- Markdown
+
+
+def _md_cell(value: Any) -> str:
+    return fmt(value).replace("|", "\\|")
+
+
+def md_table(columns: list[str], rows: list[list[Any]]) -> str:
+    head = "| " + " | ".join(_md_cell(c) for c in columns) + " |"
+    rule = "|" + "|".join("---" for _ in columns) + "|"
+    body = ["| " + " | ".join(_md_cell(v) for v in row) + " |" for row in rows]
+    return "\n".join([head, rule, *body])
+
+
+def to_markdown(blocks: list[Block]) -> str:
+    out: list[str] = []
+    for block in blocks:
+        kind = block[0]
+        if kind == "h":
+            out.append("#" * block[1] + " " + block[2])
+        elif kind == "p":
+            out.append(block[1])
+        elif kind == "ul":
+            out.append("\n".join(f"- {item}" for item in block[1]))
+        elif kind == "table":
+            title = f"**{block[3]}**\n\n" if block[3] else ""
+            out.append(title + md_table(block[1], block[2]))
+        elif kind == "fig":
+            out.append(f"![{block[2]}]({block[1]})\n\n*{block[2]}*")
+        elif kind == "quote":
+            out.append(f"> {block[1]}")
+        elif kind == "status":
+            out.append(f"**Status: {block[1]}.** {block[2]}".rstrip())
+        out.append("")
+    return "\n".join(out)
+
+
+def program_record(summary: dict[str, Any], program: ProgramInfo) -> str:
+    """record.md of one run folder (figures next to it)."""
+    return to_markdown(program_blocks(summary, program))
+
+
+# ------------------------------------------------------------------------ HTML
+
+_CODE = re.compile(r"`([^`]+)`")
+_BOLD = re.compile(r"\*\*(.+?)\*\*")
+_LINK = re.compile(r"\[([^\]]+)\]\((#[A-Za-z0-9_-]+)\)")
+
+
+def inline(text: str) -> str:
+    """Escape text, then turn `code`, **bold** and [label](#anchor) into HTML."""
+    out = html.escape(str(text), quote=False)
+    out = _CODE.sub(lambda m: f"<code>{m.group(1)}</code>", out)
+    out = _BOLD.sub(lambda m: f"<strong>{m.group(1)}</strong>", out)
+    return _LINK.sub(lambda m: f'<a href="{html.escape(m.group(2))}">{m.group(1)}</a>', out)
+
+
+def _cell(value: Any) -> str:
+    text = inline(fmt(value))
+    if text in ("ok", "diverged", "interrupted", "failed", "not run"):
+        return f'<span class="status {text.replace(" ", "-")}">{text}</span>'
+    return text
+
+
+def _image(path: Path) -> str:
+    data = base64.b64encode(path.read_bytes()).decode("ascii")
+    return f"data:image/png;base64,{data}"
+
+
+def to_html(blocks: list[Block], base: Path, title: str) -> str:
+    """One self-contained page: figures embedded as data URIs, no scripts, no fonts."""
+    body: list[str] = []
+    for block in blocks:
+        kind = block[0]
+        if kind == "h":
+            ident = f' id="{html.escape(block[3])}"' if block[3] else ""
+            body.append(f"<h{block[1]}{ident}>{inline(block[2])}</h{block[1]}>")
+        elif kind == "p":
+            body.append(f"<p>{inline(block[1])}</p>")
+        elif kind == "ul":
+            items = "".join(f"<li>{inline(i)}</li>" for i in block[1])
+            body.append(f"<ul>{items}</ul>")
+        elif kind == "table":
+            cap = f"<caption>{inline(block[3])}</caption>" if block[3] else ""
+            head = "".join(f"<th>{inline(c)}</th>" for c in block[1])
+            rows = "".join("<tr>" + "".join(f"<td>{_cell(v)}</td>" for v in row) + "</tr>"
+                           for row in block[2])
+            body.append(f'<div class="scroll"><table>{cap}<thead><tr>{head}</tr></thead>'
+                        f"<tbody>{rows}</tbody></table></div>")
+        elif kind == "fig":
+            path = base / block[1]
+            if path.is_file():
+                body.append(f'<figure><img src="{_image(path)}" alt="{html.escape(block[2])}">'
+                            f"<figcaption>{inline(block[2])}</figcaption></figure>")
+            else:
+                body.append(f'<p class="missing">Figure missing: {html.escape(block[1])}</p>')
+        elif kind == "quote":
+            body.append(f"<blockquote>{inline(block[1])}</blockquote>")
+        elif kind == "status":
+            body.append(f'<p class="banner {html.escape(block[1])}"><strong>Status: '
+                        f"{html.escape(block[1])}.</strong> {inline(block[2])}</p>")
+    return (
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+        f"<title>{html.escape(title)}</title>\n<style>{_CSS}</style>\n</head>\n<body>\n"
+        '<main>\n' + "\n".join(body) + "\n</main>\n</body>\n</html>\n"
+    )
+
+
+_CSS = """
+:root { --fg: #1b1f24; --muted: #5b6570; --line: #d5dae0; --bg: #ffffff; --soft: #f4f6f8;
+        --ok: #1a7f37; --bad: #b42318; --warn: #9a6700; }
+* { box-sizing: border-box; }
+body { margin: 0; color: var(--fg); background: var(--bg);
+       font: 16px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; }
+main { max-width: 62rem; margin: 0 auto; padding: 1rem 1.25rem 4rem; }
+h1 { font-size: 1.9rem; margin-top: 0.5rem; }
+h2 { font-size: 1.5rem; border-bottom: 2px solid var(--line); padding-bottom: .2rem;
+     margin-top: 2.5rem; }
+h3 { font-size: 1.25rem; margin-top: 2rem; }
+h4 { font-size: 1.05rem; margin: 1.2rem 0 .4rem; color: var(--muted); }
+code { font: .9em ui-monospace, SFMono-Regular, Menlo, Consolas, monospace;
+       background: var(--soft); padding: .05em .3em; border-radius: 4px;
+       overflow-wrap: anywhere; }
+.scroll { overflow-x: auto; margin: .6rem 0 1rem; }
+table { border-collapse: collapse; font-size: .9rem; min-width: 50%; }
+caption { text-align: left; font-weight: 600; padding: .3rem 0; }
+th, td { border: 1px solid var(--line); padding: .3rem .55rem; text-align: left;
+         vertical-align: top; }
+thead th { background: var(--soft); }
+tbody tr:nth-child(even) { background: #fafbfc; }
+figure { margin: 1rem 0; }
+figure img { max-width: 100%; height: auto; border: 1px solid var(--line); }
+figcaption { color: var(--muted); font-size: .9rem; }
+blockquote { margin: .8rem 0; padding: .4rem .9rem; border-left: 4px solid var(--line);
+             color: var(--muted); }
+.status { font-weight: 600; white-space: nowrap; }
+.status.ok { color: var(--ok); } .status.diverged, .status.failed { color: var(--bad); }
+.status.interrupted { color: var(--warn); } .status.not-run { color: var(--muted); }
+.banner { padding: .5rem .8rem; border-radius: 6px; background: #fff4e5; }
+.missing { color: var(--bad); }
+a { color: #0b5cad; }
+@media (max-width: 40rem) { body { font-size: 15px; } main { padding: .6rem .7rem 3rem; }
+  h1 { font-size: 1.5rem; } th, td { padding: .25rem .35rem; } }
+@media print { body { font-size: 11pt; } main { max-width: none; padding: 0; }
+  a { color: inherit; text-decoration: none; } #contents, #contents + ul { display: none; }
+  h2 { break-before: page; } h2, h3, h4 { break-after: avoid; }
+  figure, table, .banner { break-inside: avoid; } .scroll { overflow: visible; }
+  figure img { max-height: 18cm; } }
+"""
