@@ -33,6 +33,8 @@ from dlab.errors import DeviceError, DlabError, UsageError
 from dlab.registry import ProgramInfo
 
 STATUSES = ("ok", "diverged", "interrupted", "failed")
+HISTORY_EVERY_S = 2.0  # history.csv is rewritten at most this often during training
+CHECKPOINT_EVERY_S = 10.0  # checkpoints are saved at most this often (and at the end)
 
 
 class Diverged(Exception):
@@ -219,6 +221,7 @@ class RunContext:
         self.stand_in: str | None = None
         self.started = dt.datetime.now(dt.UTC)
         self._t0 = time.perf_counter()
+        self._history_written = -math.inf
         self.timings: dict[str, float] = {}
 
     # -- randomness
@@ -298,10 +301,18 @@ class RunContext:
         self.figures.append({"file": name, "caption": " ".join(caption.split())})
         return self.folder / name
 
-    def add_history(self, rows: list[dict[str, Any]]) -> None:
-        """Append per-epoch rows and rewrite history.csv."""
+    def add_history(self, rows: list[dict[str, Any]], flush: bool = False) -> None:
+        """Append per-epoch rows; history.csv is rewritten at most every few seconds
+        (and always when the run finishes), so thousands of short epochs stay cheap."""
         self.history.extend(rows)
-        write_csv(self.folder / "history.csv", self.history)
+        now = time.perf_counter()
+        if flush or now - self._history_written >= HISTORY_EVERY_S:
+            self._flush_history()
+            self._history_written = now
+
+    def _flush_history(self) -> None:
+        if self.history:
+            write_csv(self.folder / "history.csv", self.history)
 
     def save_model(self, model: Any, name: str = "model.pt", **extra: Any) -> Path:
         """Save a torch state_dict (loadable with weights_only=True) and its metadata."""
@@ -351,6 +362,7 @@ class RunContext:
         from dlab.report.record import program_record
 
         assert status in STATUSES, status
+        self._flush_history()
         summary = to_jsonable(self.summary(status, message))
         write_json(self.folder / "metrics.json", summary)
         atomic_write(self.folder / "record.md", program_record(summary, self.program))

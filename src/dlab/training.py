@@ -22,7 +22,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from dlab.runs import Diverged, RunContext
+from dlab.runs import CHECKPOINT_EVERY_S, Diverged, RunContext
 
 Batch = tuple[Tensor, ...]
 Step = Callable[[Batch], dict[str, Any]]
@@ -184,7 +184,7 @@ def fit(model: nn.Module, train: Any, *, ctx: RunContext, epochs: int,
         if state.get("done"):
             start_epoch = epochs + 1
 
-    t_start = time.perf_counter()
+    t_start = saved_at = time.perf_counter()
     sign = -1.0 if monitor.endswith(("acc", "accuracy", "auc", "r2")) else 1.0
     for epoch in range(start_epoch, epochs + 1):
         t0 = time.perf_counter()
@@ -239,9 +239,12 @@ def fit(model: nn.Module, train: Any, *, ctx: RunContext, epochs: int,
             else:
                 bad_epochs += 1
                 stop = bad_epochs >= patience
-        if checkpoint:
+        done = stop or epoch == epochs
+        if checkpoint and (done or epoch == start_epoch
+                           or time.perf_counter() - saved_at >= CHECKPOINT_EVERY_S):
             _save_checkpoint(ckpt_path, model, opts, scheduler, epoch, result.history,
-                             best_score, best_state, bad_epochs, done=stop or epoch == epochs)
+                             best_score, best_state, bad_epochs, done=done)
+            saved_at = time.perf_counter()
         if stop:
             result.stopped_early = True
             ctx.log(f"{name}: early stop after epoch {epoch} (best {monitor} at epoch "

@@ -1,0 +1,1 @@
+"""Keras 3 variants of the programs (backend-agnostic: keras.ops only)."""

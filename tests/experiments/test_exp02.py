@@ -1,0 +1,188 @@
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from dlab import runs
+from dlab.data.tabular import german_credit
+from dlab.experiments import exp02_mlp as e2
+from dlab.models.mlp import MLP
+from dlab.registry import PROGRAMS
+
+
+@pytest.fixture
+def smoke(tmp_path, monkeypatch):
+    """Run a program at the smoke profile with one torch thread (two OpenMP threads on a
+    loaded two-core machine make tiny matrix products tens of times slower)."""
+    threads = torch.get_num_threads()
+    monkeypatch.setattr(runs, "cpu_count", lambda: 1)
+
+    def go(pid, **sets):
+        out = runs.run_program(PROGRAMS[pid], profile="smoke", out=tmp_path, quiet=True,
+                               device="cpu", sets={k: str(v) for k, v in sets.items()})
+        return out, json.loads((out.folder / "metrics.json").read_text())
+
+    yield go
+    torch.set_num_threads(threads)
+
+
+def _params(seed, hidden=4):
+    return e2.init_params(2, hidden, np.random.default_rng(seed))
+
+
+XOR_X = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=np.float64)
+XOR_Y = np.array([[0], [1], [1], [0]], dtype=np.float64)
+
+
+@pytest.mark.parametrize("kind", ["mse", "bce"])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_backward_matches_finite_differences(kind, seed):
+    params = _params(seed)
+    params["b1"] += np.random.default_rng(seed + 10).normal(0, 0.5, 4)  # non-zero biases
+    assert e2.gradcheck_own(params, XOR_X, XOR_Y, kind) < 1e-7
+
+
+@pytest.mark.parametrize("kind", ["mse", "bce"])
+def test_backward_matches_torch_autograd(kind):
+    params = _params(3, hidden=5)
+    grads = e2.backward(params, e2.forward(params, XOR_X), XOR_X, XOR_Y, kind)
+    t = {k: torch.tensor(v, requires_grad=True) for k, v in params.items()}
+    x, y = torch.tensor(XOR_X), torch.tensor(XOR_Y)
+    z2 = torch.sigmoid(x @ t["W1"] + t["b1"]) @ t["W2"] + t["b2"]
+    if kind == "mse":
+        loss = ((torch.sigmoid(z2) - y) ** 2).mean()
+    else:
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(z2, y)
+    loss.backward()
+    assert e2.loss_value(e2.forward(params, XOR_X), XOR_Y, kind) == pytest.approx(
+        float(loss.detach()), rel=1e-12)
+    for k in e2.ORDER:
+        np.testing.assert_allclose(grads[k], t[k].grad.numpy(), rtol=1e-10, atol=1e-14)
+
+
+def test_hand_computed_single_unit_case():
+    # x = (1, 0), y = 1, one hidden unit with w = (1, 0), output weight 1, zero biases.
+    params = {"W1": np.array([[1.0], [0.0]]), "b1": np.zeros(1), "W2": np.array([[1.0]]),
+              "b2": np.zeros(1)}
+    X, y = np.array([[1.0, 0.0]]), np.array([[1.0]])
+    s = 1 / (1 + math.exp(-1))
+    p = 1 / (1 + math.exp(-s))
+    cache = e2.forward(params, X)
+    assert cache["h"][0, 0] == pytest.approx(s, rel=1e-14)
+    assert cache["p"][0, 0] == pytest.approx(p, rel=1e-14)
+    assert e2.loss_value(cache, y, "bce") == pytest.approx(-math.log(p), rel=1e-12)
+    g = e2.backward(params, cache, X, y, "bce")
+    assert g["W2"][0, 0] == pytest.approx(s * (p - 1), rel=1e-12)
+    assert g["b2"][0] == pytest.approx(p - 1, rel=1e-12)
+    assert g["W1"][0, 0] == pytest.approx((p - 1) * s * (1 - s), rel=1e-12)
+    assert g["W1"][1, 0] == 0.0  # the input is 0 there
+    gm = e2.backward(params, cache, X, y, "mse")
+    assert gm["b2"][0] == pytest.approx(2 * (p - 1) * p * (1 - p), rel=1e-12)
+
+
+def test_zero_weights_are_a_stationary_point_of_xor():
+    params = {"W1": np.zeros((2, 4)), "b1": np.zeros(4), "W2": np.zeros((4, 1)),
+              "b2": np.zeros(1)}
+    cache = e2.forward(params, XOR_X)
+    assert np.all(cache["p"] == 0.5)
+    assert e2.loss_value(cache, XOR_Y, "mse") == pytest.approx(0.25)
+    assert e2.loss_value(cache, XOR_Y, "bce") == pytest.approx(math.log(2))
+    for g in e2.backward(params, cache, XOR_X, XOR_Y, "bce").values():
+        assert np.all(g == 0)
+
+
+@pytest.mark.parametrize("kind", ["mse", "bce"])
+def test_same_outputs_gradients_and_training_as_dlab_scratch(kind):
+    diffs = e2.compare_with_scratch(_params(4), XOR_X, XOR_Y, kind, lr=0.5, epochs=50)
+    assert diffs["outputs"] < 1e-14
+    assert diffs["gradients"] < 1e-14
+    assert diffs["trained_weights"] < 1e-12
+
+
+def test_training_solves_xor_and_records_epoch():
+    params = _params(0)
+    losses, solved = e2.train_xor(params, XOR_X, XOR_Y, lr=2.0, epochs=1500, kind="bce")
+    assert losses[-1] < losses[0] / 10
+    assert solved is not None and 0 < solved <= 1500
+    assert e2.all_right(e2.forward(params, XOR_X)["p"], XOR_Y)
+
+
+def test_mlp_parameter_count_and_seeded_init():
+    a = MLP((61, 16, 8, 1), "relu", generator=torch.Generator().manual_seed(0))
+    b = MLP((61, 16, 8, 1), "relu", generator=torch.Generator().manual_seed(0))
+    c = MLP((61, 16, 8, 1), "relu", generator=torch.Generator().manual_seed(1))
+    assert sum(p.numel() for p in a.parameters()) == 61 * 16 + 16 + 16 * 8 + 8 + 8 + 1
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters(), strict=True))
+    assert not torch.equal(a.linears[0].weight, c.linears[0].weight)
+    assert a(torch.zeros(5, 61)).shape == (5, 1)
+    bound = 1 / math.sqrt(61)  # PyTorch's default bound for fan_in 61
+    assert a.linears[0].weight.abs().max() <= bound and a.linears[0].bias.abs().max() <= bound
+    with pytest.raises(ValueError, match="activation"):
+        MLP((2, 1), "swish")
+
+
+def test_credit_scaler_is_fit_on_training_rows_only():
+    table = german_credit()
+    prep = e2.prepare_table(table.frame, table.target, 0.25, seed=0)
+    num = list(prep.preprocessor.named_transformers_["num"].feature_names_in_)
+    assert "credit_amount" in num and "age_in_years" in num
+    scaler = prep.preprocessor.named_transformers_["num"][-1]
+    train = table.frame.iloc[prep.train_idx][num].to_numpy(np.float64)
+    test = table.frame.iloc[prep.test_idx][num].to_numpy(np.float64)
+    np.testing.assert_allclose(scaler.mean_, train.mean(axis=0), rtol=1e-12)
+    np.testing.assert_allclose(scaler.scale_, train.std(axis=0), rtol=1e-12)
+    full_mean = table.frame[num].to_numpy(np.float64).mean(axis=0)
+    assert not np.allclose(scaler.mean_, full_mean, rtol=1e-6)  # a scaler fit on all rows fails
+    k = len(num)
+    np.testing.assert_allclose(prep.X_train[:, :k].mean(axis=0), 0, atol=1e-5)
+    np.testing.assert_allclose(prep.X_test[:, :k], (test - train.mean(0)) / train.std(0),
+                               rtol=1e-5, atol=1e-5)
+    # one-hot groups: every categorical column contributes exactly one 1 per row
+    assert np.all(np.isin(prep.X_train[:, k:], (0.0, 1.0)))
+    n_cat = table.frame.shape[1] - 1 - k
+    assert np.all(prep.X_train[:, k:].sum(axis=1) == n_cat)
+    # stratified: the bad-risk share is the same in both parts
+    assert prep.y_train.mean() == pytest.approx(prep.y_test.mean(), abs=0.01)
+    assert len(set(prep.train_idx) & set(prep.test_idx)) == 0
+
+
+def test_raw_preparation_keeps_raw_numbers():
+    table = german_credit()
+    prep = e2.prepare_table(table.frame, table.target, 0.25, seed=0, scale=False)
+    col = prep.feature_names.index("credit_amount")
+    np.testing.assert_array_equal(
+        prep.X_train[:, col], table.frame["credit_amount"].to_numpy()[prep.train_idx])
+
+
+def test_xor_program_smoke(smoke):
+    out, meta = smoke("2.1")
+    m = meta["metrics"]
+    assert out.status == "ok"
+    assert m["n_seeds"] == 3 and 0 <= m["success_rate"] <= 1
+    assert m["successes"] == 3  # lr 2 for 400 epochs solves these seeds
+    assert m["gradcheck_max_rel_error"] < 1e-6
+    assert max(m["scratch_max_abs_diff"].values()) < 1e-12
+    assert (out.folder / "xor_loss.png").exists() and (out.folder / "history.csv").exists()
+    assert any("finite differences" in s for s in meta["record"]["analysis"])
+
+
+def test_credit_program_smoke(smoke):
+    out, meta = smoke("2.2")
+    m = meta["metrics"]
+    assert out.status == "ok"
+    assert m["majority_accuracy"] == pytest.approx(0.7)
+    assert 0.5 < m["logreg_auc"] <= 1 and 0.3 < m["test_auc"] <= 1
+    assert 0 <= m["test_accuracy"] <= 1
+    assert m["n_inputs"] == 61
+    raw = m["raw_features"]
+    assert raw["saturated_fraction"] > 0.9  # raw amounts saturate the sigmoid units
+    assert raw["output_std"] < raw["standardised_output_std"]
+    assert raw["frozen_first_layer_weights"] > raw["standardised_frozen_first_layer_weights"]
+    for name in ("weights.png", "weights.txt", "model.pt", "model.json", "history.csv"):
+        assert (out.folder / name).exists(), name
+    text = (out.folder / "weights.txt").read_text()
+    assert "== epoch 0 ==" in text and "layer 3 kernel (8, 1)" in text
+    state = torch.load(out.folder / "model.pt", weights_only=True)
+    assert state["0.weight"].shape == (16, 61)

@@ -1,0 +1,152 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from dlab import runs
+from dlab.experiments import exp05_gradient_descent as e5
+from dlab.registry import PROGRAMS
+from dlab.scratch import SGD, Dense, Sequential
+
+
+@pytest.fixture
+def smoke(tmp_path, monkeypatch):
+    """Run a program at the smoke profile with one torch thread (two OpenMP threads on a
+    loaded two-core machine make tiny matrix products tens of times slower)."""
+    threads = torch.get_num_threads()
+    monkeypatch.setattr(runs, "cpu_count", lambda: 1)
+
+    def go(pid, **sets):
+        out = runs.run_program(PROGRAMS[pid], profile="smoke", out=tmp_path, quiet=True,
+                               device="cpu", sets={k: str(v) for k, v in sets.items()})
+        return out, json.loads((out.folder / "metrics.json").read_text())
+
+    yield go
+    torch.set_num_threads(threads)
+
+
+def test_one_update_by_hand_bias_uses_a_not_a_squared():
+    # One softmax layer with zero weights on x = (1, 2), target class 0:
+    # p = (0.5, 0.5), dL/dz = p - y = (-0.5, 0.5), dW = x^T dL/dz, db = dL/dz.
+    model = Sequential([Dense(2, "softmax", input_dim=2)], seed=0, dtype=np.float64)
+    model.compile("categorical_crossentropy", SGD(0.1))
+    model.set_weights([np.zeros((2, 2)), np.zeros(2)])
+    X, Y = np.array([[1.0, 2.0]]), np.array([[1.0, 0.0]])
+    e5.gd_step(model, X, Y, lr=0.1)
+    W, b = model.get_weights()
+    np.testing.assert_allclose(W, [[0.05, -0.05], [0.1, -0.1]], rtol=1e-12)
+    np.testing.assert_allclose(b, [0.05, -0.05], rtol=1e-12)  # a * db, not a^2 * db = 0.005
+    # the manual's rule, when asked for, really is a^2
+    model.set_weights([np.zeros((2, 2)), np.zeros(2)])
+    e5.gd_step(model, X, Y, lr=0.1, bias_lr=0.1 ** 2)
+    np.testing.assert_allclose(model.get_weights()[1], [0.005, -0.005], rtol=1e-12)
+
+
+def test_gd_step_equals_torch_sgd_on_a_4_2_2_network():
+    model = e5.make_net((4, 2, 2), "tanh", seed=3)
+    rng = np.random.default_rng(0)
+    X, labels = rng.normal(size=(7, 4)), rng.integers(0, 2, 7)
+    Y = np.eye(2)[labels]
+    W1, b1, W2, b2 = (torch.tensor(w, requires_grad=True) for w in model.get_weights())
+    opt = torch.optim.SGD([W1, b1, W2, b2], lr=0.3)
+    for _ in range(3):
+        e5.gd_step(model, X, Y, lr=0.3)
+        logits = torch.tanh(torch.tensor(X) @ W1 + b1) @ W2 + b2
+        loss = torch.nn.functional.cross_entropy(logits, torch.tensor(labels))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    for ours, theirs in zip(model.get_weights(), (W1, b1, W2, b2), strict=True):
+        np.testing.assert_allclose(ours, theirs.detach().numpy(), rtol=1e-10, atol=1e-12)
+
+
+def test_gd_epoch_batch_sizes():
+    X = np.random.default_rng(1).normal(size=(10, 4))
+    Y = np.eye(2)[np.arange(10) % 2]
+    full, one = e5.make_net((4, 2, 2), "tanh", 0), e5.make_net((4, 2, 2), "tanh", 0)
+    e5.gd_epoch(full, X, Y, 0.1, batch_size=10, rng=np.random.default_rng(0))
+    e5.gd_step(one, X, Y, 0.1)
+    for a, b in zip(full.get_weights(), one.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)  # a batch of N is one full-batch step
+    sgd, by_hand = e5.make_net((4, 2, 2), "tanh", 0), e5.make_net((4, 2, 2), "tanh", 0)
+    e5.gd_epoch(sgd, X, Y, 0.1, batch_size=1, rng=np.random.default_rng(5))
+    for i in np.random.default_rng(5).permutation(10):  # same order, one row per step
+        e5.gd_step(by_hand, X[i:i + 1], Y[i:i + 1], 0.1)
+    for a, b in zip(sgd.get_weights(), by_hand.get_weights(), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-12)
+
+
+def test_standardise_uses_training_statistics_only():
+    tr = np.array([[1.0, 10.0], [3.0, 30.0]])
+    te = np.array([[5.0, 50.0]])
+    a, b = e5.standardise(tr, te)
+    np.testing.assert_allclose(a, [[-1, -1], [1, 1]])
+    np.testing.assert_allclose(b, [[3, 3]])  # (5 - 2) / 1 and (50 - 20) / 10
+
+
+def test_oscillation_counts_rising_steps():
+    assert e5.oscillation(np.array([3.0, 2.0, 1.0])) == 0.0
+    assert e5.oscillation(np.array([1.0, 2.0, 1.0, 2.0, 1.0])) == 0.5
+
+
+def test_iris_splits_are_stratified():
+    X_tr, X_te, y_tr, y_te = e5.iris_split(0, 0.2)
+    assert X_tr.shape == (120, 4) and X_te.shape == (30, 4)
+    assert np.bincount(y_te).tolist() == [10, 10, 10]
+    np.testing.assert_allclose(X_tr.mean(axis=0), 0, atol=1e-6)
+    a, b, c, d = e5.iris_two_classes(0)
+    assert set(np.unique(c)) == {0, 1} and len(c) + len(d) == 100
+
+
+def test_repeat_batch_gives_k_full_batch_steps(tmp_path):
+    from dlab.models.mlp import MLP
+    from dlab.training import fit
+
+    ctx = runs.RunContext(PROGRAMS["5.2"], e5.IrisConfig(), tmp_path, profile="smoke",
+                          seed=0, device="cpu", quiet=True)
+    X = torch.randn(12, 4, generator=torch.Generator().manual_seed(0))
+    y = torch.arange(12) % 3
+    a = MLP((4, 5, 3), generator=torch.Generator().manual_seed(1))
+    b = MLP((4, 5, 3), generator=torch.Generator().manual_seed(1))
+    opt = torch.optim.SGD(a.parameters(), lr=0.2)
+    res = fit(a, e5.RepeatBatch((X, y), 4), ctx=ctx, epochs=2, optimizer=opt,
+              loss_fn=torch.nn.functional.cross_entropy, batch_size=12, checkpoint=False)
+    assert len(res.history) == 2
+    opt_b = torch.optim.SGD(b.parameters(), lr=0.2)
+    for _ in range(8):
+        loss = torch.nn.functional.cross_entropy(b(X), y)
+        opt_b.zero_grad()
+        loss.backward()
+        opt_b.step()
+    for p, q in zip(a.parameters(), b.parameters(), strict=True):
+        torch.testing.assert_close(p, q)
+
+
+def test_iris_config_rejects_uneven_logging():
+    with pytest.raises(ValueError, match="multiple"):
+        e5.IrisConfig(epochs=35, log_every=10).validate()
+
+
+def test_gradient_descent_program_smoke(smoke):
+    out, meta = smoke("5.1")
+    m = meta["metrics"]
+    assert out.status == "ok" and m["sizes"] == [4, 2, 2]
+    losses = m["final_loss"]
+    assert losses["0.5"] < losses["0.01"]  # the good rate beats the tiny one
+    assert m["rising_steps"]["30"] > 0.1 and m["rising_steps"]["0.5"] == 0
+    assert m["best_lr"] == 0.5
+    assert (out.folder / "learning_rates.png").exists()
+    hist = (out.folder / "history.csv").read_text().splitlines()
+    assert hist[0].startswith("model,epoch,loss") and len(hist) == 1 + 3 * 61
+
+
+def test_iris_program_smoke(smoke):
+    out, meta = smoke("5.2")
+    m = meta["metrics"]
+    assert out.status == "ok" and m["n_test"] == 30
+    assert np.array(m["confusion_matrix"]).sum() == 30
+    assert np.trace(np.array(m["confusion_matrix"])) == 30 - m["test_errors"]
+    assert m["test_accuracy"] == pytest.approx(1 - m["test_errors"] / 30)
+    assert m["test_accuracy"] > 0.5  # 30 full-batch steps already beat chance (1/3)
+    assert (out.folder / "model.pt").exists() and (out.folder / "iris.png").exists()

@@ -1,0 +1,117 @@
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from dlab import runs
+from dlab.errors import DataError, UsageError
+from dlab.experiments import exp06_sgd as e6
+from dlab.registry import PROGRAMS
+
+
+@pytest.fixture
+def smoke(tmp_path, monkeypatch):
+    """Run a program at the smoke profile with one torch thread (two OpenMP threads on a
+    loaded two-core machine make tiny matrix products tens of times slower)."""
+    threads = torch.get_num_threads()
+    monkeypatch.setattr(runs, "cpu_count", lambda: 1)
+
+    def go(pid, **sets):
+        out = runs.run_program(PROGRAMS[pid], profile="smoke", out=tmp_path / "runs",
+                               quiet=True, device="cpu",
+                               sets={k: str(v) for k, v in sets.items()})
+        return out, json.loads((out.folder / "metrics.json").read_text())
+
+    yield go
+    torch.set_num_threads(threads)
+
+
+def test_time_to_reach():
+    losses = np.array([1.0, 0.5, 0.3, 0.2])
+    seconds = np.array([0.0, 0.1, 0.25, 0.4])
+    assert e6.time_to_reach(losses, seconds, 0.3) == 0.25
+    assert e6.time_to_reach(losses, seconds, 0.1) == float("inf")
+
+
+def test_breast_cancer_split_is_standardised_on_training_rows():
+    from dlab.data.tabular import breast_cancer
+
+    X_tr, X_te, y_tr, y_te = e6.breast_cancer_split(0, 0.25)
+    assert X_tr.shape == (426, 30) and X_te.shape == (143, 30)
+    np.testing.assert_allclose(X_tr.mean(axis=0), 0, atol=1e-10)
+    np.testing.assert_allclose(X_tr.std(axis=0), 1, atol=1e-10)
+    assert np.abs(X_te.mean(axis=0)).max() > 1e-3  # test rows were not used for the scaler
+    raw = breast_cancer().frame["target"].to_numpy()
+    assert abs(y_tr.mean() - raw.mean()) < 0.01 and abs(y_te.mean() - raw.mean()) < 0.01
+
+
+def test_keras_and_torch_networks_have_the_same_parameter_count():
+    from dlab.keras_programs.breast_cancer import build_model
+    from dlab.models.mlp import MLP
+
+    expected = 30 * 32 + 32 + 32 * 16 + 16 + 16 + 1
+    assert build_model(30).count_params() == expected
+    assert sum(p.numel() for p in MLP((30, 32, 16, 1)).parameters()) == expected
+
+
+def test_binary_table_from_user_csv(tmp_path):
+    csv = tmp_path / "t.csv"
+    pd.DataFrame({"a": [1.0, 2.0, None, 4.0] * 5, "colour": ["r", "g", "b", "r"] * 5,
+                  "label": ["yes", "no"] * 10}).to_csv(csv, index=False)
+    table, values = e6.load_binary_table(e6.NormConfig(csv=str(csv), target="label"))
+    assert values == ["no", "yes"]
+    assert table.frame["label"].tolist() == [1, 0] * 10
+    pd.DataFrame({"a": range(12), "label": [0, 1, 2] * 4}).to_csv(csv, index=False)
+    with pytest.raises(DataError, match="exactly two"):
+        e6.load_binary_table(e6.NormConfig(csv=str(csv), target="label"))
+
+
+def test_csv_without_target_is_a_usage_error(tmp_path):
+    with pytest.raises(UsageError, match="csv and target go together"):
+        runs.run_program(PROGRAMS["6.2"], profile="smoke", out=tmp_path, quiet=True,
+                         device="cpu", sets={"csv": "x.csv"})
+    assert not any(tmp_path.rglob("metrics.json"))
+
+
+def test_sgd_program_smoke(smoke):
+    out, meta = smoke("6.1")
+    m = meta["metrics"]
+    assert out.status == "ok"
+    assert set(m["final_loss"]) == {"SGD (batch 1)", "mini-batch (32)", "full batch (426)"}
+    assert all(v < 0.69 for v in m["final_loss"].values())  # below the initial ~log 2 level
+    assert all(v > 0.8 for v in m["test_accuracy"].values())
+    assert all(v > 0 for v in m["train_seconds"].values())
+    # one-sample steps cost more time per epoch than one full-batch step
+    assert m["train_seconds"]["SGD (batch 1)"] > m["train_seconds"]["full batch (426)"]
+    for name in ("sgd_loss.png", "weights.png", "history.csv"):
+        assert (out.folder / name).exists()
+
+
+def test_normalisation_program_smoke_both_frameworks(smoke):
+    out, meta = smoke("6.2")
+    m = meta["metrics"]
+    assert out.status == "ok"
+    for fw in ("torch", "keras"):
+        assert 0.8 < m[fw]["standardised_accuracy"] <= 1, fw
+        assert 0 <= m[fw]["raw_accuracy"] <= 1
+    assert m["largest_raw_input"] > 1000  # breast cancer's 'area' features are in the 1000s
+    model = json.loads((out.folder / "model.json").read_text())
+    assert len(model["scaler_mean"]) == 30
+    rows = (out.folder / "history.csv").read_text()
+    assert "keras_standardised_seed0" in rows and "torch_raw_seed0" in rows
+
+
+def test_normalisation_program_on_a_user_csv(smoke, tmp_path):
+    from dlab.data.tabular import breast_cancer
+
+    frame = breast_cancer().frame.iloc[:, [0, 1, 2, 3, 30]].copy()
+    frame["target"] = frame["target"].map({0: "malignant", 1: "benign"})
+    frame.loc[::17, "mean radius"] = np.nan  # gaps, imputed from training rows
+    csv = tmp_path / "cells.csv"
+    frame.to_csv(csv, index=False)
+    out, meta = smoke("6.2", csv=csv, target="target", frameworks="torch")
+    assert out.status == "ok" and "keras" not in meta["metrics"]
+    assert meta["metrics"]["torch"]["standardised_accuracy"] > 0.6
+    assert any("'benign' -> 0" in line for line in meta["record"]["data"])

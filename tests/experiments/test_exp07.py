@@ -1,0 +1,113 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from dlab import runs
+from dlab.experiments import exp07_backprop as e7
+from dlab.registry import PROGRAMS
+
+
+@pytest.fixture
+def smoke(tmp_path):
+    def go(pid, **sets):
+        out = runs.run_program(PROGRAMS[pid], profile="smoke", out=tmp_path, quiet=True,
+                               device="cpu", sets={k: str(v) for k, v in sets.items()})
+        return out, json.loads((out.folder / "metrics.json").read_text())
+
+    return go
+
+
+X = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=np.float64)
+Y = np.array([[0], [1], [1], [0]], dtype=np.float64)
+
+
+def _params(seed, h1=3, h2=4):
+    rng = np.random.default_rng(seed)
+    return [rng.normal(0, 1, (2, h1)), rng.normal(0, 0.5, h1), rng.normal(0, 1, (h1, h2)),
+            rng.normal(0, 0.5, h2), rng.normal(0, 1, (h2, 1)), rng.normal(0, 0.5, 1)]
+
+
+@pytest.mark.parametrize("f", ["tanh", "sigmoid", "relu"])
+def test_two_hidden_backward_matches_finite_differences(f):
+    params = _params(1)
+    grads = e7.backward_two_hidden(params, e7.forward_two_hidden(params, X, f), X, Y, f)
+    numeric = e7.fd_two_hidden([p.copy() for p in params], X, Y, f)
+    assert [g.shape for g in grads] == [p.shape for p in params]
+    assert e7.max_rel_error(grads, numeric) < 1e-6
+
+
+@pytest.mark.parametrize("f", ["tanh", "sigmoid", "relu"])
+def test_two_hidden_backward_matches_torch_autograd(f):
+    params = _params(2)
+    grads = e7.backward_two_hidden(params, e7.forward_two_hidden(params, X, f), X, Y, f)
+    t = [torch.tensor(p, requires_grad=True) for p in params]
+    g = {"tanh": torch.tanh, "sigmoid": torch.sigmoid, "relu": torch.relu}[f]
+    z3 = g(g(torch.tensor(X) @ t[0] + t[1]) @ t[2] + t[3]) @ t[4] + t[5]
+    loss = torch.nn.functional.binary_cross_entropy_with_logits(z3, torch.tensor(Y))
+    loss.backward()
+    cache = e7.forward_two_hidden(params, X, f)
+    assert e7.bce_from_logit(cache["Z3"], Y) == pytest.approx(float(loss.detach()), rel=1e-12)
+    for ours, theirs in zip(grads, t, strict=True):
+        np.testing.assert_allclose(ours, theirs.grad.numpy(), rtol=1e-10, atol=1e-14)
+
+
+def test_two_hidden_equations_match_dlab_scratch_with_copied_weights():
+    model = e7.xor_net((3, 3), "tanh", seed=4, dtype=np.float64)
+    params = model.get_weights()
+    ours = e7.backward_two_hidden(params, e7.forward_two_hidden(params, X, "tanh"), X, Y,
+                                  "tanh")
+    np.testing.assert_allclose(e7.forward_two_hidden(params, X, "tanh")["P"],
+                               model.predict(X), rtol=1e-13)
+    for a, b in zip(ours, model.gradients(X, Y), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-15)
+
+
+def test_summary_parameter_counts():
+    one = e7.xor_net((4,), "tanh", seed=0)
+    two = e7.xor_net((4, 4), "tanh", seed=0)
+    assert [r[2] for r in e7.summary_rows(one)] == [12, 5]
+    assert [r[2] for r in e7.summary_rows(two)] == [12, 20, 5]
+    assert one.count_params() == 17 and two.count_params() == 37
+
+
+def test_manual_initialiser_scale():
+    w = e7.small_normal((200, 300), np.random.default_rng(0), np.float32)
+    assert w.dtype == np.float32 and abs(w.std() - 0.01) < 2e-4 and abs(w.mean()) < 1e-4
+
+
+def test_train_until_reports_when_solved():
+    from dlab.scratch import SGD
+
+    model = e7.xor_net((4,), "tanh", np.random.default_rng(0), optimizer=SGD(0.5))
+    losses, solved = e7.train_until(model, X.astype(np.float32), Y.astype(np.float32),
+                                    epochs=1000, check_every=10)
+    assert len(losses) == 1000 and losses[-1] < losses[0]
+    assert solved is not None and solved % 10 == 0
+    assert e7.solves(model, X, Y)
+
+
+def test_keras_like_program_smoke(smoke):
+    out, meta = smoke("7.1")
+    m = meta["metrics"]
+    assert out.status == "ok" and m["params"] == 17
+    assert m["gradcheck_max_rel_error"] < 1e-6
+    assert "backward() needs a call" in m["backward_before_forward"]
+    manual = m["manual_net"]
+    assert manual["max_abs_output_minus_half"] < 0.01  # the 0.01-weight net stays at 0.5
+    assert manual["gradient_norm_at_start"] < manual["glorot_gradient_norm_at_start"]
+    titles = [t["title"] for t in meta["record"]["tables"]]
+    assert "model.summary() of the network" in titles
+    assert (out.folder / "xor_loss.png").exists()
+
+
+def test_two_hidden_program_smoke(smoke):
+    out, meta = smoke("7.2")
+    m = meta["metrics"]
+    assert out.status == "ok"
+    assert m["fd_max_rel_error"] < 1e-6 and m["scratch_max_abs_diff"] < 1e-12
+    assert m["2-4-1"]["params"] == 17 and m["2-4-4-1"]["params"] == 37
+    eq = next(t for t in meta["record"]["tables"] if t["title"].startswith("Forward and back"))
+    assert any("delta_2" in row[1] for row in eq["rows"])
+    assert (out.folder / "one_vs_two.png").exists()
