@@ -6,15 +6,20 @@ Errors meant for users (DlabError) print as one line and exit with status 2;
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
-import typer
-from rich.console import Console
-from rich.table import Table
+# Idle OpenMP threads sleep instead of spinning: on a shared 2-core machine spinning
+# threads slowed small torch models down by an order of magnitude. Set before torch loads.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from dlab import __version__
-from dlab.errors import DlabError, UsageError
+import typer  # noqa: E402
+from rich.console import Console  # noqa: E402
+from rich.table import Table  # noqa: E402
+
+from dlab import __version__  # noqa: E402
+from dlab.errors import DlabError, UsageError  # noqa: E402
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="dlab: the deep-learning lab course, run correctly and recorded honestly.")
@@ -143,9 +148,32 @@ def report(
 
 
 @app.command()
-def study(program_id: str = typer.Argument(..., metavar="ID")) -> None:
-    """Run a program's hyperparameter study (12.2, 13.2, 14.2, 15.2, 16.2)."""
-    raise UsageError(f"study {program_id}: hyperparameter studies are not built yet")
+def study(
+    program_id: str = typer.Argument(..., metavar="ID",
+                                     help="12.2, 13.2, 14.2, 15.2, 16.2 (or 12..16)"),
+    profile: str = typer.Option("quick", help="smoke, quick or full"),
+    seed: int = typer.Option(0, help="Seed of every trial."),
+    device: str = typer.Option("auto", help="cpu, cuda or auto"),
+    storage: str | None = typer.Option(
+        None, "--storage", help="Optuna storage URL (default: SQLite file in the study folder)"),
+    workers: int = typer.Option(1, "--workers", help="Local processes running trials at once."),
+    out_dir: Path = typer.Option(Path("runs"), "--out", help="Folder for run folders."),
+    data_dir: Path | None = typer.Option(None, "--data-dir", envvar="DLAB_DATA"),
+    quiet: bool = typer.Option(False, "--quiet", "-q"),
+) -> None:
+    """Run (or continue) a program's hyperparameter study."""
+    from dlab.studies import run_study
+
+    if workers < 1:
+        raise UsageError(f"--workers must be 1 or more, got {workers}")
+    try:
+        folder = run_study(program_id, profile=profile, seed=seed, storage=storage,
+                           workers=workers, out=out_dir, quiet=quiet, data_dir=data_dir,
+                           device=device)
+    except KeyboardInterrupt:
+        out.print("study interrupted; run the same command again to continue it")
+        raise typer.Exit(130) from None
+    out.print(f"study record: {folder / 'record.md'}")
 
 
 @app.command()

