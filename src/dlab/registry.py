@@ -266,11 +266,13 @@ EXPERIMENTS: tuple[ExperimentInfo, ...] = (
            """Train a 784-128-64-32-64-128-784 autoencoder on MNIST, measure test
            reconstruction error against PCA with 32 components, and show originals next
            to reconstructions.""",
-           entry="dlab.experiments.exp12_autoencoder:AUTOENCODER"),
+           entry="dlab.experiments.exp12_autoencoder:AUTOENCODER",
+           headline="test_mse", target="below PCA with 32 components (pca_test_mse)"),
         _p("12.2", "Autoencoder hyperparameter study",
            """Vary depth, width, activation, latent size and learning rate and tabulate
            test reconstruction error.""",
-           entry="dlab.experiments.exp12_autoencoder:AE_STUDY"),
+           entry="dlab.experiments.exp12_autoencoder:AE_STUDY",
+           headline="best_test_mse", target="a table over depth, width, activation, latent size, learning rate"),
     )),
     ExperimentInfo(13, "Denoising autoencoder", (
         _p("13.1", "Convolutional denoising autoencoder",
@@ -278,12 +280,14 @@ EXPERIMENTS: tuple[ExperimentInfo, ...] = (
            before and after denoising and the quality of its bottleneck features with a
            linear probe.""",
            entry="dlab.experiments.exp13_denoising:DENOISING",
+           headline="psnr_denoised", target="PSNR above the noisy input; probe above raw pixels",
            defect="""The manual's 'features' are 7x7x128 = 6,272 numbers per image, more
            than the 784 pixels: there is no bottleneck."""),
         _p("13.2", "Denoising autoencoder study",
            """Vary bottleneck size, depth and activation; tabulate reconstruction error
            and linear-probe accuracy.""",
-           entry="dlab.experiments.exp13_denoising:DAE_STUDY"),
+           entry="dlab.experiments.exp13_denoising:DAE_STUDY",
+           headline="best_test_mse", target="a table over bottleneck, depth, activation"),
     )),
     ExperimentInfo(14, "NADE and MADE", (
         _p("14.1", "Autoregressive density estimation with NADE and MADE",
