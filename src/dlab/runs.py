@@ -137,6 +137,18 @@ def cpu_count() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+def threads() -> int:
+    """Threads for torch: $DLAB_THREADS when set (e.g. 1 on a shared machine), else one
+    per core available to this process."""
+    value = os.environ.get("DLAB_THREADS", "")
+    if value.strip():
+        try:
+            return max(1, int(value))
+        except ValueError:
+            raise UsageError(f"DLAB_THREADS={value!r}: expected a whole number") from None
+    return cpu_count()
+
+
 def resolve_device(name: str) -> str:
     """'cpu', 'cuda' or 'auto' (CUDA when present) -> 'cpu' or 'cuda'."""
     import torch
@@ -453,7 +465,7 @@ def run_program(program: ProgramInfo, *, profile: str = "quick", seed: int = 0,
     import torch
 
     seed_everything(seed)
-    torch.set_num_threads(cpu_count())
+    torch.set_num_threads(threads())
     if folder is None:
         folder = _new_folder(root, program.id, profile, seed)
     if not command:
