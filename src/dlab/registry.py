@@ -237,7 +237,8 @@ EXPERIMENTS: tuple[ExperimentInfo, ...] = (
            """Predict the next value of a noisy sine wave from a window of 20 with a
            simple RNN; chronological split; compare test MSE with repeating the last
            value and with the noise variance.""",
-           entry="dlab.experiments.exp10_rnn:SINE_RNN"),
+           entry="dlab.experiments.exp10_rnn:SINE_RNN",
+           headline="test_mse", target="below the naive last value; near the noise variance 0.01"),
         _p("10.2", "RNN, LSTM and GRU on long-memory tasks",
            """Compare RNN, LSTM and GRU of equal width on tasks that need long memory,
            over several seeds, with the mean and spread of test MSE.""",
@@ -253,12 +254,14 @@ EXPERIMENTS: tuple[ExperimentInfo, ...] = (
            period; compare RMSE and MAE in degrees with persistence and seasonal
            baselines.""",
            entry="dlab.experiments.exp11_lstm:WEATHER",
+           headline="pytorch_rmse", target="below persistence (tomorrow = today) and the seasonal mean",
            defect="""The manual fits the scaler on all data, and its forecast is no
            better than 'tomorrow equals today'."""),
         _p("11.2", "LSTM sequence model with a DataLoader",
            """Train a two-layer LSTM of width 50 on a synthetic sequence task through a
            DataLoader and compare held-out predictions with the truth.""",
            entry="dlab.experiments.exp11_lstm:SEQUENCE_LSTM",
+           headline="test_mse", target="far below predicting the mean",
            defect="The manual's model learns only the mean of the targets."),
     )),
     ExperimentInfo(12, "Autoencoder", (
