@@ -7,6 +7,7 @@ them), so results go straight into metrics.json.
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 
@@ -67,10 +68,14 @@ def gaussian_frechet(mu1: np.ndarray, cov1: np.ndarray, mu2: np.ndarray,
 
     mu1, mu2 = np.asarray(mu1, np.float64), np.asarray(mu2, np.float64)
     cov1, cov2 = np.atleast_2d(cov1).astype(np.float64), np.atleast_2d(cov2).astype(np.float64)
-    covmean = linalg.sqrtm(cov1 @ cov2)
-    if not np.isfinite(covmean).all():  # singular product: regularise (as FID code does)
-        offset = np.eye(len(cov1)) * 1e-6
-        covmean = linalg.sqrtm((cov1 + offset) @ (cov2 + offset))
+    with warnings.catch_warnings():
+        # A singular product (dead features, a collapsed generator) makes sqrtm warn;
+        # the result is still usable, and non-finite results are regularised below.
+        warnings.simplefilter("ignore", linalg.LinAlgWarning)
+        covmean = linalg.sqrtm(cov1 @ cov2)
+        if not np.isfinite(covmean).all():  # regularise, as FID implementations do
+            offset = np.eye(len(cov1)) * 1e-6
+            covmean = linalg.sqrtm((cov1 + offset) @ (cov2 + offset))
     covmean = np.real(covmean)
     diff = mu1 - mu2
     return float(max(diff @ diff + np.trace(cov1) + np.trace(cov2) - 2 * np.trace(covmean), 0.0))

@@ -1,0 +1,218 @@
+import copy
+import csv
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import nn
+
+from dlab.errors import UsageError
+from dlab.experiments import exp16_gan as e16
+from dlab.models import gan as gm
+from dlab.registry import PROGRAMS
+from dlab.runs import run_program
+
+
+def _linears(module):
+    return [(m.in_features, m.out_features) for m in module.modules() if isinstance(m, nn.Linear)]
+
+
+def test_manual_mlp_gan_layers_shapes_and_parameter_counts():
+    torch.manual_seed(0)
+    G, D = gm.MLPGenerator(), gm.MLPDiscriminator()
+    assert _linears(G) == [(100, 128), (128, 256), (256, 512), (512, 784)]
+    assert _linears(D) == [(784, 512), (512, 256), (256, 1)]
+    assert all(m.negative_slope == 0.2 for m in G.modules() if isinstance(m, nn.LeakyReLU))
+    assert sum(isinstance(m, nn.LeakyReLU) for m in D.modules()) == 2
+    assert sum(p.numel() for p in G.parameters()) == 579_728  # sum of (in + 1) * out
+    assert sum(p.numel() for p in D.parameters()) == 533_505
+    img = G(torch.randn(5, 100) * 10)  # large z: tanh must still bound the pixels
+    assert img.shape == (5, 1, 28, 28) and img.abs().max() <= 1.0
+    assert D(img).shape == (5,) and D(img.reshape(5, 784)).shape == (5,)
+    with pytest.raises(ValueError):
+        gm.MLPGenerator(hidden=())
+
+
+@pytest.mark.parametrize("width, batch", [(4, 1), (8, 3)])
+def test_dcgan_shapes_and_layers(width, batch):
+    pair = gm.build_gan("dcgan", latent_dim=10, width=width)
+    G, D = pair["generator"], pair["discriminator"]
+    G.train()
+    img = G(torch.randn(batch + 1, 10))  # batch norm in training mode needs 2+ samples
+    assert img.shape == (batch + 1, 1, 28, 28) and img.abs().max() <= 1.0
+    G.eval()
+    assert G(torch.randn(batch, 10)).shape == (batch, 1, 28, 28)
+    D.eval()
+    assert D(img).shape == (batch + 1,)
+    convt = [m for m in G.modules() if isinstance(m, nn.ConvTranspose2d)]
+    assert [(m.in_channels, m.out_channels, m.stride) for m in convt] == [
+        (2 * width, width, (2, 2)), (width, 1, (2, 2))]
+    assert sum(isinstance(m, nn.BatchNorm2d) for m in G.modules()) == 2
+    assert sum(isinstance(m, nn.BatchNorm2d) for m in D.modules()) == 1
+    assert isinstance(D.net[0], nn.Conv2d)  # no batch norm on the input layer
+    with pytest.raises(ValueError):
+        gm.build_gan("vae")
+
+
+def test_dcgan_initial_weights_follow_radford():
+    G = gm.DCGANGenerator(100, 32, generator=torch.Generator().manual_seed(0))
+    w = torch.cat([G.project.weight.flatten(), G.net[2].weight.flatten()])
+    assert abs(w.std().item() - 0.02) < 0.001 and abs(w.mean().item()) < 0.001
+    assert torch.all(G.net[-2].bias == 0)
+    again = gm.DCGANGenerator(100, 32, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(again.project.weight, G.project.weight)
+
+
+def test_gan_step_is_one_d_update_then_one_g_update():
+    torch.manual_seed(0)
+    gan = gm.build_gan("mlp", latent_dim=6, g_hidden=(8,), d_hidden=(8,))
+    ref, before = copy.deepcopy(gan), copy.deepcopy(gan)
+    opts = [torch.optim.SGD(gan[k].parameters(), lr=0.1)
+            for k in ("generator", "discriminator")]
+    x = torch.rand(5, 1, 28, 28) * 2 - 1
+    out = e16.gan_step(gan, *opts, 6, torch.Generator().manual_seed(7))((x,))
+
+    # by hand on the copy: same z, D step on detached fakes, then G step through the new D
+    G, D = ref["generator"], ref["discriminator"]
+    og = torch.optim.SGD(G.parameters(), lr=0.1)
+    od = torch.optim.SGD(D.parameters(), lr=0.1)
+    z = torch.randn(5, 6, generator=torch.Generator().manual_seed(7))
+    fake = G(z)
+    real_logit, fake_logit = D(x), D(fake.detach())
+    d_loss = 0.5 * (F.softplus(-real_logit).mean() + F.softplus(fake_logit).mean())
+    od.zero_grad()
+    d_loss.backward()
+    od.step()
+    g_loss = F.softplus(-D(fake)).mean()  # -log sigmoid(D(G(z)))
+    og.zero_grad()
+    g_loss.backward()
+    og.step()
+
+    d_loss, g_loss = d_loss.item(), g_loss.item()
+    assert float(out["d_loss"]) == pytest.approx(d_loss, rel=1e-5)
+    assert float(out["g_loss"]) == pytest.approx(g_loss, rel=1e-5)
+    assert float(out["loss"]) == pytest.approx(d_loss + g_loss, rel=1e-5)
+    assert float(out["d_real"]) == pytest.approx(torch.sigmoid(real_logit).mean().item(), rel=1e-5)
+    assert float(out["d_fake"]) == pytest.approx(torch.sigmoid(fake_logit).mean().item(), rel=1e-5)
+    for k in ("generator", "discriminator"):
+        for p, q in zip(gan[k].parameters(), ref[k].parameters(), strict=True):
+            torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6)
+    # and both networks did move
+    for k in ("generator", "discriminator"):
+        assert not torch.equal(gan[k].net[0].weight, before[k].net[0].weight)
+
+
+def test_sample_grid_places_and_scales_images():
+    imgs = np.stack([np.full((1, 2, 2), -1.0), np.full((1, 2, 2), 1.0), np.zeros((1, 2, 2))])
+    grid = e16.sample_grid(imgs, ncol=2, pad=1, background=7)
+    assert grid.shape == (7, 7) and grid.dtype == np.uint8
+    assert (grid[1:3, 1:3] == 0).all() and (grid[1:3, 4:6] == 255).all()
+    assert (grid[4:6, 1:3] == 128).all()  # 0 -> 127.5, rounded
+    assert (grid[4:6, 4:6] == 7).all() and (grid[0] == 7).all() and (grid[:, 3] == 7).all()
+
+
+def test_bad_settings_are_refused():
+    from dlab import config
+
+    impl = PROGRAMS["16.1"].load()
+    for sets in ({"models": "mlp,gan"}, {"models": "mlp,mlp"}, {"data": "cifar"},
+                 {"n_quality": "10"}, {"beta1": "1.5"}, {"classifier_channels": "8"}):
+        with pytest.raises(UsageError):
+            config.build(impl.config, impl.profiles, "smoke", sets, "16.1")
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    """One data folder for the module: the scoring classifier is trained once."""
+    return tmp_path_factory.mktemp("data")
+
+
+def _run(tmp_path, out, data_dir, sets=None, program="16.1"):
+    return run_program(PROGRAMS[program], profile="smoke", out=tmp_path / out, quiet=True,
+                       device="cpu", data_dir=data_dir, sets=sets)
+
+
+def test_gan_smoke_run_records_scores_samples_and_checkpoints(tmp_path, data_dir):
+    cached_before = list((data_dir / "classifiers").glob("*.pt"))
+    first = _run(tmp_path, "a", data_dir)
+    assert first.status == "ok"
+    info = json.loads((first.folder / "metrics.json").read_text())
+    m = info["metrics"]
+    assert info["status"] == "ok"
+    assert 0 <= m["frechet_floor"] < m["frechet_ceiling"]
+    assert m["classifier_cached"] is bool(cached_before)
+    assert 0.0 <= m["classifier_test_acc"] <= 1.0
+    assert m["mode_collapse_criterion"].startswith("mode collapse = at least 5 of the 10")
+    for kind in ("mlp", "dcgan"):
+        k = m[kind]
+        assert k["frechet"] >= 0 and math.isfinite(k["frechet"])
+        assert k["frechet_relative"] == pytest.approx(
+            (k["frechet"] - m["frechet_floor"]) / (m["frechet_ceiling"] - m["frechet_floor"]))
+        assert 0 <= k["class_entropy"] <= math.log(10) + 1e-9
+        assert 0 <= k["rare_classes"] <= 10
+        assert 0.1 - 1e-6 <= k["mean_confidence"] <= 1.0
+        assert isinstance(k["mode_collapse"], bool)
+        assert k["mode_collapse"] == (k["rare_classes"] >= 5)
+        assert k["stability"] in ("stable", "D wins", "mode collapse")
+        assert 0 <= k["d_real"] <= 1 and 0 <= k["d_fake"] <= 1
+        assert k["seconds_per_epoch"] > 0
+        with Image.open(first.folder / "samples" / f"{kind}-epoch001.png") as grid:
+            assert grid.size == (4 * 30 + 2, 4 * 30 + 2)  # 4x4 grid of 28 px, 2 px gaps
+        with Image.open(first.folder / f"{kind}-samples.gif") as gif:
+            assert gif.format == "GIF"
+        ckpt = torch.load(first.folder / f"checkpoint-{kind}.pt", weights_only=False)
+        assert len(ckpt["optimizers"]) == 2 and ckpt["epoch"] == 1  # G's and D's Adam
+        assert any(key.startswith("discriminator.") for key in ckpt["model"])
+    assert m["mode_collapse"] == (m["mlp"]["mode_collapse"] or m["dcgan"]["mode_collapse"])
+    assert "frechet" not in m  # two GANs: scores only per model
+    g = gm.MLPGenerator(100, (128, 256, 512))
+    g.load_state_dict(torch.load(first.folder / "mlp-generator.pt", weights_only=True))
+    for name in ("training.png", "samples-strip.png", "final-samples.png"):
+        assert (first.folder / name).stat().st_size > 1000
+    rows = list(csv.DictReader((first.folder / "history.csv").read_text().splitlines()))
+    assert {r["model"] for r in rows} == {"classifier", "mlp", "dcgan"}
+    assert len(list((data_dir / "classifiers").glob("*.pt"))) == 1
+
+    # A second run, of the MLP GAN alone, reuses the cached classifier and measures
+    # exactly the same: neither the cache nor the other GAN moves any random state.
+    second = _run(tmp_path, "b", data_dir, {"models": "mlp"})
+    m2 = json.loads((second.folder / "metrics.json").read_text())["metrics"]
+    assert m2["classifier_cached"] is True and "dcgan" not in m2
+    for key in ("frechet_floor", "frechet_ceiling", "classifier_test_acc"):
+        assert m2[key] == m[key]
+    for key in ("frechet", "class_entropy", "d_real", "d_fake", "mean_confidence"):
+        assert m2["mlp"][key] == m["mlp"][key], key
+    assert m2["frechet"] == m2["mlp"]["frechet"] and m2["stability"] == m2["mlp"]["stability"]
+
+
+def test_parse_widths():
+    assert e16.parse_widths("128-256-512") == (128, 256, 512)
+    assert e16.parse_widths("64") == (64,)
+    for bad in ("128,256", "0-5", "a"):
+        with pytest.raises(ValueError):
+            e16.parse_widths(bad)
+
+
+def test_gan_study_smoke_tabulates_quality_and_stability(tmp_path, data_dir):
+    plan_study = e16.gan_study(e16.GANStudyConfig(lrs=(1e-3,), batch_sizes=(128,)))
+    assert plan_study.base["models"] == ("mlp",) and plan_study.metric == "frechet"
+    out = _run(tmp_path, "s", data_dir, program="16.2")
+    assert out.status == "ok"
+    info = json.loads((out.folder / "metrics.json").read_text())
+    m = info["metrics"]
+    assert m["study"]["settings"] == 2 and m["study"]["complete"] == 2  # MLP GAN, DCGAN
+    assert sum(m["stability_counts"].values()) == 2
+    assert set(m["stability_counts"]) <= {"stable", "D wins", "mode collapse"}
+    assert m["best_frechet"] >= 0
+    (table,) = [t for t in info["record"]["tables"] if t["title"].startswith("Study over 16.1")]
+    cols = table["columns"]
+    assert {"models", "lr", "frechet", "stability", "rare_classes"} <= set(cols)
+    rows = {r[cols.index("models")]: r for r in table["rows"]}
+    assert set(rows) == {"mlp", "dcgan"}
+    for r in rows.values():
+        assert r[cols.index("frechet")] >= 0 and r[cols.index("status")] == "ok"
+        assert r[cols.index("stability")] in ("stable", "D wins", "mode collapse")

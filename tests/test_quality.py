@@ -1,0 +1,179 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from dlab import quality
+from dlab.models.classifier import MNISTClassifier
+from dlab.registry import PROGRAMS
+from dlab.runs import RunContext
+
+
+def _eig_frechet(f1, f2):
+    """Frechet distance with tr sqrt(C1 C2) = sum sqrt(eig(C1^1/2 C2 C1^1/2)) (symmetric)."""
+    m1, m2 = f1.mean(0), f2.mean(0)
+    c1, c2 = np.cov(f1, rowvar=False), np.cov(f2, rowvar=False)
+    w, v = np.linalg.eigh(c1)
+    s1 = (v * np.sqrt(np.clip(w, 0, None))) @ v.T
+    e = np.clip(np.linalg.eigvalsh(s1 @ c2 @ s1), 0, None)
+    return float(((m1 - m2) ** 2).sum() + np.trace(c1) + np.trace(c2) - 2 * np.sqrt(e).sum())
+
+
+def _ctx(folder, seed=0):
+    return RunContext(PROGRAMS["16.1"], None, folder, profile="smoke", seed=seed, device="cpu",
+                      quiet=True, data_dir=folder)
+
+
+def test_classifier_shapes_and_parameter_count():
+    torch.manual_seed(0)
+    m = MNISTClassifier((4, 8), 16).eval()
+    x = torch.randn(5, 1, 28, 28)
+    assert m(x).shape == (5, 10) and m.features(x).shape == (5, 16)
+    assert torch.equal(m(x), m.head(m.features(x)))
+    assert (m.features(x) >= 0).all()  # taken after the ReLU
+    # conv 1->4 (3x3) + conv 4->8 (3x3) + linear 8*49->16 + linear 16->10, with biases
+    expected = (9 * 4 + 4) + (4 * 8 * 9 + 8) + (8 * 49 * 16 + 16) + (16 * 10 + 10)
+    assert sum(p.numel() for p in m.parameters()) == expected == 6794
+    with pytest.raises(ValueError):
+        MNISTClassifier((4,), 16)
+
+
+def test_to_unit_range():
+    img = np.array([[[0, 255], [51, 204]]], dtype=np.uint8)
+    x = quality.to_unit_range(img)
+    assert x.shape == (1, 1, 2, 2) and x.dtype == torch.float32
+    assert torch.allclose(x[0, 0], torch.tensor([[-1.0, 1.0], [-0.6, 0.6]]))
+
+
+def test_classify_matches_the_model_in_any_batch_size():
+    torch.manual_seed(1)
+    m = MNISTClassifier((4, 8), 16)
+    m.train()
+    x = torch.rand(7, 1, 28, 28) * 2 - 1
+    f1, p1 = quality.classify(m, x, batch_size=3)
+    f2, p2 = quality.classify(m, x, batch_size=100)
+    assert m.training  # restored
+    assert f1.shape == (7, 16) and p1.shape == (7, 10)
+    np.testing.assert_allclose(f1, f2, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(p1.sum(1), 1.0, atol=1e-6)
+    m.eval()
+    with torch.no_grad():
+        np.testing.assert_allclose(p1, F.softmax(m(x), 1).double().numpy(), atol=1e-6)
+        np.testing.assert_allclose(f1, m.features(x).double().numpy(), atol=1e-6)
+
+
+def test_frechet_self_zero_mean_shift_and_singular_cases():
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(4000, 3))
+    assert quality.frechet(a, a) == pytest.approx(0.0, abs=1e-8)
+    # Gaussians N(0, I) and N(s, I) in 3 dimensions: d^2 = 3 s^2 (plus sampling noise)
+    for s in (1.0, 3.0):
+        assert quality.frechet(a, rng.normal(size=(4000, 3)) + s) == pytest.approx(3 * s * s,
+                                                                                  rel=0.05)
+    # dead ReLU units (zero columns) and a collapsed set (all rows equal): singular
+    # covariances, which must give the symmetric-eigendecomposition answer and no warning
+    w = rng.normal(size=(20, 20))
+    f1 = np.maximum(rng.normal(size=(300, 20)) @ w, 0)
+    f2 = np.maximum(rng.normal(size=(300, 20)) @ w + 0.5, 0)
+    f1[:, :4] = f2[:, :4] = 0
+    for other in (f2, np.tile(f2[:1], (300, 1)), np.maximum(rng.normal(size=(300, 3)) @
+                                                            rng.normal(size=(3, 20)), 0)):
+        assert quality.frechet(f1, other) == pytest.approx(_eig_frechet(f1, other), rel=1e-7)
+
+
+def _reference(real, floor=1.0, ceiling=11.0):
+    return quality.QualityReference(real, floor, ceiling, 0.9, len(real))
+
+
+def test_quality_score_on_hand_made_outputs():
+    rng = np.random.default_rng(2)
+    real = rng.normal(size=(200, 4))
+    ref = _reference(real)
+
+    collapsed = np.zeros((100, 10))
+    collapsed[:, 3] = 1.0
+    s = quality.quality_score(real, collapsed, ref)
+    assert s["frechet"] == pytest.approx(0.0, abs=1e-8)
+    assert s["frechet_relative"] == pytest.approx(-0.1)  # (0 - 1) / (11 - 1)
+    assert s["class_entropy"] == 0.0 and math.copysign(1, s["class_entropy"]) == 1
+    assert s["rare_classes"] == 9 and s["mode_collapse"] is True
+    assert s["mean_confidence"] == pytest.approx(1.0)
+
+    spread = np.full((100, 10), 0.05)
+    spread[np.arange(100), np.arange(100) % 10] = 0.55  # rows sum to 1, 10 of each class
+    s = quality.quality_score(real + 1.0, spread, ref)
+    assert s["frechet"] == pytest.approx(4.0, rel=1e-6)  # mean moved by 1 in 4 dimensions
+    assert s["frechet_relative"] == pytest.approx(0.3, rel=1e-6)
+    assert s["class_entropy"] == pytest.approx(math.log(10))
+    assert s["class_entropy_fraction"] == pytest.approx(1.0)
+    assert s["rare_classes"] == 0 and s["mode_collapse"] is False
+    assert s["mean_confidence"] == pytest.approx(0.55)
+
+    # exactly five classes empty: collapsed at threshold 5, not at 6
+    five = np.zeros((100, 10))
+    five[np.arange(100), np.arange(100) % 5] = 1.0
+    assert quality.quality_score(real, five, ref, 5)["mode_collapse"] is True
+    assert quality.quality_score(real, five, ref, 6)["mode_collapse"] is False
+    assert quality.quality_score(real, five, ref)["class_entropy"] == pytest.approx(math.log(5))
+
+
+def test_reference_floor_is_zero_for_the_same_set_and_below_noise():
+    torch.manual_seed(3)
+    m = MNISTClassifier((4, 8), 16)
+    x = torch.rand(120, 1, 28, 28) * 0.5 - 1  # darkish images, far from uniform noise
+    ref = quality.quality_reference(m, x, x, 500, torch.Generator().manual_seed(0))
+    assert ref.n_samples == 120  # capped at the real set's size
+    assert ref.floor == pytest.approx(0.0, abs=1e-8)  # a permutation of the same set
+    assert ref.ceiling > 0.1 > ref.floor
+    assert ref.real_features.shape == (120, 16)
+    assert 0.1 <= ref.real_confidence <= 1.0
+
+
+def _toy_digits(n, seed):
+    """Class k = a bright 4x4 square in the k-th of ten places: easy to learn."""
+    g = torch.Generator().manual_seed(seed)
+    y = torch.arange(n) % 10
+    x = torch.full((n, 1, 28, 28), -1.0) + 0.1 * torch.rand(n, 1, 28, 28, generator=g)
+    for i, k in enumerate(y.tolist()):
+        r, c = divmod(k, 5)
+        x[i, 0, 4 + 10 * r:8 + 10 * r, 2 + 5 * c:6 + 5 * c] = 1.0
+    return x, y
+
+
+def test_classifier_is_trained_once_cached_and_seeded_apart_from_the_run(tmp_path):
+    xtr, ytr = _toy_digits(300, 0)
+    xte, yte = _toy_digits(100, 1)
+    spec = quality.ClassifierSpec((4, 8), 16, epochs=4, batch_size=32, lr=2e-2, seed=4)
+    state = torch.get_rng_state()
+    a = quality.load_or_train_classifier(xtr, ytr, xte, yte, source="toy",
+                                         ctx=_ctx(tmp_path / "a"), spec=spec)
+    assert torch.equal(torch.get_rng_state(), state)  # the caller's random state is untouched
+    assert not a.cached and a.path.parent == tmp_path / "a" / "classifiers"
+    assert a.path.name == f"mnist-toy-n300-c4x8-f16-e4-b32-lr0.02-seed4-v{quality.CLASSIFIER_VERSION}.pt"
+    assert a.test_accuracy >= 0.9
+    with torch.no_grad():
+        acc = (a.model.eval()(xte).argmax(1) == yte).float().mean().item()
+    assert a.test_accuracy == pytest.approx(acc)
+
+    b = quality.load_or_train_classifier(xtr, ytr, xte, yte, source="toy",
+                                         ctx=_ctx(tmp_path / "a", seed=9), spec=spec)
+    assert b.cached and b.test_accuracy == a.test_accuracy
+    saved = torch.load(a.path, weights_only=True)
+    for k, v in a.model.state_dict().items():
+        assert torch.equal(b.model.state_dict()[k], v) and torch.equal(saved[k], v)
+    assert torch.equal(torch.get_rng_state(), state)
+
+    # trained afresh under another run seed: the very same network (its own seed rules)
+    c = quality.load_or_train_classifier(xtr, ytr, xte, yte, source="toy",
+                                         ctx=_ctx(tmp_path / "c", seed=123), spec=spec)
+    assert not c.cached
+    for k, v in a.model.state_dict().items():
+        assert torch.equal(c.model.state_dict()[k], v)
+
+    # a damaged cache file is trained again, not trusted
+    c.path.write_bytes(b"not a checkpoint")
+    d = quality.load_or_train_classifier(xtr, ytr, xte, yte, source="toy",
+                                         ctx=_ctx(tmp_path / "c"), spec=spec)
+    assert not d.cached and torch.load(d.path, weights_only=True).keys() == saved.keys()
