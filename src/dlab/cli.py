@@ -177,10 +177,16 @@ def study(
 
 
 @app.command()
-def predict(run_dir: Path = typer.Argument(...),
-            files: list[Path] = typer.Argument(..., metavar="FILES...")) -> None:
-    """Classify image files with a trained classifier's run folder."""
-    raise UsageError(f"predict: no trained classifier programs are built yet ({run_dir})")
+def predict(
+    run_dir: Path = typer.Argument(..., help="Run folder of a trained classifier (4, 8.2, 9.2)."),
+    files: list[Path] = typer.Argument(..., metavar="FILES...",
+                                       help=".png/.jpg images, .npy arrays, .npz with `images`"),
+    labels: bool = typer.Option(False, "--labels", help="Print class names, not indices."),
+) -> None:
+    """Classify image files with a trained classifier: CSV file,index,predicted,probability."""
+    from dlab.predict import format_csv, predict_files
+
+    sys.stdout.write(format_csv(predict_files(run_dir, files, labels=labels)))
 
 
 @data_app.command("list")

@@ -1,0 +1,111 @@
+import json
+import pickle
+
+import numpy as np
+import pytest
+import torch
+
+from dlab.errors import DataError
+from dlab.models.cnn import ConvNet, convnet_hand_count, count_parameters
+from dlab.registry import PROGRAMS
+from dlab.runs import run_program
+
+# Counted by hand for 64x64x3 input, 'valid' 3x3 convolutions and 2x2 pooling:
+# 64 -conv-> 62 -pool-> 31 -conv-> 29 -pool-> 14 -conv-> 12 -pool-> 6; 6 * 6 * 128 = 4608.
+HAND_64 = {
+    "conv1": (3 * 3 * 3 + 1) * 32,       # 896
+    "conv2": (3 * 3 * 32 + 1) * 64,      # 18,496
+    "conv3": (3 * 3 * 64 + 1) * 128,     # 73,856
+    "dense": (4608 + 1) * 128,           # 589,952
+    "out": (128 + 1) * 10,               # 1,290
+}
+TOTAL_64 = 684_490
+# 32x32x3: 32 -> 30 -> 15 -> 13 -> 6 -> 4 -> 2; 2 * 2 * 128 = 512 inputs to the dense layer.
+TOTAL_32 = 896 + 18_496 + 73_856 + (512 + 1) * 128 + 1_290  # 160,202
+
+
+def test_hand_count_constants():
+    assert sum(HAND_64.values()) == TOTAL_64
+    assert TOTAL_32 == 160_202
+
+
+def test_torch_convnet_counts_and_shapes():
+    net = ConvNet(64, 3, 10)
+    assert count_parameters(net) == TOTAL_64
+    convs = [m for m in net.features if isinstance(m, torch.nn.Conv2d)]
+    denses = [m for m in net.classifier if isinstance(m, torch.nn.Linear)]
+    counts = [sum(p.numel() for p in m.parameters()) for m in convs + denses]
+    assert counts == list(HAND_64.values())
+    assert net.feature_shape == (128, 6, 6)
+    assert net(torch.zeros(2, 3, 64, 64)).shape == (2, 10)
+    assert count_parameters(ConvNet(32, 3, 10)) == TOTAL_32
+    rows = convnet_hand_count(64)
+    assert [r[2] for r in rows if r[2]] == list(HAND_64.values())
+    assert rows[-3] == ("flatten", (4608,), 0)
+
+
+def test_keras_convnet_equals_torch_with_copied_weights():
+    from dlab.keras_programs import convnet as kc
+
+    model = kc.build_convnet(64, 3, 10)
+    assert model.count_params() == TOTAL_64
+    assert [r[2] for r in kc.layer_rows(model) if r[2]] == list(HAND_64.values())
+    net = ConvNet(64, 3, 10)
+    kc.copy_to_torch(model, net)
+    x = np.random.default_rng(0).random((3, 64, 64, 3), dtype=np.float32)
+    assert kc.compare_outputs(model, net, x) < 1e-5
+    other = ConvNet(64, 3, 10)  # different random weights: clearly different outputs
+    assert kc.compare_outputs(model, other, x) > 1e-3
+
+
+def test_summary_program_smoke(tmp_path):
+    out = run_program(PROGRAMS["8.1"], profile="smoke", out=tmp_path, quiet=True, device="cpu")
+    assert out.status == "ok"
+    m = out.metrics
+    assert m["parameters_by_hand"] == m["parameters_keras"] == m["parameters_torch"] == TOTAL_64
+    assert m["counts_equal"] is True and m["max_probability_difference"] < 1e-5
+    assert m["parameters_at_32x32"] == TOTAL_32
+    assert "684,490" in (out.folder / "keras_summary.txt").read_text()
+
+
+def test_train_program_on_digit_stand_in(tmp_path):
+    out = run_program(PROGRAMS["8.2"], profile="smoke", out=tmp_path, quiet=True, device="cpu",
+                      sets={"source": "mnist", "epochs": "2", "train_limit": "300"})
+    assert out.status == "ok"
+    meta = json.loads((out.folder / "metrics.json").read_text())
+    assert "MNIST" in meta["record"]["stand_in"] and "CIFAR-10" in meta["record"]["stand_in"]
+    assert "stand" in (out.folder / "record.md").read_text().split("\n## ")[0].lower()
+    m = meta["metrics"]
+    assert m["stand_in"] is True and m["train_size"] + m["val_size"] == 300
+    assert 25 <= m["val_size"] <= 35                      # 10%, stratified by class
+    assert m["test_accuracy"] > 0.2                       # chance is 0.1
+    model = json.loads((out.folder / "model.json").read_text())
+    assert model["input"]["size"] == [32, 32] and model["input"]["channels"] == 3
+    assert model["input"]["source_size"] == [28, 28]
+    assert len(set(model["input"]["mean"])) == 1          # grey repeated: equal channels
+
+
+def _fake_cifar(root, n=40):
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        with open(folder / name, "wb") as fh:
+            pickle.dump({b"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8),
+                         b"labels": (np.arange(n) % 10).tolist()}, fh)
+    with open(folder / "batches.meta", "wb") as fh:
+        pickle.dump({b"label_names": [f"c{i}".encode() for i in range(10)]}, fh)
+
+
+def test_train_program_uses_cifar10_when_present(tmp_path):
+    with pytest.raises(DataError, match="CIFAR-10 not found"):
+        run_program(PROGRAMS["8.2"], profile="smoke", out=tmp_path / "runs", quiet=True,
+                    device="cpu", data_dir=tmp_path / "empty", sets={"source": "cifar10"})
+    _fake_cifar(tmp_path / "data")
+    out = run_program(PROGRAMS["8.2"], profile="smoke", out=tmp_path / "runs", quiet=True,
+                      device="cpu", data_dir=tmp_path / "data")
+    meta = json.loads((out.folder / "metrics.json").read_text())
+    assert meta["record"]["stand_in"] is None and meta["metrics"]["data"] == "CIFAR-10"
+    assert meta["metrics"]["train_size"] + meta["metrics"]["val_size"] == 200
+    model = json.loads((out.folder / "model.json").read_text())
+    assert model["input"]["source_size"] is None and model["classes"][0] == "c0"

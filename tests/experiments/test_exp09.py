@@ -1,0 +1,141 @@
+import csv
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from dlab.errors import DataError
+from dlab.experiments.exp09_cats_dogs import flatten_size
+from dlab.models.cnn import AnySizeCNN, ManualCatDogCNN, count_parameters
+from dlab.registry import PROGRAMS
+from dlab.runs import run_program
+
+# conv (3*3*C_in + 1) * C_out for 3->32->64->128, then dense (F + 1) * 512 and (512 + 1) * 2
+CONVS = (27 + 1) * 32 + (288 + 1) * 64 + (576 + 1) * 128  # 93,248
+
+
+@pytest.mark.parametrize("size, flat", [(32, 128 * 4 * 4), (64, 128 * 8 * 8),
+                                        (128, 128 * 16 * 16), (50, 128 * 6 * 6),
+                                        ((64, 96), 128 * 8 * 12)])
+def test_flatten_size_follows_the_input(size, flat):
+    h, w = (size, size) if isinstance(size, int) else size
+    net = AnySizeCNN(size, 3, 2)
+    assert net.flatten_size == flatten_size(h, w) == flat
+    assert count_parameters(net) == CONVS + (flat + 1) * 512 + (512 + 1) * 2
+    x = torch.zeros(2, 3, h, w)
+    assert net.features(x)[0].numel() == flat
+    assert net(x).shape == (2, 2)
+
+
+def test_known_totals_and_the_manual_network():
+    assert count_parameters(AnySizeCNN(32)) == 1_143_362
+    assert count_parameters(AnySizeCNN(64)) == 4_289_090
+    manual = ManualCatDogCNN()
+    assert manual(torch.zeros(1, 3, 32, 32)).shape == (1, 2)
+    with pytest.raises(RuntimeError):
+        manual(torch.zeros(1, 3, 64, 64))
+    with pytest.raises(ValueError, match="built for 32x32"):
+        AnySizeCNN(32)(torch.zeros(1, 3, 64, 64))
+    with pytest.raises(ValueError, match="too small"):
+        AnySizeCNN(7)
+
+
+def test_any_size_program(tmp_path):
+    out = run_program(PROGRAMS["9.1"], profile="quick", out=tmp_path, quiet=True, device="cpu")
+    m = out.metrics
+    assert m["all_shapes_right"] is True and m["manual_runs_at"] == [32]
+    assert m["flatten_sizes"] == {"32": 2048, "50": 4608, "64": 8192, "128": 32768,
+                                  "224": 100352}
+
+
+def _stripes(horizontal: bool, rng, size=(20, 24)):
+    """A noisy image of stripes; the class is their direction (survives left-right flips)."""
+    h, w = size
+    phase = rng.integers(0, 4)
+    idx = np.arange(h)[:, None] if horizontal else np.arange(w)[None, :]
+    img = (((idx + phase) // 2) % 2 * 200 + 25) * np.ones((h, w))
+    img = img + rng.normal(0, 20, (h, w))
+    rgb = np.stack([img, img * 0.8, img * 0.6], axis=-1)
+    return rgb.clip(0, 255).astype(np.uint8)
+
+
+def _folder(root, n=40):
+    rng = np.random.default_rng(0)
+    for cls, horizontal in (("cat", True), ("dog", False)):
+        (root / cls).mkdir(parents=True)
+        for i in range(n):
+            Image.fromarray(_stripes(horizontal, rng)).save(root / cls / f"{i}.png")
+    (root / "dog" / "corrupt.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
+    return root
+
+
+def test_image_folder_program_on_a_user_folder(tmp_path):
+    root = _folder(tmp_path / "pets")
+    out = run_program(PROGRAMS["9.2"], profile="smoke", out=tmp_path / "runs", quiet=True,
+                      device="cpu", sets={"data": str(root), "epochs": "4"})
+    assert out.status == "ok"
+    m = out.metrics
+    assert m["classes"] == ["cat", "dog"] and m["skipped_files"] == 1
+    assert m["class_counts"] == {"cat": 40, "dog": 40}
+    assert m["train_size"] == 64 and m["val_size"] == 16
+    assert m["val_accuracy"] >= 0.75                      # stripes: an easy task
+    cm = np.array(m["confusion_matrix"])
+    assert cm.sum() == 16 and cm.sum(axis=1).tolist() == [8, 8]
+    assert m["val_accuracy"] == pytest.approx(np.trace(cm) / 16)
+    rows = list(csv.DictReader((out.folder / "val_predictions.csv").read_text().splitlines()))
+    assert len(rows) == 16 and all(r["file"].startswith(str(root)) for r in rows)
+    record = (out.folder / "metrics.json").read_text()
+    assert json.loads(record)["record"]["stand_in"] is None
+    assert "corrupt.jpg" in record
+
+
+def test_image_folder_errors(tmp_path):
+    one = tmp_path / "one" / "cat"
+    one.mkdir(parents=True)
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(one / "a.png")
+    kw = dict(profile="smoke", out=tmp_path / "runs", quiet=True, device="cpu")
+    with pytest.raises(DataError, match="at least two"):
+        run_program(PROGRAMS["9.2"], sets={"data": str(tmp_path / "one")}, **kw)
+    (tmp_path / "one" / "dog").mkdir()
+    with pytest.raises(DataError, match="dog hold no"):
+        run_program(PROGRAMS["9.2"], sets={"data": str(tmp_path / "one")}, **kw)
+    with pytest.raises(DataError, match="not found"):
+        run_program(PROGRAMS["9.2"], sets={"data": str(tmp_path / "missing")}, **kw)
+    assert not list((tmp_path / "runs" / "9.2").iterdir())  # nothing left behind
+
+
+def test_digit_stand_in_is_named_and_written_as_a_folder(tmp_path):
+    out = run_program(PROGRAMS["9.2"], profile="smoke", out=tmp_path, quiet=True, device="cpu",
+                      sets={"stand_in": "mnist"})
+    meta = json.loads((out.folder / "metrics.json").read_text())
+    assert "MNIST digit classes, 3 and 5" in meta["record"]["stand_in"]
+    assert sorted(p.name for p in (out.folder / "image_folder").iterdir()) == ["five", "three"]
+    assert len(list((out.folder / "image_folder" / "three").glob("*.png"))) == 60
+    assert meta["metrics"]["class_counts"] == {"five": 60, "three": 60}
+    assert any("flips are off" in n for n in meta["record"]["notes"])
+
+
+def test_cifar10_cats_and_dogs_are_written_when_present(tmp_path):
+    import pickle
+
+    folder = tmp_path / "data" / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        with open(folder / name, "wb") as fh:
+            pickle.dump({b"data": rng.integers(0, 256, (20, 3072), dtype=np.uint8),
+                         b"labels": (np.arange(20) % 10).tolist()}, fh)
+    names = [b"airplane", b"automobile", b"bird", b"cat", b"deer", b"dog", b"frog", b"horse",
+             b"ship", b"truck"]
+    with open(folder / "batches.meta", "wb") as fh:
+        pickle.dump({b"label_names": names}, fh)
+    out = run_program(PROGRAMS["9.2"], profile="smoke", out=tmp_path / "runs", quiet=True,
+                      device="cpu", data_dir=tmp_path / "data")
+    meta = json.loads((out.folder / "metrics.json").read_text())
+    assert meta["record"]["stand_in"] is None
+    assert meta["metrics"]["class_counts"] == {"cat": 12, "dog": 12}  # 2 of each per batch
+    assert meta["metrics"]["channels"] == 3
+    with Image.open(next((out.folder / "image_folder" / "cat").glob("*.png"))) as png:
+        assert png.size == (32, 32) and png.mode == "RGB"
