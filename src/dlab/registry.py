@@ -137,6 +137,7 @@ EXPERIMENTS: tuple[ExperimentInfo, ...] = (
            preprocessing fit on the training rows only, and fit a 64-32-1 network in
            Keras 3; report test error in the target's own units.""",
            entry="dlab.experiments.exp03_regression:REGRESSION_KERAS",
+           headline="test_rmse", target="below the linear-regression baseline",
            defect="""The manual scales the target together with the features before
            splitting, leaking test rows into training and reporting MSE in standardised
            units."""),
@@ -144,13 +145,15 @@ EXPERIMENTS: tuple[ExperimentInfo, ...] = (
            """Train the same network in PyTorch with mini-batches and early stopping on
            a validation split; report test MSE, MAE and R^2 in miles per gallon next to
            a linear-regression baseline.""",
-           entry="dlab.experiments.exp03_regression:REGRESSION_TORCH"),
+           entry="dlab.experiments.exp03_regression:REGRESSION_TORCH",
+           headline="test_rmse", target="below the linear-regression baseline"),
     )),
     ExperimentInfo(4, "MLP image classifier", (
         _p("4.1", "784-128-64-10 MLP on MNIST",
            """Train a 784-128-64-10 multi-layer perceptron on MNIST digits with
            cross-entropy and Adam for five epochs, and measure test accuracy.""",
            entry="dlab.experiments.exp04_mnist_mlp:MNIST_MLP",
+           headline="test_accuracy", target="about 0.97-0.98 on full MNIST; far above the manual 11.81%",
            defect="""The manual creates the optimizer from `model.parameters()` in the
            same statement that creates `model`: a NameError in a fresh interpreter, and
            in a notebook it trains an older model, which is why it printed a flat loss of
@@ -159,6 +162,7 @@ EXPERIMENTS: tuple[ExperimentInfo, ...] = (
            """Record training and test loss and accuracy after every epoch and plot the
            measured curves.""",
            entry="dlab.experiments.exp04_mnist_mlp:CURVES",
+           headline="test_accuracy", target="measured curves, not invented ones",
            defect="The manual plots invented numbers instead of measured ones."),
     )),
     ExperimentInfo(5, "Gradient descent", (
@@ -211,24 +215,28 @@ EXPERIMENTS: tuple[ExperimentInfo, ...] = (
            """Build the 3 x (conv 3x3, ReLU, max-pool) network with 32/64/128 filters,
            dense 128 and softmax 10 for 64x64x3 input in Keras and PyTorch, and check
            the parameter counts against a hand count.""",
-           entry="dlab.experiments.exp08_convnet:CONVNET_SUMMARY"),
+           entry="dlab.experiments.exp08_convnet:CONVNET_SUMMARY",
+           headline="parameters_torch", target="equal to the hand count (684,490) in Keras and PyTorch"),
         _p("8.2", "Training the ConvNet on colour images",
            """Train the ConvNet on 32x32 colour images in ten classes for ten epochs with
            batch 64 and Adam; report test accuracy and the training and validation
            curves.""",
-           entry="dlab.experiments.exp08_convnet:CONVNET_TRAIN"),
+           entry="dlab.experiments.exp08_convnet:CONVNET_TRAIN",
+           headline="test_accuracy", target="well above chance (0.10)"),
     )),
     ExperimentInfo(9, "Cats and dogs", (
         _p("9.1", "A CNN for any input size",
            """Build a three-convolution CNN with pooling, dropout and two dense layers
            whose flatten size follows the input size.""",
            entry="dlab.experiments.exp09_cats_dogs:ANY_SIZE_CNN",
+           headline="all_shapes_right", target="right output shape for every input size",
            defect="The manual hard-codes 128*4*4, which fits only 32x32 input."),
         _p("9.2", "Training from an image folder",
            """Load a root/<class>/*.jpg folder, augment, split, train with a correct loop
            and report validation accuracy, the confusion matrix and the misclassified
            images.""",
            entry="dlab.experiments.exp09_cats_dogs:IMAGE_FOLDER",
+           headline="val_accuracy", target="well above the majority class",
            defect="""The manual's loop never zeroes gradients and uses an undefined
            name."""),
     )),
