@@ -1,0 +1,194 @@
+import csv
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from dlab import config as configs
+from dlab import runs
+from dlab.errors import UsageError
+from dlab.experiments import exp15_pixel as e15
+from dlab.models.pixelcnn import PixelCNN
+from dlab.models.pixelrnn import PixelRNN
+from dlab.registry import PROGRAMS
+from dlab.runs import RunContext, run_program
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    # run_program and torch use every core; on a shared machine two threads that wait
+    # for each other are far slower than one, so this module runs on one
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(runs, "cpu_count", lambda: 1)
+        yield
+    torch.set_num_threads(threads)
+
+
+def _all_images(h, w):
+    """Every binary h x w image, (2^(h w), 1, h, w) float64."""
+    d = h * w
+    codes = torch.arange(2 ** d)[:, None]
+    bits = (codes >> torch.arange(d - 1, -1, -1)) & 1  # (2^d, d)
+    return bits.double().reshape(-1, 1, h, w)
+
+
+def test_linear_pixelcnn_is_one_affine_map_and_the_real_one_is_not():
+    torch.manual_seed(0)
+    lin, real = e15.LinearPixelCNN(6, 2, 3, 5).double(), PixelCNN(6, 2, 3, 5).double()
+    x1 = (torch.rand(3, 1, 7, 7) < 0.5).double()
+    x2 = (torch.rand(3, 1, 7, 7) < 0.5).double()
+    a = 0.3
+    mix = a * x1 + (1 - a) * x2  # weights sum to 1: an affine map commutes with it
+    with torch.no_grad():
+        lhs, rhs = lin.logits(mix), a * lin.logits(x1) + (1 - a) * lin.logits(x2)
+        assert torch.allclose(lhs, rhs, atol=1e-10)
+        gap = (real.logits(mix) - a * real.logits(x1) - (1 - a) * real.logits(x2)).abs().max()
+    assert gap > 1e-3  # ReLUs between the masked layers: not one linear map
+
+
+def test_linear_pixelcnn_is_normalised_and_autoregressive():
+    torch.manual_seed(1)
+    model = e15.LinearPixelCNN(4, 1, 3, 3).double()
+    x = _all_images(2, 3)  # all 64 images
+    with torch.no_grad():
+        mass = torch.logsumexp(model.log_prob(x), dim=0).exp()
+    assert float(mass) == pytest.approx(1.0, abs=1e-10)
+    # gradient of logit i with respect to pixels at and after i (raster order) is zero
+    h, w = 3, 4
+    inp = torch.rand(1, 1, h, w, dtype=torch.float64, requires_grad=True)
+    out = model.logits(inp)
+    for i in range(h * w):
+        (g,) = torch.autograd.grad(out.flatten()[i], inp, retain_graph=True)
+        g = g.flatten()
+        assert torch.all(g[i:] == 0), i
+        if i > 0:
+            assert g[:i].abs().sum() > 0, i
+
+
+def test_mean_nll_by_hand_for_a_constant_model():
+    model = e15.LinearPixelCNN(3, 1, 3, 3)
+    for p in model.parameters():
+        nn.init.zeros_(p)
+    b = 0.7
+    model.net[-1].bias.data.fill_(b)  # every pixel on with probability sigmoid(0.7)
+    x = torch.zeros(5, 1, 2, 4)
+    ones = [0, 3, 8, 1, 5]
+    for k, n in enumerate(ones):
+        x[k].view(-1)[:n] = 1
+    p = 1 / (1 + math.exp(-b))
+    want = np.mean([-(n * math.log(p) + (8 - n) * math.log(1 - p)) for n in ones])
+    assert e15.mean_nll(model, x, batch_size=2) == pytest.approx(want, rel=1e-6)
+
+
+def test_nll_step_returns_the_nll_and_lowers_it():
+    torch.manual_seed(0)
+    x = (torch.rand(16, 1, 5, 5) < 0.3).float()
+    model = PixelRNN(4, 1, "gru")
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    step = e15.nll_step(model, opt)
+    before = e15.mean_nll(model, x)
+    out = step((x,))
+    assert float(out["loss"]) == pytest.approx(before, rel=1e-5)
+    for _ in range(20):
+        step((x,))
+    assert e15.mean_nll(model, x) < before - 1.0
+
+
+def test_train_pixel_keeps_the_best_epoch(tmp_path):
+    torch.manual_seed(0)
+    x = torch.zeros(64, 1, 4, 4)
+    x[:, :, :, ::2] = 1  # striped images: each pixel is fixed by its left neighbour
+    x[::2] = 1 - x[::2]
+    ctx = RunContext(PROGRAMS["15.1"], None, tmp_path, profile="smoke", seed=0, device="cpu",
+                     quiet=True)
+    model = PixelCNN(8, 1, 3, 3)
+    start = e15.mean_nll(model, x[:16])
+    res = e15.train_pixel(model, (x,), x[:16], ctx, epochs=5, lr=1e-2, batch_size=16,
+                          patience=2, name="t")
+    vals = res.column("val_nll")
+    assert min(vals) < 0.7 * start
+    assert e15.mean_nll(model, x[:16]) == pytest.approx(min(vals), rel=1e-6)
+    assert (tmp_path / "history.csv").exists()
+
+
+def test_tile_places_images_row_by_row():
+    imgs = np.stack([np.full((2, 3), v, np.float32) for v in (0.0, 1.0, 0.25)])
+    out = e15.tile(imgs, ncol=2, pad=1)
+    assert out.shape == (2 * 3 + 1, 2 * 4 + 1)
+    assert (out[1:3, 1:4] == 0).all() and (out[1:3, 5:8] == 1).all()
+    assert (out[4:6, 1:4] == 0.25).all() and (out[4:6, 5:8] == 0.5).all()
+
+
+def test_config_validation():
+    impl = PROGRAMS["15.1"].load()
+    with pytest.raises(UsageError, match="models"):
+        configs.build(impl.config, impl.profiles, "smoke", {"models": "made"}, "15.1")
+    with pytest.raises(UsageError, match="rnn_cell"):
+        configs.build(impl.config, impl.profiles, "smoke", {"rnn_cell": "rnn"}, "15.1")
+    with pytest.raises(UsageError, match="cnn_kernel"):
+        configs.build(impl.config, impl.profiles, "smoke", {"cnn_kernel": "4"}, "15.1")
+    cfg = configs.build(impl.config, impl.profiles, "full", None, "15.1")
+    assert (cfg.cnn_channels, cfg.cnn_layers, cfg.rnn_hidden, cfg.rnn_layers) == (64, 7, 64, 2)
+    assert cfg.n_train == 0 and cfg.n_test == 0
+    study = PROGRAMS["15.2"].load()
+    with pytest.raises(UsageError, match="rnn_cells"):
+        configs.build(study.config, study.profiles, "smoke", {"rnn_cells": "lstm,rnn"}, "15.2")
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs")
+    data = tmp_path_factory.mktemp("data")
+    return run_program(PROGRAMS["15.1"], profile="smoke", out=out, quiet=True, device="cpu",
+                       data_dir=data), data
+
+
+def test_smoke_run(smoke_run):
+    from dlab.data.binary import binarized_mnist
+
+    o, data_dir = smoke_run
+    assert o.status == "ok"
+    meta = json.loads((o.folder / "metrics.json").read_text())
+    m = meta["metrics"]
+    d = 784
+    for name in ("samples.png", "val_nll.png", "history.csv", "record.md", "pixelcnn.pt",
+                 "pixelrnn.pt"):
+        assert (o.folder / name).exists(), name
+    # the recorded test NLL is the saved model's NLL on the first 20 bundled test digits
+    test = binarized_mnist("bundled", data_dir).x_test[:20]
+    x = torch.from_numpy(test).float().reshape(-1, 1, 28, 28)
+    for kind, model in (("pixelcnn", PixelCNN(8, 1)), ("pixelrnn", PixelRNN(4, 1))):
+        model.load_state_dict(torch.load(o.folder / f"{kind}.pt", weights_only=True))
+        assert e15.mean_nll(model, x) == pytest.approx(m[f"{kind}_test_nll"], rel=1e-5)
+        assert m[f"{kind}_test_bits_per_dim"] == pytest.approx(
+            m[f"{kind}_test_nll"] / (d * math.log(2)))
+        assert m[f"{kind}_seconds_per_epoch"] > 0 and m[f"{kind}_epochs_run"] == 1
+        assert 0 <= m[f"{kind}_sample_mean_pixel"] <= 1
+    assert m["pixelcnn_params"] == sum(p.numel() for p in PixelCNN(8, 1).parameters())
+    assert math.isfinite(m["linear_pixelcnn_test_nll"]) and m["bernoulli_test_nll"] > 0
+    with open(o.folder / "history.csv") as fh:
+        names = {row["model"] for row in csv.DictReader(fh)}
+    assert names == {"pixelcnn", "pixelrnn", "linear-pixelcnn"}
+    table = meta["record"]["tables"][0]
+    assert len(table["rows"]) == 4  # baseline, two models, the manual's linear PixelCNN
+    assert any("one linear map" in s for s in meta["record"]["analysis"])
+
+
+def test_study_smoke(tmp_path):
+    o = run_program(PROGRAMS["15.2"], profile="smoke", out=tmp_path, quiet=True, device="cpu",
+                    data_dir=tmp_path / "data")
+    assert o.status == "ok"
+    meta = json.loads((o.folder / "metrics.json").read_text())
+    study = meta["metrics"]["pixelcnn_study"]
+    assert study["complete"] == study["settings"] == 2 and study["failed"] == 0
+    rows = meta["record"]["tables"][0]["rows"]
+    cols = meta["record"]["tables"][0]["columns"]
+    nlls = [r[cols.index("pixelcnn_test_nll")] for r in rows]
+    assert meta["metrics"]["best_pixelcnn_test_nll"] == pytest.approx(min(nlls))
+    assert sorted(r[cols.index("cnn_layers")] for r in rows) == [0, 1]
+    assert (o.folder / "study-pixelcnn-samples.png").exists()
