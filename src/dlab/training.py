@@ -113,6 +113,16 @@ def evaluate(model: nn.Module, data: Any, loss_fn: Callable[[Tensor, Tensor], Te
     return {k: v / max(n, 1) for k, v in sums.items()}
 
 
+@torch.inference_mode()
+def predict(model: nn.Module, x: Tensor, batch_size: int = 2048):
+    """Model outputs for inputs x (N, ...) in eval mode, in batches, as float64 NumPy."""
+    was_training = model.training
+    model.eval()
+    out = [model(x[i:i + batch_size]).float().cpu() for i in range(0, len(x), batch_size)]
+    model.train(was_training)
+    return torch.cat(out).numpy().astype("float64")
+
+
 @dataclass
 class FitResult:
     history: list[dict[str, Any]] = field(default_factory=list)

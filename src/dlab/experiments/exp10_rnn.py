@@ -30,7 +30,7 @@ from dlab.data.synthetic import noisy_sine
 from dlab.models.rnn import SequenceConfig, SequenceRegressor, count_parameters
 from dlab.registry import Implementation
 from dlab.runs import RunContext
-from dlab.training import evaluate, fit
+from dlab.training import evaluate, fit, predict
 
 
 def _plt():
@@ -40,14 +40,6 @@ def _plt():
     import matplotlib.pyplot as plt
 
     return plt
-
-
-def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 2048) -> np.ndarray:
-    """Model outputs (N,) for inputs (N, T[, F]) in eval mode, as float64 NumPy."""
-    model.eval()
-    with torch.inference_mode():
-        out = [model(x[i:i + batch_size]).float().cpu() for i in range(0, len(x), batch_size)]
-    return torch.cat(out).numpy().astype(np.float64)
 
 
 # ------------------------------------------------------------- 10.1 noisy sine
