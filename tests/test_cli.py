@@ -72,14 +72,27 @@ def test_run_smoke_then_report(cli, tmp_path):
         assert (tmp_path / link).is_file(), link
 
 
-def test_run_all_skips_unbuilt_programs(cli, tmp_path):
+@pytest.fixture
+def only_1_1_built(monkeypatch):
+    """Pretend that every program but 1.1 is not built yet (its entry names nothing)."""
+    import dataclasses
+
+    from dlab import registry
+
+    for pid, info in list(registry.PROGRAMS.items()):
+        if pid != "1.1":
+            module = info.entry.split(":")[0]
+            monkeypatch.setitem(registry.PROGRAMS, pid,
+                                dataclasses.replace(info, entry=f"{module}:NOT_BUILT"))
+
+
+def test_run_all_skips_unbuilt_programs(cli, tmp_path, only_1_1_built):
     code, out, _ = cli("run", "all", "--profile", "smoke", "--out", tmp_path, "--quiet")
     assert code == 0
-    from dlab.registry import PROGRAMS
-
-    unbuilt = [p for p in PROGRAMS.values() if not p.implemented]
-    for p in unbuilt:
-        assert f"skip {p.id} " in out
+    assert out.count("skip ") == 31 and "skip 16.2 GAN study: not built yet" in out
+    assert [p.name for p in tmp_path.iterdir()] == ["1.1"]
+    code, out, _ = cli("list")
+    assert "32 programs, 1 built" in out
 
 
 def _one_line_error(cli, *args, match):
@@ -115,13 +128,9 @@ def test_bad_inputs_exit_2_with_one_line(cli, tmp_path):
     assert not out_dir.exists() or not any(out_dir.rglob("metrics.json"))
 
 
-def test_unbuilt_program_exit_2(cli, tmp_path):
-    from dlab.registry import PROGRAMS
-
-    unbuilt = [p for p in PROGRAMS.values() if not p.implemented]
-    if not unbuilt:
-        pytest.skip("every program is built")
-    _one_line_error(cli, "run", unbuilt[0].id, "--out", tmp_path, match="not built yet")
+def test_unbuilt_program_exit_2(cli, tmp_path, only_1_1_built):
+    _one_line_error(cli, "run", "12.2", "--out", tmp_path, match="not built yet")
+    assert not tmp_path.exists() or not any(tmp_path.iterdir())
 
 
 def test_truncated_data_file_is_one_line(cli, tmp_path):

@@ -36,11 +36,16 @@ def test_resolve_all_and_unknown():
 
 
 def test_unbuilt_program_says_so():
-    unbuilt = [p for p in PROGRAMS.values() if not p.implemented]
-    if not unbuilt:
-        pytest.skip("every program is built")
-    with pytest.raises(UsageError, match="not built yet"):
-        unbuilt[0].load()
+    import dataclasses
+
+    built = PROGRAMS["1.1"]
+    assert built.implemented
+    unbuilt = dataclasses.replace(built, entry="dlab.experiments.exp01_mcculloch_pitts:NOT_BUILT")
+    missing = dataclasses.replace(built, entry="dlab.experiments.exp99_none:X")
+    for p in (unbuilt, missing):
+        assert not p.implemented
+        with pytest.raises(UsageError, match="not built yet"):
+            p.load()
 
 
 @dataclass
