@@ -23,6 +23,9 @@ def test_atomic_write_replaces_whole_file_or_nothing(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["f.txt"]  # no temporary file left behind
     runs.atomic_write(target, b"new")
     assert target.read_text() == "new"
+    umask = os.umask(0)
+    os.umask(umask)
+    assert target.stat().st_mode & 0o777 == 0o666 & ~umask  # readable like any other file
 
 
 def test_jsonable_handles_numpy_torch_and_nan():

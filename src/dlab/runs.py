@@ -48,6 +48,15 @@ class Diverged(Exception):
 # --------------------------------------------------------------------------- files
 
 
+def _publish(tmp: str | os.PathLike, path: Path) -> None:
+    """Give a finished temporary file the usual permissions (mkstemp makes it 0600) and
+    rename it onto `path`."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
+    os.replace(tmp, path)
+
+
 def atomic_write(path: str | os.PathLike, data: str | bytes) -> Path:
     """Write `data` to `path` through a temporary file in the same folder and a rename."""
     path = Path(path)
@@ -56,7 +65,7 @@ def atomic_write(path: str | os.PathLike, data: str | bytes) -> Path:
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data.encode("utf-8") if isinstance(data, str) else data)
-        os.replace(tmp, path)
+        _publish(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -75,7 +84,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     os.close(fd)
     try:
         yield Path(tmp)
-        os.replace(tmp, path)
+        _publish(tmp, path)
     finally:
         Path(tmp).unlink(missing_ok=True)
 
