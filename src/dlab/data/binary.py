@@ -164,6 +164,22 @@ def validation_split(n: int, fraction: float, seed: int = VALIDATION_SEED
     return np.sort(order[k:]), np.sort(order[:k])
 
 
+def splits(data: BinaryImages, n_train: int = 0, val_fraction: float = 0.1,
+           n_test: int = 0) -> dict[str, np.ndarray]:
+    """Training, validation and test rows (each (N, H*W) uint8) of binarised images.
+
+    n_train > 0 keeps a fixed subset of the training rows (the same in every run); the
+    validation rows are held out of those with a fixed seed; n_test > 0 keeps the first
+    n_test test rows (0: all of them).
+    """
+    idx = np.arange(len(data.x_train))
+    if n_train:
+        idx = np.sort(np.random.default_rng(VALIDATION_SEED).permutation(len(idx))[:n_train])
+    tr, va = validation_split(len(idx), val_fraction)
+    test = data.x_test[:n_test] if n_test else data.x_test
+    return {"train": data.x_train[idx[tr]], "val": data.x_train[idx[va]], "test": test}
+
+
 @dataclass
 class BinaryVectors:
     """A synthetic binary data set (N, D) uint8 whose exact entropy per vector is known."""

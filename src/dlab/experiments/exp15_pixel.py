@@ -222,17 +222,11 @@ def _mnist(cfg: PixelConfig, ctx: RunContext) -> dict[str, torch.Tensor]:
     """Binarised MNIST as float images (N, 1, 28, 28) on ctx.device: train, val, test."""
     data = binary_data.binarized_mnist(cfg.source, ctx.data_dir, method=cfg.binarization)
     ctx.data(data.describe())
-    idx = np.arange(len(data.x_train))
-    if cfg.n_train:  # a fixed subset, the same in every run
-        idx = np.sort(np.random.default_rng(binary_data.VALIDATION_SEED)
-                      .permutation(len(idx))[:cfg.n_train])
-    tr, va = binary_data.validation_split(len(idx), cfg.val_fraction)
-    xte = data.x_test[:cfg.n_test] if cfg.n_test else data.x_test
     h, w = data.shape
-    out = {"train": data.x_train[idx[tr]], "val": data.x_train[idx[va]], "test": xte}
-    ctx.data(f"Used: {len(tr):,} training digits, {len(va):,} validation digits (early "
-             f"stopping; held out of the training rows with a fixed seed) and {len(xte):,} "
-             f"test digits, each a {h}x{w} binary image.")
+    out = binary_data.splits(data, cfg.n_train, cfg.val_fraction, cfg.n_test)
+    ctx.data(f"Used: {len(out['train']):,} training digits, {len(out['val']):,} validation "
+             "digits (early stopping; held out of the training rows with a fixed seed) and "
+             f"{len(out['test']):,} test digits, each a {h}x{w} binary image.")
     return {k: torch.from_numpy(v).float().reshape(-1, 1, h, w).to(ctx.device)  # (N, 1, H, W)
             for k, v in out.items()}
 
