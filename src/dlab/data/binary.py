@@ -164,6 +164,20 @@ def validation_split(n: int, fraction: float, seed: int = VALIDATION_SEED
     return np.sort(order[k:]), np.sort(order[:k])
 
 
+SOURCES = ("auto", "bundled", "full")  # MNIST sources a program may ask for
+BINARIZATIONS = ("stochastic", "threshold")
+
+
+def check_settings(source: str, binarization: str, val_fraction: float) -> None:
+    """ValueError for a data setting no binarised-MNIST program can use."""
+    if source not in SOURCES:
+        raise ValueError(f"source {source!r}: use one of {', '.join(SOURCES)}")
+    if binarization not in BINARIZATIONS:
+        raise ValueError(f"binarization {binarization!r}: use stochastic or threshold")
+    if not 0 < val_fraction < 0.5:
+        raise ValueError(f"val_fraction must be in (0, 0.5), got {val_fraction}")
+
+
 def splits(data: BinaryImages, n_train: int = 0, val_fraction: float = 0.1,
            n_test: int = 0) -> dict[str, np.ndarray]:
     """Training, validation and test rows (each (N, H*W) uint8) of binarised images.

@@ -35,9 +35,7 @@ from dlab.runs import RunContext
 from dlab.studies import Study, StudySettings, execute, record
 from dlab.training import FitResult, evaluate, fit
 
-SOURCES = ("auto", "bundled", "full")
 MODELS = ("nade", "made")
-BINARIZATIONS = ("stochastic", "threshold")
 
 # ------------------------------------------------------------------ shared pieces
 
@@ -251,12 +249,7 @@ class DensityConfig:
     defect: bool = True  # train the manual's kind of model (an MSE autoencoder) and sum it
 
     def validate(self) -> None:
-        if self.source not in SOURCES:
-            raise ValueError(f"source {self.source!r}: use one of {', '.join(SOURCES)}")
-        if self.binarization not in BINARIZATIONS:
-            raise ValueError(f"binarization {self.binarization!r}: use stochastic or threshold")
-        if not 0 < self.val_fraction < 0.5:
-            raise ValueError(f"val_fraction must be in (0, 0.5), got {self.val_fraction}")
+        binary_data.check_settings(self.source, self.binarization, self.val_fraction)
         bad = [m for m in self.models if m not in MODELS]
         if bad or not self.models:
             raise ValueError(f"models {list(self.models)}: choose from {', '.join(MODELS)}")
