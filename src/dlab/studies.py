@@ -158,8 +158,11 @@ class StudySettings:
     n_trials: int = 12  # number of trials in "sampled" mode (other modes ignore it)
     workers: int = 1  # local processes that run trials at the same time
     storage: str = ""  # Optuna storage URL; "" = an SQLite file in the study folder
+    trial_profile: str = "quick"  # profile of the base program that every trial starts from
 
     def validate(self) -> None:
+        if self.trial_profile not in ("smoke", "quick", "full"):
+            raise ValueError(f"trial_profile {self.trial_profile!r}: use smoke, quick or full")
         if self.mode not in MODES:
             raise ValueError(f"mode {self.mode!r}: use one of {', '.join(MODES)}")
         if self.n_trials < 1:

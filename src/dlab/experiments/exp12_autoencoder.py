@@ -243,7 +243,6 @@ AUTOENCODER = Implementation(
 
 @dataclass
 class AEStudyConfig(StudySettings):
-    trial_profile: str = "quick"  # profile of 12.1 that every trial starts from
     trial_epochs: int = 8  # epochs of every trial
     depths: tuple[int, ...] = (1, 2, 3)  # hidden layers on each side
     widths: tuple[int, ...] = (64, 128, 256)  # first hidden layer (halving after it)
@@ -253,8 +252,6 @@ class AEStudyConfig(StudySettings):
 
     def validate(self) -> None:
         super().validate()
-        if self.trial_profile not in ("smoke", "quick", "full"):
-            raise ValueError(f"trial_profile {self.trial_profile!r}: use smoke, quick or full")
         bad = [a for a in self.activations if a not in ACTIVATIONS]
         if bad:
             raise ValueError(f"activations {bad}: use {', '.join(ACTIVATIONS)}")

@@ -266,7 +266,6 @@ DENOISING = Implementation(
 
 @dataclass
 class DAEStudyConfig(StudySettings):
-    trial_profile: str = "quick"  # profile of 13.1 that every trial starts from
     trial_epochs: int = 3  # epochs of every trial
     bottlenecks: tuple[int, ...] = (8, 16, 32, 64)  # code sizes
     depths: tuple[int, ...] = (1, 2, 3)  # conv blocks on each side
@@ -274,8 +273,6 @@ class DAEStudyConfig(StudySettings):
 
     def validate(self) -> None:
         super().validate()
-        if self.trial_profile not in ("smoke", "quick", "full"):
-            raise ValueError(f"trial_profile {self.trial_profile!r}: use smoke, quick or full")
         bad = [a for a in self.activations if a not in ACTIVATIONS]
         if bad:
             raise ValueError(f"activations {bad}: use {', '.join(ACTIVATIONS)}")

@@ -598,7 +598,6 @@ DENSITY = Implementation(
 
 @dataclass
 class DensityStudyConfig(StudySettings):
-    trial_profile: str = "quick"  # profile of 14.1 that every trial starts from
     trial_epochs: int = 6  # maximum epochs of every trial (early stopping may end sooner)
     layers: tuple[int, ...] = (1, 2)  # MADE hidden layers
     widths: tuple[int, ...] = (250, 500, 1000)  # units per hidden layer
@@ -608,8 +607,6 @@ class DensityStudyConfig(StudySettings):
 
     def validate(self) -> None:
         super().validate()
-        if self.trial_profile not in ("smoke", "quick", "full"):
-            raise ValueError(f"trial_profile {self.trial_profile!r}: use smoke, quick or full")
         bad = [a for a in self.activations if a not in ACTIVATIONS]
         if bad:
             raise ValueError(f"activations {bad}: use {', '.join(ACTIVATIONS)}")

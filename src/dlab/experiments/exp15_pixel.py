@@ -389,7 +389,6 @@ PIXEL = Implementation(
 
 @dataclass
 class PixelStudyConfig(StudySettings):
-    trial_profile: str = "quick"  # profile of 15.1 that every trial starts from
     trial_epochs: int = 3  # maximum epochs of every trial (early stopping may end sooner)
     parts: tuple[str, ...] = ("pixelcnn", "pixelrnn")  # which model's study to run
     cnn_layers: tuple[int, ...] = (1, 3, 5)  # PixelCNN residual blocks tried
@@ -399,8 +398,6 @@ class PixelStudyConfig(StudySettings):
 
     def validate(self) -> None:
         super().validate()
-        if self.trial_profile not in ("smoke", "quick", "full"):
-            raise ValueError(f"trial_profile {self.trial_profile!r}: use smoke, quick or full")
         if self.trial_epochs < 1:
             raise ValueError(f"trial_epochs must be >= 1, got {self.trial_epochs}")
         bad = [p for p in self.parts if p not in MODELS]

@@ -520,7 +520,6 @@ def parse_widths(text: str) -> tuple[int, ...]:
 
 @dataclass
 class GANStudyConfig(StudySettings):
-    trial_profile: str = "quick"  # profile of 16.1 that every trial starts from
     trial_epochs: int = 5  # epochs of every trial
     trial_n_train: int = 2048  # training digits of every trial (0 = all)
     models: tuple[str, ...] = ("mlp", "dcgan")  # GAN kinds; the base setting is the MLP GAN
@@ -531,8 +530,6 @@ class GANStudyConfig(StudySettings):
 
     def validate(self) -> None:
         super().validate()
-        if self.trial_profile not in ("smoke", "quick", "full"):
-            raise ValueError(f"trial_profile {self.trial_profile!r}: use smoke, quick or full")
         if self.trial_n_train < 0:
             raise ValueError("trial_n_train must be 0 (all) or more")
         if not self.models or not set(self.models) <= set(KINDS):
