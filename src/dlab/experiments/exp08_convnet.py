@@ -171,7 +171,10 @@ def _subset(n: int, limit: int, rng: np.random.Generator) -> np.ndarray:
     return np.arange(n) if not limit or limit >= n else np.sort(rng.permutation(n)[:limit])
 
 
-def _curves_figure(ctx: RunContext, history: list[dict], name: str) -> None:
+def curves_figure(ctx: RunContext, history: list[dict], name: str,
+                  caption: str = "Training and validation loss and accuracy after every epoch.",
+                  train_label: str = "training (mean during epoch)") -> None:
+    """Loss and accuracy per epoch from fit's history (keys loss, acc, val_loss, val_acc)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -179,10 +182,10 @@ def _curves_figure(ctx: RunContext, history: list[dict], name: str) -> None:
 
     ep = [r["epoch"] for r in history]
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.6))
-    a1.plot(ep, [r["loss"] for r in history], "o-", label="training (mean during epoch)")
+    a1.plot(ep, [r["loss"] for r in history], "o-", label=train_label)
     a1.plot(ep, [r["val_loss"] for r in history], "s-", label="validation")
     a1.set_ylabel("cross-entropy")
-    a2.plot(ep, [100 * r["acc"] for r in history], "o-", label="training (mean during epoch)")
+    a2.plot(ep, [100 * r["acc"] for r in history], "o-", label=train_label)
     a2.plot(ep, [100 * r["val_acc"] for r in history], "s-", label="validation")
     a2.set_ylabel("accuracy (%)")
     for ax in (a1, a2):
@@ -190,7 +193,7 @@ def _curves_figure(ctx: RunContext, history: list[dict], name: str) -> None:
         ax.set_xticks(ep)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-    ctx.figure(fig, name, "Training and validation loss and accuracy after every epoch.")
+    ctx.figure(fig, name, caption)
 
 
 def confusion_figure(ctx: RunContext, cm: np.ndarray, classes: list[str], name: str,
@@ -259,7 +262,7 @@ def run_train(cfg: TrainConfig, ctx: RunContext) -> None:
         "convnet", {"input_size": 32, "in_channels": 3, "n_classes": n_classes}, size, 3,
         mean, std, data.classes, ctx.program.id, source_size=x_fit.shape[1:3]))
 
-    _curves_figure(ctx, result.history, "curves.png")
+    curves_figure(ctx, result.history, "curves.png")
     confusion_figure(ctx, cm, data.classes, "confusion.png", "Test confusion matrix")
     h = result.history
     ctx.table("Per epoch", ["epoch", "train loss", "train acc", "val loss", "val acc",

@@ -27,7 +27,7 @@ from dlab.data.images import (
 )
 from dlab.data.mnist import find_fashion, load_fashion, load_mnist, stratified_split
 from dlab.errors import DataError
-from dlab.experiments.exp08_convnet import confusion_figure
+from dlab.experiments.exp08_convnet import confusion_figure, curves_figure
 from dlab.metrics import confusion_matrix
 from dlab.models.cnn import AnySizeCNN, ManualCatDogCNN, count_parameters, pool_out
 from dlab.predict import classifier_metadata
@@ -287,27 +287,10 @@ def run_folder(cfg: FolderConfig, ctx: RunContext) -> None:
         "anysize_cnn", {"input_size": cfg.image_size, "in_channels": c, "n_classes": k},
         size, c, mean, std, imgs.classes, ctx.program.id, source_size=imgs.source_size))
 
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     h = result.history
-    ep = [r["epoch"] for r in h]
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.6))
-    a1.plot(ep, [r["loss"] for r in h], "o-", label="training (augmented, mean in epoch)")
-    a1.plot(ep, [r["val_loss"] for r in h], "s-", label="validation")
-    a1.set_ylabel("cross-entropy")
-    a2.plot(ep, [100 * r["acc"] for r in h], "o-", label="training (augmented, mean in epoch)")
-    a2.plot(ep, [100 * r["val_acc"] for r in h], "s-", label="validation")
-    a2.set_ylabel("accuracy (%)")
-    for ax in (a1, a2):
-        ax.set_xlabel("epoch")
-        ax.set_xticks(ep)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    ctx.figure(fig, "curves.png", "Loss and accuracy per epoch: training batches (augmented) "
-               "and the validation images.")
+    curves_figure(ctx, h, "curves.png",
+                  "Loss and accuracy per epoch: training batches (augmented) and the "
+                  "validation images.", train_label="training (augmented, mean in epoch)")
     confusion_figure(ctx, cm, imgs.classes, "confusion.png", "Validation confusion matrix")
     shown = misclassified_figure(ctx, imgs.images[va], true, pred, prob, imgs.classes)
 
