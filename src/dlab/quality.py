@@ -37,9 +37,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from dlab.io import atomic_path, write_json
 from dlab.metrics import class_spread, frechet_distance
 from dlab.models.classifier import MNISTClassifier
-from dlab.runs import RunContext, atomic_path, write_json
+from dlab.runs import RunContext
 
 CLASSIFIER_VERSION = "2"  # bump when the classifier's code or training changes
 RARE_FRACTION = 0.02  # a class is "rare" among generated digits below this share

@@ -716,8 +716,8 @@ def plot_field(result: StudyResult, name: str) -> Any:
 def _write_outputs(result: StudyResult) -> None:
     import matplotlib.pyplot as plt
 
+    from dlab.io import atomic_path, atomic_write, write_csv
     from dlab.report.record import md_table
-    from dlab.runs import atomic_path, atomic_write, write_csv
 
     write_csv(result.folder / "trials.csv", result.trials)
     cols, rows = result.table()

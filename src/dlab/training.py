@@ -280,7 +280,7 @@ def _epoch_line(row: dict[str, Any], epochs: int) -> str:
 
 def _save_checkpoint(path, model, opts, scheduler, epoch, history, best, best_state, bad,
                      done):
-    from dlab.runs import atomic_path
+    from dlab.io import atomic_path
 
     state = {
         "model": model.state_dict(),

@@ -139,7 +139,7 @@ def _load_cached(path: Path, finger: str) -> BinaryImages | None:
 
 def _save(path: Path, data: BinaryImages, finger: str) -> Path | None:
     """Write the draw atomically; None when the data folder is not writable."""
-    from dlab.runs import atomic_path
+    from dlab.io import atomic_path
 
     p = data.provenance
     try:

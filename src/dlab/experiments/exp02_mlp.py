@@ -500,8 +500,8 @@ def run_credit(cfg: CreditConfig, ctx: RunContext) -> None:
     from sklearn.model_selection import train_test_split
 
     from dlab.data.tabular import german_credit
+    from dlab.io import atomic_write
     from dlab.models.mlp import MLP
-    from dlab.runs import atomic_write
     from dlab.training import accuracy, evaluate, fit
 
     table = german_credit()

@@ -16,11 +16,12 @@ import torch.nn.functional as F
 from dlab.data.images import channel_stats, load_cifar10, prepare
 from dlab.data.mnist import ImageData, find_fashion, load_fashion, load_mnist, stratified_split
 from dlab.errors import DataError
+from dlab.io import atomic_write
 from dlab.metrics import confusion_matrix
 from dlab.models.cnn import ConvNet, convnet_hand_count, count_parameters
 from dlab.predict import classifier_metadata
 from dlab.registry import Implementation
-from dlab.runs import RunContext, atomic_write
+from dlab.runs import RunContext
 from dlab.training import accuracy, evaluate, fit
 
 # ------------------------------------------------------------------ 8.1 summary

@@ -28,11 +28,12 @@ from dlab.data.images import (
 from dlab.data.mnist import find_fashion, load_fashion, load_mnist, stratified_split
 from dlab.errors import DataError
 from dlab.experiments.exp08_convnet import confusion_figure, curves_figure
+from dlab.io import write_csv
 from dlab.metrics import confusion_matrix
 from dlab.models.cnn import AnySizeCNN, ManualCatDogCNN, count_parameters, pool_out
 from dlab.predict import classifier_metadata
 from dlab.registry import Implementation
-from dlab.runs import RunContext, write_csv
+from dlab.runs import RunContext
 from dlab.training import accuracy, evaluate, fit, supervised_step
 
 # ------------------------------------------------------------------ 9.1 any size

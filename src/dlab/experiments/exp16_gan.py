@@ -31,8 +31,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from dlab.io import atomic_path
 from dlab.registry import Implementation
-from dlab.runs import RunContext, atomic_path
+from dlab.runs import RunContext
 from dlab.studies import Study, StudySettings, execute, record
 
 KINDS = ("mlp", "dcgan")

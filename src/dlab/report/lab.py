@@ -13,9 +13,10 @@ import tempfile
 from pathlib import Path
 
 from dlab.errors import UsageError
+from dlab.io import atomic_path, atomic_write
 from dlab.registry import PROGRAMS
 from dlab.report.record import lab_blocks, to_html, to_markdown
-from dlab.runs import atomic_path, atomic_write, latest_run
+from dlab.runs import latest_run
 
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update",
