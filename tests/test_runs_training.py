@@ -5,7 +5,8 @@ import os
 import pytest
 import torch
 
-from dlab import runs
+from dlab import api, runs
+from dlab import io as dio
 from dlab.registry import PROGRAMS
 from toy_program import TOY_INFO
 
@@ -15,13 +16,13 @@ REQUIRED = {"program", "title", "status", "message", "profile", "seed", "device"
 
 def test_atomic_write_replaces_whole_file_or_nothing(tmp_path):
     target = tmp_path / "f.txt"
-    runs.atomic_write(target, "old")
-    with pytest.raises(RuntimeError), runs.atomic_path(target) as tmp:
+    dio.atomic_write(target, "old")
+    with pytest.raises(RuntimeError), dio.atomic_path(target) as tmp:
         tmp.write_text("half")
         raise RuntimeError("crash mid-write")
     assert target.read_text() == "old"
     assert sorted(os.listdir(tmp_path)) == ["f.txt"]  # no temporary file left behind
-    runs.atomic_write(target, b"new")
+    dio.atomic_write(target, b"new")
     assert target.read_text() == "new"
     umask = os.umask(0)
     os.umask(umask)
@@ -31,14 +32,14 @@ def test_atomic_write_replaces_whole_file_or_nothing(tmp_path):
 def test_jsonable_handles_numpy_torch_and_nan():
     import numpy as np
 
-    out = runs.to_jsonable({"a": np.float32(1.5), "b": torch.tensor(2), "c": [np.int64(3)],
+    out = dio.to_jsonable({"a": np.float32(1.5), "b": torch.tensor(2), "c": [np.int64(3)],
                             "d": float("nan"), "e": np.arange(2)})
     assert out == {"a": 1.5, "b": 2, "c": [3], "d": "nan", "e": [0, 1]}
     json.dumps(out)
 
 
 def test_run_folder_contents_and_schema(tmp_path):
-    outcome = runs.run_program(PROGRAMS["1.1"], profile="smoke", seed=3, out=tmp_path,
+    outcome = api.run_program(PROGRAMS["1.1"], profile="smoke", seed=3, out=tmp_path,
                                quiet=True, device="cpu")
     assert outcome.status == "ok"
     meta = json.loads((outcome.folder / "metrics.json").read_text())
@@ -60,16 +61,16 @@ def test_run_folder_contents_and_schema(tmp_path):
 
 
 def test_same_seed_same_metrics_other_seed_differs(tmp_path):
-    a = runs.run_program(PROGRAMS["1.2"], profile="smoke", seed=5, out=tmp_path, quiet=True)
-    b = runs.run_program(PROGRAMS["1.2"], profile="smoke", seed=5, out=tmp_path, quiet=True)
-    c = runs.run_program(PROGRAMS["1.2"], profile="smoke", seed=6, out=tmp_path, quiet=True)
+    a = api.run_program(PROGRAMS["1.2"], profile="smoke", seed=5, out=tmp_path, quiet=True)
+    b = api.run_program(PROGRAMS["1.2"], profile="smoke", seed=5, out=tmp_path, quiet=True)
+    c = api.run_program(PROGRAMS["1.2"], profile="smoke", seed=6, out=tmp_path, quiet=True)
     assert a.folder != b.folder
     assert a.metrics == b.metrics
     assert a.metrics != c.metrics
 
 
 def _toy(tmp_path, **sets):
-    return runs.run_program(TOY_INFO, profile="quick", seed=1, out=tmp_path, quiet=True,
+    return api.run_program(TOY_INFO, profile="quick", seed=1, out=tmp_path, quiet=True,
                             device="cpu", sets={k: str(v) for k, v in sets.items()})
 
 
@@ -103,7 +104,7 @@ def test_ctrl_c_leaves_valid_folder_and_resume_matches_uninterrupted(tmp_path, m
     assert meta["status"] == "interrupted" and "--resume" in meta["message"]
     assert (folder / "checkpoint-model.pt").exists()
     # the interrupted epoch's checkpoint was not written: resume starts after epoch 2
-    resumed = runs.run_program(TOY_INFO, out=tmp_path / "cut", quiet=True, resume=True,
+    resumed = api.run_program(TOY_INFO, out=tmp_path / "cut", quiet=True, resume=True,
                                device="cpu")
     assert resumed.folder == folder and resumed.status == "ok"
     assert resumed.metrics == full.metrics  # bit for bit, as if never interrupted
@@ -115,7 +116,7 @@ def test_resume_without_interrupted_run_is_an_error(tmp_path):
     from dlab.errors import UsageError
 
     with pytest.raises(UsageError, match="no interrupted run"):
-        runs.run_program(TOY_INFO, out=tmp_path, quiet=True, resume=True)
+        api.run_program(TOY_INFO, out=tmp_path, quiet=True, resume=True)
 
 
 def test_early_stopping_restores_best_weights(tmp_path):

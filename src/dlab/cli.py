@@ -95,9 +95,10 @@ def run(
     resume: bool = typer.Option(False, help="Continue the latest interrupted run."),
 ) -> None:
     """Run programs; each leaves a run folder with metrics, figures and its record."""
+    from dlab.api import run_program
     from dlab.config import parse_sets
     from dlab.registry import resolve
-    from dlab.runs import run_program
+    from dlab.verdicts import overall, verdict_line
 
     if seed < 0:
         raise UsageError(f"--seed must be 0 or more, got {seed}")
@@ -118,15 +119,18 @@ def run(
             raise typer.Exit(130) from None
         outcomes.append(outcome)
         if outcome.status != "ok":
-            out.print(f"{p.id}: {outcome.status}: {outcome.message}")
+            out.print(f"{p.id}: {outcome.status}: {outcome.message}", markup=False)
+        else:
+            out.print(f"{p.id} target {verdict_line(outcome.targets or [])}", markup=False)
     if not outcomes:
         return
-    table = Table("program", "status", "seconds", "run folder", box=None)
+    table = Table("program", "status", "verdict", "seconds", "run folder", box=None)
     import json
 
     for o in outcomes:
         seconds = json.loads((o.folder / "metrics.json").read_text())["timings"]["seconds"]
-        table.add_row(o.program, o.status, f"{seconds:.1f}", str(o.folder))
+        verdict = overall(o.targets or []) if o.status == "ok" else "n/a"
+        table.add_row(o.program, o.status, verdict, f"{seconds:.1f}", str(o.folder))
     out.print(table)
     if any(o.status != "ok" for o in outcomes):
         raise typer.Exit(1)

@@ -28,11 +28,13 @@ class Implementation:
     config:   a dataclass type; its defaults are the `quick` profile.
     run:      `run(config, ctx)`; records metrics, figures and sentences on `ctx`.
     profiles: overrides of the defaults per profile: {"smoke": {...}, "full": {...}}.
+    targets:  `dlab.verdicts.Target`s checked against the run's metrics when it ends.
     """
 
     config: type
     run: Callable[[Any, Any], None]
     profiles: dict[str, dict[str, Any]] = field(default_factory=dict)
+    targets: tuple[Any, ...] = ()
 
 
 @dataclass(frozen=True)

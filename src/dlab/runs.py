@@ -15,7 +15,6 @@ import math
 import os
 import platform
 import random
-import shutil
 import sys
 import tempfile
 import time
@@ -27,8 +26,8 @@ from typing import Any
 
 from dlab import __version__
 from dlab import config as configs
-from dlab.errors import DeviceError, DlabError, UsageError
-from dlab.io import atomic_path, atomic_write, to_jsonable, write_csv, write_json
+from dlab.errors import DeviceError, UsageError
+from dlab.io import atomic_path, to_jsonable, write_csv, write_json
 from dlab.registry import ProgramInfo
 
 STATUSES = ("ok", "diverged", "interrupted", "failed")
@@ -133,7 +132,11 @@ class RunContext:
       ctx.device, ctx.seed, ctx.rng (NumPy Generator), ctx.torch_generator(k),
       ctx.data_dir, ctx.log(...), ctx.progress(...),
       ctx.metrics[...] = value, ctx.data(...), ctx.table(...), ctx.figure(...),
-      ctx.infer(...), ctx.note(...), ctx.save_model(...), ctx.checkpoint_path(name).
+      ctx.infer(...), ctx.claim(...), ctx.compare(...), ctx.note(...),
+      ctx.save_model(...), ctx.checkpoint_path(name).
+
+    `infer` states a measured value; a sentence that compares or explains goes through
+    `claim` or `compare`, so that what is written follows from the numbers.
     """
 
     def __init__(self, program: ProgramInfo, config: Any, folder: Path, *, profile: str,
@@ -161,6 +164,8 @@ class RunContext:
         self.data_lines: list[str] = []
         self.analysis: list[str] = []
         self.notes: list[str] = []
+        self.claims: list[dict[str, Any]] = []
+        self.targets: list[dict[str, Any]] = []
         self.stand_in: str | None = None
         self.started = dt.datetime.now(dt.UTC)
         self._t0 = time.perf_counter()
@@ -222,8 +227,51 @@ class RunContext:
         self.tables.append(Table(title, list(columns), [list(r) for r in rows]))
 
     def infer(self, sentence: str) -> None:
-        """A sentence for Analysis and Inferences, built from measured values."""
+        """A sentence for Analysis and Inferences that states measured values (no
+        comparison, no cause: use `claim` or `compare` for those)."""
         self.analysis.append(" ".join(sentence.split()))
+
+    def claim(self, text: str, holds: bool, otherwise: str | None = None,
+              **evidence: Any) -> bool:
+        """A comparative or causal sentence written only when `holds` is true.
+
+        When it is false the `otherwise` sentence (its negated, measured form) is
+        written instead, or nothing. `evidence` (the numbers the condition used) is
+        kept in metrics.json beside the sentence. Returns `holds`.
+        """
+        holds = bool(holds)
+        written = text if holds else otherwise
+        self.claims.append({"claim": " ".join(text.split()), "holds": holds,
+                            "written": " ".join(written.split()) if written else None,
+                            "evidence": evidence})
+        if written:
+            self.analysis.append(" ".join(written.split()))
+        return holds
+
+    def compare(self, quantity: str, a_label: str, a: float, b_label: str, b: float, *,
+                better: str = "lower", digits: int = 4, unit: str = "",
+                then: str = "") -> bool:
+        """Write "A's <quantity> (x) is n% lower/higher than B's (y): better/worse."
+        with the direction taken from the numbers; `then` is appended only when A is
+        better. Returns whether A is better."""
+        from dlab.verdicts import compare
+
+        sentence, a_better = compare(quantity, a_label, a, b_label, b, better=better,
+                                     digits=digits, unit=unit)
+        if a_better and then:
+            sentence = f"{sentence} {then}"
+        self.claims.append({"claim": f"{a_label} has a {better} {quantity} than {b_label}",
+                            "holds": a_better, "written": sentence,
+                            "evidence": {a_label: a, b_label: b}})
+        self.analysis.append(sentence)
+        return a_better
+
+    def judge(self, targets: tuple[Any, ...] | list[Any]) -> list[dict[str, Any]]:
+        """Check the program's targets against the metrics measured so far."""
+        from dlab.verdicts import judge
+
+        self.targets = judge(targets, self.metrics, self.profile)
+        return self.targets
 
     def note(self, sentence: str) -> None:
         self.notes.append(" ".join(sentence.split()))
@@ -291,25 +339,33 @@ class RunContext:
                 **{k: round(v, 4) for k, v in self.timings.items()},
             },
             "metrics": self.metrics,
+            "targets": self.targets,
+            "verdict": _overall(self.targets) if status == "ok" else "n/a",
             "record": {
                 "stand_in": self.stand_in,
                 "data": self.data_lines,
                 "tables": [vars(t) for t in self.tables],
                 "figures": self.figures,
                 "analysis": self.analysis,
+                "claims": self.claims,
                 "notes": self.notes,
             },
         }
 
     def finish(self, status: str, message: str = "") -> dict[str, Any]:
-        from dlab.report.record import program_record
-
+        """Write history.csv and metrics.json; return the summary (the record is
+        rendered from it by `dlab.api`)."""
         assert status in STATUSES, status
         self._flush_history()
         summary = to_jsonable(self.summary(status, message))
         write_json(self.folder / "metrics.json", summary)
-        atomic_write(self.folder / "record.md", program_record(summary, self.program))
         return summary
+
+
+def _overall(targets: list[dict[str, Any]]) -> str:
+    from dlab.verdicts import overall
+
+    return overall(targets)
 
 
 class _NullBar:
@@ -332,15 +388,6 @@ class _RichBar:
 # --------------------------------------------------------------------- running
 
 
-@dataclass
-class RunOutcome:
-    program: str
-    status: str
-    folder: Path
-    message: str = ""
-    metrics: dict[str, Any] | None = None
-
-
 def latest_run(root: Path, program_id: str, status: str | None = None) -> Path | None:
     """The most recently started run folder of a program under `root`."""
     best: tuple[str, Path] | None = None
@@ -355,72 +402,3 @@ def latest_run(root: Path, program_id: str, status: str | None = None) -> Path |
         if best is None or key > (best[0], best[1].name):
             best = (key[0], meta.parent)
     return best[1] if best else None
-
-
-def _new_folder(root: Path, program_id: str, profile: str, seed: int) -> Path:
-    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    base = root / program_id / f"{stamp}-{profile}-seed{seed}"
-    folder, k = base, 1
-    while folder.exists():
-        k += 1
-        folder = base.with_name(f"{base.name}-{k}")
-    folder.mkdir(parents=True)
-    return folder
-
-
-def run_program(program: ProgramInfo, *, profile: str = "quick", seed: int = 0,
-                device: str = "auto", sets: dict[str, str] | None = None,
-                out: str | os.PathLike = "runs", quiet: bool = False,
-                data_dir: str | os.PathLike | None = None, resume: bool = False,
-                command: str = "", stream=None) -> RunOutcome:
-    """Run one program and leave a complete run folder.
-
-    Raises DlabError for bad input (nothing is left behind) and re-raises
-    KeyboardInterrupt after marking the folder "interrupted".
-    """
-    impl = program.load()
-    root = check_writable(out)
-    folder: Path | None = None
-    if resume:
-        folder = latest_run(root, program.id, status="interrupted")
-        if folder is None:
-            raise UsageError(f"--resume: no interrupted run of {program.id} under {root}")
-        saved = json.loads((folder / "metrics.json").read_text())
-        profile, seed = saved["profile"], saved["seed"]
-        config = configs.from_dict(impl.config, saved["config"])
-        configs.check(config, program.id)
-    else:
-        config = configs.build(impl.config, impl.profiles, profile, sets, program.id)
-    dev = resolve_device(device)
-
-    import torch
-
-    seed_everything(seed)
-    torch.set_num_threads(threads())
-    if folder is None:
-        folder = _new_folder(root, program.id, profile, seed)
-    if not command:
-        command = f"dlab run {program.id} --profile {profile} --seed {seed}"
-        command += "".join(f" --set {k}={v}" for k, v in (sets or {}).items())
-    ctx = RunContext(program, config, folder, profile=profile, seed=seed, device=dev,
-                     quiet=quiet, data_dir=data_dir, command=command, resume=resume,
-                     stream=stream)
-    ctx.log(f"{program.title} — profile {profile}, seed {seed}, device {dev}")
-    try:
-        impl.run(config, ctx)
-    except Diverged as exc:
-        ctx.finish("diverged", exc.message)
-        return RunOutcome(program.id, "diverged", folder, exc.message, ctx.metrics)
-    except KeyboardInterrupt:
-        ctx.finish("interrupted", "stopped by the user (Ctrl-C); continue with --resume")
-        raise
-    except DlabError:
-        if not resume:
-            shutil.rmtree(folder, ignore_errors=True)
-        raise
-    except Exception as exc:
-        ctx.finish("failed", f"{type(exc).__name__}: {exc}")
-        raise
-    summary = ctx.finish("ok")
-    ctx.log(f"done in {summary['timings']['seconds']:.1f}s -> {folder}")
-    return RunOutcome(program.id, "ok", folder, "", ctx.metrics)

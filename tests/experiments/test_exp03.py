@@ -5,11 +5,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from dlab.api import run_program
 from dlab.data.tabular import TableData
 from dlab.errors import DataError, UsageError
 from dlab.experiments import exp03_regression as e3
 from dlab.registry import PROGRAMS
-from dlab.runs import run_program
 
 
 def _table():

@@ -4,10 +4,10 @@ import json
 import pytest
 import torch
 
+from dlab.api import run_program
 from dlab.experiments import exp04_mnist_mlp as e4
 from dlab.models.mlp import MLP
 from dlab.registry import PROGRAMS
-from dlab.runs import run_program
 
 BUNDLED = {"source": "bundled"}
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from dlab import runs
+from dlab import api, runs
 from dlab.experiments import exp05_gradient_descent as e5
 from dlab.registry import PROGRAMS
 from dlab.scratch import SGD, Dense, Sequential
@@ -18,7 +18,7 @@ def smoke(tmp_path, monkeypatch):
     monkeypatch.setattr(runs, "cpu_count", lambda: 1)
 
     def go(pid, **sets):
-        out = runs.run_program(PROGRAMS[pid], profile="smoke", out=tmp_path, quiet=True,
+        out = api.run_program(PROGRAMS[pid], profile="smoke", out=tmp_path, quiet=True,
                                device="cpu", sets={k: str(v) for k, v in sets.items()})
         return out, json.loads((out.folder / "metrics.json").read_text())
 

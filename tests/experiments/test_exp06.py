@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 import torch
 
-from dlab import runs
+from dlab import api, runs
 from dlab.errors import DataError, UsageError
 from dlab.experiments import exp06_sgd as e6
 from dlab.registry import PROGRAMS
@@ -19,7 +19,7 @@ def smoke(tmp_path, monkeypatch):
     monkeypatch.setattr(runs, "cpu_count", lambda: 1)
 
     def go(pid, **sets):
-        out = runs.run_program(PROGRAMS[pid], profile="smoke", out=tmp_path / "runs",
+        out = api.run_program(PROGRAMS[pid], profile="smoke", out=tmp_path / "runs",
                                quiet=True, device="cpu",
                                sets={k: str(v) for k, v in sets.items()})
         return out, json.loads((out.folder / "metrics.json").read_text())
@@ -70,7 +70,7 @@ def test_binary_table_from_user_csv(tmp_path):
 
 def test_csv_without_target_is_a_usage_error(tmp_path):
     with pytest.raises(UsageError, match="csv and target go together"):
-        runs.run_program(PROGRAMS["6.2"], profile="smoke", out=tmp_path, quiet=True,
+        api.run_program(PROGRAMS["6.2"], profile="smoke", out=tmp_path, quiet=True,
                          device="cpu", sets={"csv": "x.csv"})
     assert not any(tmp_path.rglob("metrics.json"))
 

@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 import torch
 
+from dlab.api import run_program
 from dlab.errors import DataError
 from dlab.models.cnn import ConvNet, convnet_hand_count, count_parameters
 from dlab.registry import PROGRAMS
-from dlab.runs import run_program
 
 # Counted by hand for 64x64x3 input, 'valid' 3x3 convolutions and 2x2 pooling:
 # 64 -conv-> 62 -pool-> 31 -conv-> 29 -pool-> 14 -conv-> 12 -pool-> 6; 6 * 6 * 128 = 4608.

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from dlab import config as configs
+from dlab.api import run_program
 from dlab.errors import UsageError
 from dlab.experiments import exp10_rnn as e10
 from dlab.models.rnn import (
@@ -15,7 +16,6 @@ from dlab.models.rnn import (
     weather_forecaster,
 )
 from dlab.registry import PROGRAMS
-from dlab.runs import run_program
 
 
 @pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])

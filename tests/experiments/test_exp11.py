@@ -5,12 +5,12 @@ import pandas as pd
 import pytest
 import torch
 
+from dlab.api import run_program
 from dlab.data import sequences as seq
 from dlab.data.tabular import seattle_weather
 from dlab.errors import DataError
 from dlab.models.rnn import SequenceConfig, SequenceRegressor
 from dlab.registry import PROGRAMS
-from dlab.runs import run_program
 
 
 def test_weather_smoke_on_seattle(tmp_path):

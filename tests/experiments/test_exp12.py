@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 import torch
 
+from dlab.api import run_program
 from dlab.data.mnist import load_mnist
 from dlab.experiments import exp12_autoencoder as e12
 from dlab.models.autoencoder import DenseAutoencoder, halving_widths
 from dlab.registry import PROGRAMS
-from dlab.runs import run_program
 from dlab.studies import run_study
 
 

@@ -13,7 +13,14 @@ _EXPORTS = {
     "PixelCNN": "pixelcnn", "PixelRNN": "pixelrnn",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = sorted([*_EXPORTS, "count_parameters"])
+
+
+def count_parameters(model, trainable_only: bool = False) -> int:
+    """Number of parameters of a torch module (only those with requires_grad when
+    `trainable_only`)."""
+    return sum(p.numel() for p in model.parameters()
+               if p.requires_grad or not trainable_only)
 
 
 def __getattr__(name: str):

@@ -65,6 +65,29 @@ def headline(program: ProgramInfo, summary: dict[str, Any] | None) -> str:
     return "" if value is None else f"{program.headline} = {fmt(value)}"
 
 
+def verdict_of(summary: dict[str, Any] | None) -> str:
+    """met / missed / n/a for a finished run; a run that did not end ok has no verdict."""
+    if summary is None:
+        return "not run"
+    if summary.get("status", "ok") != "ok":
+        return "n/a"
+    targets = summary.get("targets") or []
+    applicable = [t for t in targets if t.get("met") in (True, False)]
+    if not applicable:
+        return "n/a"
+    return "met" if all(t["met"] is True for t in applicable) else "missed"
+
+
+def _verdict_word(met: Any) -> str:
+    return {True: "met", False: "missed"}.get(met, "n/a") if isinstance(met, bool) else "n/a"
+
+
+def _reference(t: dict[str, Any]) -> Any:
+    if "reference" in t:
+        return f"{t['reference']} = {fmt(t.get('reference_value'))}"
+    return t.get("threshold", "")
+
+
 # ------------------------------------------------------------------------ blocks
 
 
@@ -93,6 +116,13 @@ def program_blocks(summary: dict[str, Any], program: ProgramInfo, level: int = 1
     b.append(("ul", rec.get("data") or ["(no data set: computed values only)"]))
 
     b.append(("h", level + 1, "Results", None))
+    targets = summary.get("targets") or []
+    if targets:
+        b.append(("p", f"**Targets: {verdict_of(summary)}.**"))
+        b.append(("table", ["target", "measured", "threshold or reference", "verdict", "why"],
+                  [[t.get("rule", t.get("name")), t.get("value"), _reference(t),
+                    _verdict_word(t.get("met")), t.get("why", "")] for t in targets],
+                  "Targets (checked in code against the measured values)"))
     metrics = summary.get("metrics", {})
     if metrics:
         b.append(("table", ["metric", "value"], _flat_metrics(metrics), None))
@@ -121,20 +151,28 @@ def lab_blocks(runs_dir: Path, latest: dict[str, Path]) -> list[Block]:
     b: list[Block] = [("h", 1, "Deep Learning lab record", "top")]
     b.append(("p", f"{len(summaries)} of {len(PROGRAMS)} programs have a run under "
                    f"`{runs_dir}`; each section is the latest run of its program."))
+    verdicts = {pid: verdict_of(summaries.get(pid)) for pid in PROGRAMS}
+    count = {w: sum(v == w for v in verdicts.values()) for w in ("met", "missed", "n/a")}
+    b.append(("p", f"**{count['met']} of {len(PROGRAMS)} programs meet their targets**; "
+                   f"{count['missed']} missed, {count['n/a']} without an applicable target or "
+                   f"a finished run, {len(PROGRAMS) - len(summaries)} not run. A target is a "
+                   "check in code against the run's own numbers (each program's Targets "
+                   "table)."))
     rows = []
     for pid, program in PROGRAMS.items():
         s = summaries.get(pid)
         link = f"[{pid}](#{anchor(pid)})" if s else pid
         if s is None:
-            rows.append([link, program.title, "not run", "", program.target or "", "", "", ""])
+            rows.append([link, program.title, "not run", "not run", "", program.target or "",
+                         "", "", ""])
             continue
         v = s.get("versions", {})
-        rows.append([link, program.title, s["status"], headline(program, s),
+        rows.append([link, program.title, s["status"], verdicts[pid], headline(program, s),
                      program.target or "", fmt(s["timings"]["seconds"]) + " s",
                      f"{s['timings']['started'][:10]}, seed {s['seed']}, {s['device']}",
                      f"dlab {v.get('dlab', '?')}, torch {v.get('torch', '-')}"])
-    b.append(("table", ["id", "program", "status", "headline", "target", "time", "run",
-                        "versions"], rows, "Summary"))
+    b.append(("table", ["id", "program", "status", "verdict", "headline", "target", "time",
+                        "run", "versions"], rows, "Summary"))
     toc = []
     for exp in EXPERIMENTS:
         done = [p for p in exp.programs if p.id in summaries]
@@ -213,7 +251,7 @@ def inline(text: str) -> str:
 
 def _cell(value: Any) -> str:
     text = inline(fmt(value))
-    if text in ("ok", "diverged", "interrupted", "failed", "not run"):
+    if text in ("ok", "diverged", "interrupted", "failed", "not run", "met", "missed"):
         return f'<span class="status {text.replace(" ", "-")}">{text}</span>'
     return text
 
@@ -291,7 +329,8 @@ figcaption { color: var(--muted); font-size: .9rem; }
 blockquote { margin: .8rem 0; padding: .4rem .9rem; border-left: 4px solid var(--line);
              color: var(--muted); }
 .status { font-weight: 600; white-space: nowrap; }
-.status.ok { color: var(--ok); } .status.diverged, .status.failed { color: var(--bad); }
+.status.ok, .status.met { color: var(--ok); }
+.status.missed { color: #fff; background: var(--bad); padding: 0 .3em; border-radius: 3px; } .status.diverged, .status.failed { color: var(--bad); }
 .status.interrupted { color: var(--warn); } .status.not-run { color: var(--muted); }
 .banner { padding: .5rem .8rem; border-radius: 6px; background: #fff4e5; }
 .missing { color: var(--bad); }

@@ -1,0 +1,131 @@
+"""Targets and comparative sentences: verdicts follow the numbers, in both directions."""
+
+import json
+
+import pytest
+
+from dlab.api import run_program
+from dlab.registry import PROGRAMS, Implementation, ProgramInfo
+from dlab.report.record import lab_blocks, to_markdown, verdict_of
+from dlab.verdicts import NOT_APPLICABLE, Target, compare, judge, overall, verdict_line
+
+
+def test_threshold_targets_met_and_missed():
+    t = Target("acc", at_least=0.9)
+    assert t.judge({"acc": 0.95})["met"] is True
+    assert t.judge({"acc": 0.85})["met"] is False
+    assert t.judge({"acc": 0.9})["met"] is True  # inclusive
+    assert t.judge({})["met"] is False and "not measured" in t.judge({})["why"]
+    assert t.judge({"acc": "nan"})["met"] is False
+    assert Target("loss", at_most=1.0).judge({"loss": 1.5})["met"] is False
+
+
+def test_reference_targets_compare_with_another_metric():
+    t = Target("test_mse", below="pca_mse")
+    v = t.judge({"test_mse": 0.02, "pca_mse": 0.017})
+    assert v["met"] is False and v["reference_value"] == 0.017
+    assert t.judge({"test_mse": 0.01, "pca_mse": 0.017})["met"] is True
+    assert t.judge({"test_mse": 0.017, "pca_mse": 0.017})["met"] is False  # strict
+    assert t.judge({"test_mse": 0.01})["met"] is False  # no reference measured
+    assert Target("auc", above="base.auc").judge({"auc": 0.8, "base": {"auc": 0.5}})["met"]
+
+
+def test_equals_profiles_and_conditions():
+    assert Target("n", equals=0).judge({"n": 0})["met"] is True
+    assert Target("n", equals=0).judge({"n": 1})["met"] is False
+    assert Target("flag", equals=False).judge({"flag": True})["met"] is False
+    quick = Target("acc", at_least=0.9, profiles=("quick",))
+    assert quick.judge({"acc": 0.1}, "smoke")["met"] == NOT_APPLICABLE
+    assert quick.judge({"acc": 0.1}, "quick")["met"] is False
+    gated = Target("collapsed", equals=False, when=lambda m: m["judge_acc"] >= 0.95,
+                   when_text="the judge reaches 95%")
+    v = gated.judge({"collapsed": True, "judge_acc": 0.5})
+    assert v["met"] == NOT_APPLICABLE and "95%" in v["why"]
+    assert gated.judge({"collapsed": True, "judge_acc": 0.99})["met"] is False
+    assert gated.judge({"collapsed": True})["met"] == NOT_APPLICABLE  # condition unmeasurable
+    with pytest.raises(ValueError):
+        Target("x", at_least=1, below="y")
+
+
+def test_overall_and_line():
+    met = {"name": "a", "rule": "a >= 1", "value": 2, "met": True}
+    missed = {"name": "b", "rule": "b < c", "value": 3, "reference": "c",
+              "reference_value": 2, "met": False}
+    na = {"name": "c", "rule": "c = 0", "value": 1, "met": NOT_APPLICABLE}
+    assert overall([met]) == "met"
+    assert overall([met, missed]) == "missed"
+    assert overall([na]) == "n/a" and overall([]) == "n/a"
+    line = verdict_line([met, missed])
+    assert line.startswith("missed") and "MISSED: b = 3 vs c = 2" in line
+
+
+@pytest.mark.parametrize("a,b,better,word,verdict", [
+    (0.8, 1.0, "lower", "20.0% lower", "better"),
+    (1.2, 1.0, "lower", "20.0% higher", "worse"),
+    (0.9, 0.8, "higher", "12.5% higher", "better"),
+    (0.7, 0.8, "higher", "12.5% lower", "worse"),
+])
+def test_compare_direction_and_sign(a, b, better, word, verdict):
+    sentence, a_better = compare("test MSE", "A", a, "B", b, better=better)
+    assert word in sentence and sentence.endswith(f"{verdict}.")
+    assert a_better is (verdict == "better")
+    assert "-" not in sentence.split("(")[1].split(")")[0] or a < 0  # no negative percentage
+
+
+def test_compare_equal_values_is_not_better():
+    sentence, a_better = compare("NLL", "A", 1.0, "B", 1.0)
+    assert not a_better and "same" in sentence
+
+
+def _toy(targets, metrics, claims=()):
+    from dataclasses import dataclass
+
+    @dataclass
+    class Cfg:
+        epochs: int = 1
+
+    def run(cfg, ctx):
+        ctx.metrics.update(metrics)
+        for text, holds, otherwise in claims:
+            ctx.claim(text, holds, otherwise, value=1)
+
+    impl = Implementation(config=Cfg, run=run, targets=tuple(targets))
+    info = ProgramInfo(id="0.9", title="toy", aim="a toy", entry="tests:toy")
+    object.__setattr__(info, "load", lambda: impl)  # ProgramInfo is frozen
+    return info
+
+
+def test_run_writes_targets_and_verdict(tmp_path):
+    info = _toy([Target("score", at_least=0.5)], {"score": 0.2},
+                claims=[("A beats B.", False, "A does not beat B."), ("C holds.", False, None)])
+    out = run_program(info, profile="smoke", out=tmp_path, quiet=True, device="cpu")
+    saved = json.loads((out.folder / "metrics.json").read_text())
+    assert saved["targets"][0]["met"] is False and saved["verdict"] == "missed"
+    assert verdict_of(saved) == "missed"
+    analysis = saved["record"]["analysis"]
+    assert "A does not beat B." in analysis and "A beats B." not in analysis
+    assert "C holds." not in analysis
+    record = (out.folder / "record.md").read_text()
+    assert "**Targets: missed.**" in record and "| score >= 0.5 | 0.2 | 0.5 | missed |" in record
+
+
+def test_lab_summary_counts_verdicts(tmp_path):
+    runs = tmp_path / "runs"
+    for pid, met in (("1.1", True), ("1.2", False)):
+        folder = runs / pid / "20260101-000000-smoke-seed0"
+        folder.mkdir(parents=True)
+        summary = {"program": pid, "status": "ok", "profile": "smoke", "seed": 0,
+                   "device": "cpu", "timings": {"seconds": 1.0, "started": "2026-01-01"},
+                   "metrics": {}, "targets": [{"name": "x", "rule": "x >= 1", "value": 1,
+                                               "threshold": 1, "met": met, "why": ""}],
+                   "record": {}}
+        (folder / "metrics.json").write_text(json.dumps(summary))
+    latest = {pid: next((runs / pid).iterdir()) for pid in ("1.1", "1.2")}
+    md = to_markdown(lab_blocks(runs, latest))
+    assert f"**1 of {len(PROGRAMS)} programs meet their targets**; 1 missed" in md
+    assert "| [1.2](#p1-2) | " in md and "| ok | missed |" in md
+
+
+def test_judge_keeps_order():
+    ts = [Target("a", at_least=1), Target("b", at_most=1)]
+    assert [v["name"] for v in judge(ts, {"a": 2, "b": 2})] == ["a", "b"]
