@@ -118,3 +118,24 @@ def linear_probe(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray,
                                                                random_state=seed))
     model.fit(np.asarray(train_x).reshape(len(train_x), -1), train_y)
     return float(model.score(np.asarray(test_x).reshape(len(test_x), -1), test_y))
+
+
+def pca_basis(train: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Mean (D,) and top-k principal directions (D, k) of the rows of `train` (N, D):
+    eigenvectors of the scatter matrix (x - mean)^T (x - mean) with the largest
+    eigenvalues (= the leading right singular vectors of the centred data)."""
+    mean = train.mean(axis=0)
+    centred = train - mean
+    _, vecs = np.linalg.eigh(centred.T @ centred)  # (D, D), eigenvalues ascending
+    return mean, vecs[:, ::-1][:, :k]
+
+
+def pca_reconstruction_mse(train: np.ndarray, test: np.ndarray, k: int) -> float:
+    """Per-element test MSE of PCA with k components fit on the training rows only.
+
+    train (N, D), test (M, D): x_hat = mean + (x - mean) V V^T with V = pca_basis(train, k).
+    PCA is the best rank-k linear encoder-decoder pair in squared error (Eckart-Young).
+    """
+    mean, v = pca_basis(train, k)
+    recon = mean + (test - mean) @ v @ v.T  # (M, D)
+    return float(np.mean((recon - test) ** 2))

@@ -149,3 +149,26 @@ def binarize(images: np.ndarray, seed: int = 0, method: str = "stochastic") -> n
         raise DataError(f"unknown binarisation {method!r}; use stochastic or threshold")
     rng = np.random.default_rng(seed)
     return (rng.random(x.shape, dtype=np.float32) < x).astype(np.uint8)
+
+
+def mnist_split(source: str, root: str | os.PathLike | None, n_train: int,
+                val_fraction: float, rng: np.random.Generator) -> dict:
+    """MNIST scaled to [0, 1] with a validation set carved from the training digits.
+
+    `n_train` training digits (0 = all) are a seeded stratified sample; a stratified
+    `val_fraction` of them is held out for validation (early stopping, model and
+    setting choice); the rest, shuffled, is trained on. The test digits are the whole
+    test set. Returns x_train, x_val, x_test (N, 28, 28) float32, y_train, y_val,
+    y_test (N,) int64, and `describe`, the data set's provenance line.
+    """
+    from dlab.data.subsets import stratified_sample
+
+    data = load_mnist(source, root)
+    pool = stratified_sample(data.y_train, n_train, rng)
+    n_val = max(1, int(round(len(pool) * val_fraction)))
+    va = pool[stratified_sample(data.y_train[pool], n_val, rng)]
+    tr = rng.permutation(np.setdiff1d(pool, va))
+    x = data.x_train.astype(np.float32) / 255.0
+    return {"x_train": x[tr], "y_train": data.y_train[tr], "x_val": x[va],
+            "y_val": data.y_train[va], "x_test": data.x_test.astype(np.float32) / 255.0,
+            "y_test": data.y_test, "describe": data.describe()}
