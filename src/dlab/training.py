@@ -296,3 +296,40 @@ def _save_checkpoint(path, model, opts, scheduler, epoch, history, best, best_st
     }
     with atomic_path(path) as tmp:
         torch.save(state, tmp)
+
+
+def nll_step(model: nn.Module, optimizer: torch.optim.Optimizer,
+             max_grad_norm: float | None = None,
+             log_prob: Callable[[Tensor], Tensor] | None = None) -> Step:
+    """One maximum-likelihood step of a density model on a batch (x,):
+    loss = -(1/B) sum_b log p(x_b), in nats per example (the exact NLL of NADE, MADE,
+    PixelCNN and PixelRNN). `log_prob` (default `model.log_prob`) maps x (B, ...) to
+    log p(x) (B,); a MADE trained with several masks passes one that moves to the next
+    mask first (Germain et al. 2015, Section 4.2)."""
+    log_prob = log_prob or model.log_prob
+
+    def step(batch: Batch) -> dict[str, Any]:
+        (x,) = batch
+        model.train()
+        loss = -log_prob(x).mean()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if max_grad_norm is not None:
+            nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
+        optimizer.step()
+        return {"loss": loss.detach()}
+
+    return step
+
+
+@torch.no_grad()
+def mean_nll(model: nn.Module, x: Tensor, batch_size: int = 256) -> float:
+    """Mean negative log-likelihood -(1/N) sum_n log p(x_n), in nats per example, of
+    x (N, ...) under `model.log_prob`, in eval mode and in batches (summed in float64)."""
+    was = model.training
+    model.eval()
+    total = 0.0
+    for i in range(0, len(x), batch_size):
+        total += float(-model.log_prob(x[i:i + batch_size]).double().sum())
+    model.train(was)
+    return total / max(len(x), 1)
