@@ -117,3 +117,65 @@ def test_horner_derivative_from_autograd_is_exact():
     z = complex(0.7, -0.3)
     expected = 6 * z ** 2 - 6 * z + 0.5
     assert abs(complex(float(dre), float(dim)) - expected) < 1e-12
+
+
+def _run(pid, tmp_path, **sets):
+    from dlab.api import run_program
+    from dlab.registry import PROGRAMS
+
+    return run_program(PROGRAMS[pid], profile="smoke", out=tmp_path, quiet=True,
+                       device="cpu", sets={k: str(v) for k, v in sets.items()})
+
+
+def test_gates_program_meets_its_targets(tmp_path):
+    out = _run("1.1", tmp_path)
+    m = out.metrics
+    assert m["xor_single_unit_solutions"] == 0 and m["xor_candidates_tried"] == 3 * 3 * 6
+    assert m["functions_by_one_unit"] == {"1": 4, "2": 14}
+    assert {t["name"]: t["met"] for t in out.targets} == {
+        "xor_single_unit_solutions": True, "all_gates_correct": True,
+        "two_layer_xor_correct": True, "manual_nand_computes_and": True}
+
+
+def test_gates_search_too_narrow_is_said(tmp_path, monkeypatch):
+    # With weights in [-1, 1] a unit of 3 inputs reaches fewer than the 104 threshold
+    # functions: the record must not claim the search found them all.
+    out = _run("1.1", tmp_path, n_inputs=3, max_weight=1)
+    assert out.metrics["functions_by_one_unit"]["3"] < 104
+    assert out.metrics["search_matches_known_counts"] is False
+    text = (out.folder / "record.md").read_text()
+    assert "do not reach them all" in text and "holds every one" not in text
+
+
+def test_roots_program_meets_its_target(tmp_path):
+    out = _run("1.2", tmp_path)
+    m = out.metrics
+    assert m["roots"] == ["2", "2"] and m["kind"] == "repeated"
+    assert m["newton_polynomials_failed"] == 0 and m["quadratics_failed"] == 0
+    assert [t["met"] for t in out.targets] == [True]
+    assert "found every root" in (out.folder / "record.md").read_text()
+
+
+def test_roots_record_says_when_a_root_is_missed(tmp_path, monkeypatch):
+    real = e1.newton_roots
+
+    def one_bad_root(coeffs, steps=100, tol=1e-14, generator=None):
+        roots, it = real(coeffs, steps, tol, generator)
+        roots[0] += 0.5  # a "root" that is not one
+        return roots, it
+
+    monkeypatch.setattr(e1, "newton_roots", one_bad_root)
+    out = _run("1.2", tmp_path)
+    assert out.metrics["newton_polynomials_failed"] == out.metrics["newton_polynomials_checked"]
+    assert [t["met"] for t in out.targets] == [False]
+    text = (out.folder / "record.md").read_text()
+    assert "found every root" not in text and "missed a root" in text
+
+
+def test_roots_refuse_non_finite_coefficients(tmp_path):
+    from dlab.errors import UsageError
+    from dlab.registry import PROGRAMS
+
+    with pytest.raises(UsageError, match="finite"):
+        _run("1.2", tmp_path, a="nan")
+    assert PROGRAMS["1.2"].load().targets[0].at_most == 1e-8
