@@ -25,7 +25,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
                   help="dlab: the deep-learning lab course, run correctly and recorded honestly.")
 data_app = typer.Typer(no_args_is_help=True, help="List and fetch data sets.")
 app.add_typer(data_app, name="data")
-out = Console(highlight=False)
+out = Console(highlight=False, soft_wrap=True)  # one message, one line
 
 
 def _version(value: bool) -> None:
@@ -93,6 +93,9 @@ def run(
                                          help="Folder with full data sets."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the summary."),
     resume: bool = typer.Option(False, help="Continue the latest interrupted run."),
+    jobs: int | None = typer.Option(None, "--jobs", "-j",
+                                    help="Run programs in N processes at once, one thread "
+                                         "each, one line per program."),
 ) -> None:
     """Run programs; each leaves a run folder with metrics, figures and its record."""
     from dlab.api import run_program
@@ -104,6 +107,14 @@ def run(
         raise UsageError(f"--seed must be 0 or more, got {seed}")
     programs = resolve(ids)
     sets = parse_sets(set_)
+    if jobs is not None:
+        from dlab.batch import run_many
+
+        code = run_many(programs, jobs=jobs, profile=profile, seed=seed, device=device,
+                        sets=sets, out=out_dir, data_dir=data_dir, resume=resume)
+        if code:
+            raise typer.Exit(code)
+        return
     many = len(programs) > 1
     outcomes = []
     for p in programs:
@@ -164,20 +175,25 @@ def study(
     out_dir: Path = typer.Option(Path("runs"), "--out", help="Folder for run folders."),
     data_dir: Path | None = typer.Option(None, "--data-dir", envvar="DLAB_DATA"),
     quiet: bool = typer.Option(False, "--quiet", "-q"),
+    report: bool = typer.Option(
+        False, "--report", help="Run no trials: write the record from the storage now."),
 ) -> None:
-    """Run (or continue) a program's hyperparameter study."""
-    from dlab.studies import run_study
+    """Run (or continue) a program's hyperparameter study, or write its record (--report)."""
+    from dlab.studies import StudyNotFinished, run_study
 
     if workers < 1:
         raise UsageError(f"--workers must be 1 or more, got {workers}")
     try:
         folder = run_study(program_id, profile=profile, seed=seed, storage=storage,
                            workers=workers, out=out_dir, quiet=quiet, data_dir=data_dir,
-                           device=device)
+                           device=device, report=report)
+    except StudyNotFinished as exc:  # this worker is done; another writes the record
+        print(exc, flush=True)
+        return
     except KeyboardInterrupt:
         out.print("study interrupted; run the same command again to continue it")
         raise typer.Exit(130) from None
-    out.print(f"study record: {folder / 'record.md'}")
+    out.print(f"study record: {folder / 'record.md'}", soft_wrap=True)
 
 
 @app.command()
@@ -191,6 +207,61 @@ def predict(
     from dlab.predict import format_csv, predict_files
 
     sys.stdout.write(format_csv(predict_files(run_dir, files, labels=labels)))
+
+
+@app.command()
+def viva(
+    experiment_id: str = typer.Argument(..., metavar="N", help="Experiment 1-16 (or exp05)."),
+    prelab: bool = typer.Option(False, "--prelab", help="Only the pre-lab questions."),
+    viva_only: bool = typer.Option(False, "--viva", help="Only the viva-voce questions."),
+    no_answers: bool = typer.Option(False, "--no-answers", help="A question sheet."),
+    runs_dir: Path | None = typer.Option(None, "--runs",
+                                         help="Folder of run folders (default runs)."),
+    fmt: str = typer.Option("text", "--format", help="text or json"),
+) -> None:
+    """An experiment's pre-lab and viva-voce questions, answered (from your runs where linked)."""
+    from dlab.questions import experiment_number, load
+    from dlab.viva import RunReader, check_runs_dir, render, select, to_json
+
+    if fmt not in ("text", "json"):
+        raise UsageError(f"--format {fmt}: use text or json")
+    qset = load(experiment_number(experiment_id))
+    reader = RunReader(check_runs_dir(runs_dir))
+    entries = select(qset, prelab=prelab, viva=viva_only)
+    if fmt == "json":
+        sys.stdout.write(to_json(qset, entries, reader, answers=not no_answers))
+    else:
+        render(out, qset, entries, reader, answers=not no_answers)
+
+
+@app.command()
+def quiz(
+    experiment_id: str = typer.Argument(..., metavar="N", help="Experiment 1-16 (or exp05)."),
+    seed: int | None = typer.Option(None, help="Seed of the order (default: a new one)."),
+    count: int | None = typer.Option(None, "--count", help="Ask only this many questions."),
+    prelab: bool = typer.Option(False, "--prelab", help="Only the pre-lab questions."),
+    viva_only: bool = typer.Option(False, "--viva", help="Only the viva-voce questions."),
+    runs_dir: Path | None = typer.Option(None, "--runs",
+                                         help="Folder of run folders (default runs)."),
+) -> None:
+    """Ask an experiment's questions one at a time in random order; y/n after each answer."""
+    import secrets
+
+    from dlab.questions import experiment_number, load
+    from dlab.viva import RunReader, check_runs_dir, quiz_order, run_quiz, select
+
+    if seed is not None and seed < 0:
+        raise UsageError(f"--seed must be 0 or more, got {seed}")
+    qset = load(experiment_number(experiment_id))
+    reader = RunReader(check_runs_dir(runs_dir))
+    seed = secrets.randbelow(10_000) if seed is None else seed
+    entries = quiz_order(select(qset, prelab=prelab, viva=viva_only), seed, count)
+
+    def read_line() -> str | None:
+        line = sys.stdin.readline()
+        return None if line == "" else line.rstrip("\r\n")
+
+    run_quiz(out, qset, entries, reader, read_line, seed, echo=not sys.stdin.isatty())
 
 
 @data_app.command("list")
@@ -219,20 +290,84 @@ def data_get(name: str = typer.Argument(..., help="mnist"),
     get_mnist(data_dir, log=out.print)
 
 
+def _option_values(argv: list[str], name: str) -> list[str]:
+    """Values given to option `name` as `name VALUE` or `name=VALUE`."""
+    values = []
+    for i, arg in enumerate(argv):
+        if arg == "--":
+            break
+        if arg == name and i + 1 < len(argv):
+            values.append(argv[i + 1])
+        elif arg.startswith(name + "="):
+            values.append(arg[len(name) + 1:])
+    return values
+
+
+def _preflight(argv: list[str]) -> None:
+    """Checks the option parser cannot express: an empty --out or --data-dir, a
+    --data-dir (or $DLAB_DATA) that is a file, a --seed out of range."""
+    from dlab.config import check_seed
+    from dlab.runs import check_data_dir
+
+    for value in _option_values(argv, "--out"):
+        if not value.strip():
+            raise UsageError("--out is empty; give a folder (or, for `report`, an .html "
+                             "file), e.g. --out runs")
+    for value in _option_values(argv, "--data-dir"):
+        check_data_dir(value)
+    commands = [a for a in argv if not a.startswith("-")][:1]
+    if commands and commands[0] in ("run", "study", "data") and os.environ.get("DLAB_DATA"):
+        check_data_dir(os.environ["DLAB_DATA"], "DLAB_DATA")
+    for value in _option_values(argv, "--seed"):
+        try:
+            seed = int(value)
+        except ValueError:
+            continue  # the parser says so
+        check_seed(seed)
+
+
+def _usage_line(exc) -> str:
+    """A usage error (missing argument, unknown option, a value of the wrong type) as one
+    line with the command's --help to read."""
+    message = " ".join(exc.format_message().split())
+    ctx = getattr(exc, "ctx", None)
+    where = ctx.command_path if ctx is not None else "dlab"
+    return f"dlab: error: {message} (see `{where} --help`)"
+
+
 def main(argv: list[str] | None = None) -> int:
+    try:
+        from typer._click.exceptions import ClickException, NoArgsIsHelpError
+    except ImportError:  # pragma: no cover - typer versions that use click itself
+        from click.exceptions import ClickException, NoArgsIsHelpError
+    Abort = typer.Abort
+    from dlab.errors import RunFailed
+
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
     argv = [a for a in argv if a != "--debug"]
     try:
-        app(args=argv, prog_name="dlab")  # click's standalone mode: usage errors exit 2
-    except DlabError as exc:
+        _preflight(argv)
+        code = app(args=argv, prog_name="dlab", standalone_mode=False)
+    except NoArgsIsHelpError as exc:
+        print(exc.ctx.get_help() if exc.ctx is not None else exc.format_message())
+        return 2
+    except (DlabError, RunFailed) as exc:
         if debug:
             raise
-        print(f"dlab: error: {exc}", file=sys.stderr)
-        return 2
+        print(f"dlab: error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 1 if isinstance(exc, RunFailed) else 2
+    except ClickException as exc:
+        if debug:
+            raise
+        print(_usage_line(exc), file=sys.stderr)
+        return exc.exit_code
+    except Abort:
+        print("dlab: aborted", file=sys.stderr)
+        return 1
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    return 0
+    return code if isinstance(code, int) else 0
 
 
 if __name__ == "__main__":  # pragma: no cover

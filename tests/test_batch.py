@@ -1,0 +1,63 @@
+"""`dlab run ... --jobs N`: programs in parallel processes, the same numbers as one at a
+time, one line per program when piped, bad input refused before anything starts."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+PROGRAMS = ["1.2", "3.2"]  # fast at smoke; 3.2 trains a torch network
+
+
+def _run(out, jobs, *extra):
+    return subprocess.run([sys.executable, "-m", "dlab", "run", *PROGRAMS, "--profile",
+                           "smoke", "--out", str(out), "--jobs", str(jobs), *extra],
+                          capture_output=True, text=True, timeout=300)
+
+
+def _metrics(out, pid):
+    (meta,) = (out / pid).glob("*/metrics.json")
+    data = json.loads(meta.read_text())
+    timing = ("seconds", "time", "per_s", "speed")
+    return {k: v for k, v in data["metrics"].items() if not any(t in k for t in timing)}
+
+
+@pytest.fixture(scope="module")
+def serial_and_parallel(tmp_path_factory):
+    root = tmp_path_factory.mktemp("batch")
+    one, two = _run(root / "one", 1), _run(root / "two", 2)
+    return root, one, two
+
+
+def test_same_metrics_with_one_and_two_jobs(serial_and_parallel):
+    root, one, two = serial_and_parallel
+    assert one.returncode == 0, one.stdout + one.stderr
+    assert two.returncode == 0, two.stdout + two.stderr
+    for pid in PROGRAMS:
+        a, b = _metrics(root / "one", pid), _metrics(root / "two", pid)
+        assert a, pid
+        assert a == b, (pid, {k: (a[k], b.get(k)) for k in a if a[k] != b.get(k)})
+
+
+def test_piped_output_is_one_line_per_program(serial_and_parallel):
+    root, _, two = serial_and_parallel
+    lines = [ln for ln in two.stdout.splitlines() if ln.strip()]
+    assert len(lines) == len(PROGRAMS) + 1, two.stdout  # one per program and the total
+    assert sorted(ln.split()[0] for ln in lines[:-1]) == PROGRAMS
+    assert all(" ok " in ln for ln in lines[:-1])
+    assert lines[-1].startswith(f"{len(PROGRAMS)} programs in ")
+    for pid in PROGRAMS:  # each program's epoch lines went to its log instead
+        assert (root / "two" / "logs" / f"{pid}.log").read_text().strip()
+
+
+def test_bad_setting_refused_before_any_process(tmp_path):
+    proc = _run(tmp_path / "out", 2, "--set", "nonsense=1")
+    assert proc.returncode == 2
+    assert len(proc.stderr.strip().splitlines()) == 1 and "nonsense" in proc.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_jobs_must_be_positive(tmp_path):
+    proc = _run(tmp_path / "out", 0)
+    assert proc.returncode == 2 and "--jobs" in proc.stderr
