@@ -16,15 +16,22 @@ from pathlib import Path
 from typing import Any
 
 from dlab import config as configs
-from dlab.errors import DlabError, UsageError
-from dlab.io import atomic_write
+from dlab.errors import DlabError, RunFailed, UsageError
+from dlab.io import atomic_write, describe_os_error, to_jsonable, write_json
 from dlab.registry import ProgramInfo
 from dlab.runs import (
+    RESUMABLE,
     Diverged,
     RunContext,
+    RunLock,
+    check_data_dir,
     check_writable,
-    latest_run,
+    is_locked,
+    lock_owner,
+    make_folders,
+    remove_created,
     resolve_device,
+    runs_of,
     seed_everything,
     threads,
 )
@@ -40,15 +47,44 @@ class RunOutcome:
     targets: list[dict[str, Any]] | None = None
 
 
-def _new_folder(root: Path, program_id: str, profile: str, seed: int) -> Path:
+def _new_folder(root: Path, program_id: str, profile: str, seed: int) -> tuple[Path, list[Path]]:
+    """A fresh run folder; also the folders created for it (removed again on bad input)."""
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     base = root / program_id / f"{stamp}-{profile}-seed{seed}"
+    created = make_folders(base.parent)
     folder, k = base, 1
-    while folder.exists():
-        k += 1
-        folder = base.with_name(f"{base.name}-{k}")
-    folder.mkdir(parents=True)
-    return folder
+    while True:
+        try:
+            folder.mkdir()
+            break
+        except FileExistsError:
+            k += 1
+            folder = base.with_name(f"{base.name}-{k}")
+    return folder, created + [folder]
+
+
+def _resumable(root: Path, program_id: str) -> tuple[Path, RunLock, str]:
+    """The newest run of a program that can be continued, locked for this process, and
+    the text of its metrics.json (restored if the resumed run stops on bad input)."""
+    candidates = [(f, i) for f, i in runs_of(root, program_id) if i["status"] in RESUMABLE]
+    if not candidates:
+        raise UsageError(f"--resume: no interrupted run of {program_id} under {root}")
+    folder, info = candidates[0]
+    if info["status"] == "running" and is_locked(folder):
+        raise UsageError(f"--resume: the latest run of {program_id} ({folder}) is still "
+                         f"running ({lock_owner(folder) or 'pid unknown'}); wait for it")
+    lock = RunLock(folder).acquire()
+    try:
+        text = (folder / "metrics.json").read_text()
+        if json.loads(text).get("status") not in RESUMABLE:  # finished while we looked
+            raise UsageError(f"--resume: {folder} was finished by another process")
+    except (OSError, ValueError) as exc:
+        lock.release()
+        raise UsageError(f"--resume: cannot read {folder / 'metrics.json'} ({exc})") from None
+    except BaseException:
+        lock.release()
+        raise
+    return folder, lock, text
 
 
 def run_program(program: ProgramInfo, *, profile: str = "quick", seed: int = 0,
@@ -58,54 +94,106 @@ def run_program(program: ProgramInfo, *, profile: str = "quick", seed: int = 0,
                 command: str = "", stream=None) -> RunOutcome:
     """Run one program and leave a complete run folder.
 
-    Raises DlabError for bad input (nothing is left behind) and re-raises
+    Raises DlabError for bad input (nothing is left behind: no folder is created
+    before the settings, device and output are known to be good; a resumed folder
+    gets its metrics.json back), RunFailed when writing the run folder fails mid-way
+    (the folder is marked "failed" where it can still be written), and re-raises
     KeyboardInterrupt after marking the folder "interrupted".
+
+    metrics.json says "running" from the start, and the folder is locked (`.lock`,
+    with the PID) while this process writes it: a run killed without warning is
+    continued by `resume=True`, and two processes never write one folder.
     """
     impl = program.load()
     root = check_writable(out)
+    check_data_dir(data_dir)
     folder: Path | None = None
+    lock: RunLock | None = None
+    previous = ""
     if resume:
-        folder = latest_run(root, program.id, status="interrupted")
-        if folder is None:
-            raise UsageError(f"--resume: no interrupted run of {program.id} under {root}")
-        saved = json.loads((folder / "metrics.json").read_text())
-        profile, seed = saved["profile"], saved["seed"]
-        config = configs.from_dict(impl.config, saved["config"])
-        configs.check(config, program.id)
-    else:
-        config = configs.build(impl.config, impl.profiles, profile, sets, program.id)
-    dev = resolve_device(device)
+        folder, lock, previous = _resumable(root, program.id)
+        try:
+            saved = json.loads(previous)
+            profile, seed = saved["profile"], saved["seed"]
+            config = configs.from_dict(impl.config, saved["config"])
+            configs.check(config, program.id)
+        except (TypeError, KeyError, ValueError) as exc:
+            lock.release()
+            raise UsageError(f"--resume: {folder / 'metrics.json'} does not hold settings of "
+                             f"{program.id} ({exc}); start a new run without --resume") from None
+        except BaseException:
+            lock.release()
+            raise
+    try:
+        if not resume:
+            configs.check_seed(seed)
+            config = configs.build(impl.config, impl.profiles, profile, sets, program.id)
+        dev = resolve_device(device)
+    except BaseException:
+        if lock is not None:
+            lock.release()
+        raise
 
     import torch
 
     seed_everything(seed)
     torch.set_num_threads(threads())
+    created: list[Path] = []
     if folder is None:
-        folder = _new_folder(root, program.id, profile, seed)
+        try:
+            folder, created = _new_folder(root, program.id, profile, seed)
+            lock = RunLock(folder).acquire()
+        except OSError as exc:
+            remove_created(created)
+            raise UsageError(f"cannot write to output folder {root} ({exc.strerror or exc}); "
+                             "choose another with --out") from None
+    assert lock is not None
     if not command:
         command = f"dlab run {program.id} --profile {profile} --seed {seed}"
         command += "".join(f" --set {k}={v}" for k, v in (sets or {}).items())
     ctx = RunContext(program, config, folder, profile=profile, seed=seed, device=dev,
                      quiet=quiet, data_dir=data_dir, command=command, resume=resume,
                      stream=stream)
-    ctx.log(f"{program.title} — profile {profile}, seed {seed}, device {dev}")
     try:
-        impl.run(config, ctx)
+        return _run(impl, program, ctx, lock, created, previous)
+    finally:
+        lock.release()
+
+
+def _run(impl: Any, program: ProgramInfo, ctx: RunContext, lock: RunLock,
+         created: list[Path], previous: str) -> RunOutcome:
+    folder = ctx.folder
+    try:
+        ctx.start()
+    except OSError as exc:
+        _undo(ctx, created, previous)
+        raise UsageError(f"cannot write to run folder {folder} ({describe_os_error(exc)}); "
+                         "free some space or choose another folder with --out") from None
+    ctx.log(f"{program.title} — profile {ctx.profile}, seed {ctx.seed}, device {ctx.device}")
+    try:
+        impl.run(ctx.config, ctx)
+        ctx.judge(impl.targets)
+        summary = _finish(ctx, "ok")
     except Diverged as exc:
-        _finish(ctx, "diverged", exc.message)
+        try:
+            _finish(ctx, "diverged", exc.message)
+        except OSError as err:
+            raise _failed(ctx, err) from None
         return RunOutcome(program.id, "diverged", folder, exc.message, ctx.metrics)
     except KeyboardInterrupt:
-        _finish(ctx, "interrupted", "stopped by the user (Ctrl-C); continue with --resume")
+        try:
+            _finish(ctx, "interrupted", "stopped by the user (Ctrl-C); continue with --resume")
+        except OSError:
+            _mark(ctx, "interrupted", "stopped by the user (Ctrl-C); continue with --resume")
         raise
     except DlabError:
-        if not resume:
-            shutil.rmtree(folder, ignore_errors=True)
+        _undo(ctx, created, previous)
         raise
+    except OSError as exc:
+        raise _failed(ctx, exc) from None
     except Exception as exc:
-        _finish(ctx, "failed", f"{type(exc).__name__}: {exc}")
+        _mark(ctx, "failed", f"{type(exc).__name__}: {exc}")
         raise
-    ctx.judge(impl.targets)
-    summary = _finish(ctx, "ok")
     from dlab.verdicts import verdict_line
 
     ctx.log(f"target {verdict_line(ctx.targets)}")
@@ -113,10 +201,52 @@ def run_program(program: ProgramInfo, *, profile: str = "quick", seed: int = 0,
     return RunOutcome(program.id, "ok", folder, "", ctx.metrics, ctx.targets)
 
 
+def _undo(ctx: RunContext, created: list[Path], previous: str) -> None:
+    """Bad input found once the program ran: a new folder goes (with the folders made for
+    it); a resumed folder gets its metrics.json back."""
+    if previous:
+        try:
+            atomic_write(ctx.folder / "metrics.json", previous)
+        except OSError:
+            pass
+        return
+    shutil.rmtree(ctx.folder, ignore_errors=True)
+    remove_created(created)
+
+
+def _failed(ctx: RunContext, exc: OSError) -> RunFailed:
+    """Mark the folder failed (if it can still be written) after a write error."""
+    cause = describe_os_error(exc)
+    marked = _mark(ctx, "failed", f"writing the run folder failed: {cause}; free some space "
+                                  f"or fix the permissions, then continue with --resume")
+    where = f"its folder {ctx.folder} is marked failed" if marked else \
+        f"its folder {ctx.folder} could not be marked failed either"
+    return RunFailed(f"run {ctx.program.id} failed: cannot write {cause}; {where}")
+
+
+def _mark(ctx: RunContext, status: str, message: str) -> bool:
+    """Write metrics.json with `status`, as fully as the disk allows; True if written."""
+    try:
+        _finish(ctx, status, message)
+        return True
+    except OSError:
+        pass
+    try:  # a short summary without the record's content
+        summary = to_jsonable(ctx.summary(status, message))
+        summary["record"] = {}
+        write_json(ctx.folder / "metrics.json", summary)
+        return True
+    except OSError:
+        return False
+
+
 def _finish(ctx: RunContext, status: str, message: str = "") -> dict[str, Any]:
-    """metrics.json, then record.md rendered from it."""
+    """history.csv, record.md, then metrics.json (written last: a folder whose
+    metrics.json says finished has every other file)."""
     from dlab.report.record import program_record
 
-    summary = ctx.finish(status, message)
+    ctx._flush_history()
+    summary = to_jsonable(ctx.summary(status, message))
     atomic_write(ctx.folder / "record.md", program_record(summary, ctx.program))
+    write_json(ctx.folder / "metrics.json", summary)
     return summary

@@ -8,6 +8,7 @@ declared type, so `--set lr=abc` is an error before anything runs.
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from typing import Any
@@ -19,6 +20,16 @@ PROFILES = ("smoke", "quick", "full")
 # Settings that must be positive whenever a program has them.
 _POSITIVE = ("epochs", "batch_size", "lr", "learning_rate", "n_seeds", "hidden", "width",
              "steps")
+
+
+MAX_SEED = 2**32 - 1
+
+
+def check_seed(seed: Any, option: str = "--seed") -> int:
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise UsageError(f"{option} {seed}: must be a whole number from 0 to {MAX_SEED:,}"
+                         .replace(",", ""))
+    return seed
 
 
 def _field_types(cls: type) -> dict[str, Any]:
@@ -76,15 +87,85 @@ def parse_sets(pairs: list[str] | tuple[str, ...]) -> dict[str, str]:
     return out
 
 
+# Integer settings that set a layer's width: their largest value times its widest
+# neighbour (the other widths, or an input of up to WIDEST_INPUT features) estimates the
+# parameter count of the largest weight matrix before anything is built.
+_WIDTH_WORDS = ("hidden", "width", "channels", "latent", "dense", "bottleneck", "features",
+                "units", "filters")
+WIDEST_INPUT = 3 * 32 * 32  # CIFAR-10 images, the widest input a program takes
+MAX_PARAMETERS = 100_000_000  # about 0.4 GB of float32 weights, 1.6 GB with Adam's state
+MAX_INT_SETTING = 10_000_000  # any other whole-number setting (counts, sizes, lengths)
+
+
+def _is_width(name: str) -> bool:
+    return any(w in name for w in _WIDTH_WORDS)
+
+
+def _example(config: Any, name: str) -> str:
+    """The setting's default as a `--set` example."""
+    try:
+        value = getattr(type(config)(), name)
+    except Exception:  # a config without defaults
+        return "..."
+    if isinstance(value, list | tuple):
+        return ",".join(str(v) for v in value) or "..."
+    return str(value)
+
+
+def _check_value(name: str, value: Any, where: str, nonfinite_ok: bool,
+                 example: str = "...") -> None:
+    if isinstance(value, bool):
+        return
+    if isinstance(value, float) and not math.isfinite(value) and not nonfinite_ok:
+        raise UsageError(f"{where}{name} must be a finite number, got {value}; "
+                         f"e.g. --set {name}={example}")
+    if isinstance(value, int) and abs(value) > MAX_INT_SETTING and not _is_width(name):
+        raise UsageError(f"{where}{name}={value} is too large (at most "
+                         f"{MAX_INT_SETTING:_}); choose a smaller value".replace("_", ","))
+
+
 def check(config: Any, program: str = "") -> None:
-    """Reject values no program can use (negative epochs, zero batch size, ...)."""
+    """Reject values no program can use: negative epochs, a zero batch size, NaN or
+    infinite numbers (unless the config lists the setting in `nonfinite_ok`), empty
+    lists (unless in `empty_ok`), seeds outside 0..MAX_SEED, and widths that would build
+    a model of more than MAX_PARAMETERS parameters (estimated, before building)."""
     where = f"program {program}: " if program else ""
+    nonfinite_ok = set(getattr(config, "nonfinite_ok", ()))
+    empty_ok = set(getattr(config, "empty_ok", ()))
+    widths: dict[str, int] = {}
+    pairs: dict[str, int] = {}  # a list of widths: its two largest, multiplied
     for f in dataclasses.fields(config):
         value = getattr(config, f.name)
+        if isinstance(value, list | tuple):
+            if not value and f.name not in empty_ok:
+                raise UsageError(f"{where}{f.name} is empty; give at least one value, e.g. "
+                                 f"--set {f.name}={_example(config, f.name)}")
+            for v in value:
+                _check_value(f.name, v, where, f.name in nonfinite_ok,
+                             _example(config, f.name).split(",")[0])
+            ints = sorted(abs(v) for v in value if isinstance(v, int) and not isinstance(v, bool))
+            if _is_width(f.name) and ints:
+                widths[f.name] = ints[-1]
+                pairs[f.name] = ints[-1] * ints[-2] if len(ints) > 1 else 0
+            continue
         if isinstance(value, bool) or not isinstance(value, int | float):
             continue
+        _check_value(f.name, value, where, f.name in nonfinite_ok, _example(config, f.name))
         if any(f.name == p or f.name.endswith("_" + p) for p in _POSITIVE) and value <= 0:
             raise UsageError(f"{where}{f.name} must be positive, got {value}")
+        if isinstance(value, int) and (f.name == "seed" or f.name.endswith("_seed")):
+            check_seed(value, f"{where}{f.name}")
+        if isinstance(value, int) and _is_width(f.name):
+            widths[f.name] = abs(value)
+    for name, w in widths.items():
+        neighbour = max([WIDEST_INPUT, *(v for k, v in widths.items() if k != name)])
+        estimate = max(w * neighbour, pairs.get(name, 0))
+        if estimate > MAX_PARAMETERS:
+            raise UsageError(f"{where}{name}={getattr(config, name)} would build a layer of "
+                             f"about {estimate:.1e} parameters (the limit is "
+                             f"{MAX_PARAMETERS:.0e}, about {MAX_PARAMETERS * 16 / 1e9:.1f} GB "
+                             f"to train); use widths of at most "
+                             f"{min(MAX_PARAMETERS // neighbour, math.isqrt(MAX_PARAMETERS))}")
     validate = getattr(config, "validate", None)
     if callable(validate):
         try:

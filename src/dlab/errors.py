@@ -19,3 +19,8 @@ class DataError(DlabError):
 
 class DeviceError(DlabError):
     """A device was asked for that this machine does not have."""
+
+
+class RunFailed(Exception):
+    """A run that had started and could not finish for a reason outside the program (its
+    folder could not be written): the CLI prints one line and exits with status 1."""

@@ -33,6 +33,11 @@ def atomic_write(path: str | os.PathLike, data: str | bytes) -> Path:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data.encode("utf-8") if isinstance(data, str) else data)
         _publish(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        if exc.filename:
+            raise
+        raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -52,6 +57,10 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     try:
         yield Path(tmp)
         _publish(tmp, path)
+    except OSError as exc:
+        if exc.filename:
+            raise
+        raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from None
     finally:
         Path(tmp).unlink(missing_ok=True)
 
@@ -87,3 +96,36 @@ def write_csv(path: str | os.PathLike, rows: list[dict[str, Any]]) -> Path:
     for row in rows:
         writer.writerow({k: to_jsonable(v) for k, v in row.items()})
     return atomic_write(path, buf.getvalue())
+
+
+def describe_os_error(exc: BaseException) -> str:
+    """One line for an error while writing: the path and the cause."""
+    if isinstance(exc, OSError):
+        where = exc.filename or ""
+        cause = exc.strerror or str(exc)
+        return f"{where}: {cause}" if where else cause
+    first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return first
+
+
+def save_torch(obj: Any, path: str | os.PathLike) -> Path:
+    """torch.save to a temporary file beside `path`, then rename; a failed write (a full
+    disk makes torch raise RuntimeError) becomes an OSError naming the path."""
+    import errno
+    import shutil
+
+    import torch
+
+    path = Path(path)
+    try:
+        with atomic_path(path) as tmp:
+            torch.save(obj, tmp)
+    except RuntimeError as exc:
+        try:
+            full = shutil.disk_usage(path.parent).free < 1 << 20
+        except OSError:
+            full = False
+        if full:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path)) from None
+        raise OSError(errno.EIO, f"cannot write ({describe_os_error(exc)})", str(path)) from None
+    return path

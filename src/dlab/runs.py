@@ -27,10 +27,12 @@ from typing import Any
 from dlab import __version__
 from dlab import config as configs
 from dlab.errors import DeviceError, UsageError
-from dlab.io import atomic_path, to_jsonable, write_csv, write_json
+from dlab.io import atomic_path, save_torch, to_jsonable, write_csv, write_json
 from dlab.registry import ProgramInfo
 
-STATUSES = ("ok", "diverged", "interrupted", "failed")
+STATUSES = ("ok", "diverged", "interrupted", "failed", "running")
+RESUMABLE = ("interrupted", "running", "failed")  # "running": only when its process is gone
+LOCK_NAME = ".lock"
 HISTORY_EVERY_S = 2.0  # history.csv is rewritten at most this often during training
 CHECKPOINT_EVERY_S = 10.0  # checkpoints are saved at most this often (and at the end)
 
@@ -43,18 +45,145 @@ class Diverged(Exception):
         self.message = message
 
 
-def check_writable(folder: str | os.PathLike) -> Path:
+def _missing_parents(folder: Path) -> list[Path]:
+    """`folder` and those of its parents that do not exist yet, outermost first."""
+    missing = []
+    p = folder
+    while not p.exists() and p != p.parent:
+        missing.append(p)
+        p = p.parent
+    return missing[::-1]
+
+
+def check_writable(folder: str | os.PathLike, option: str = "--out") -> Path:
+    """Check that run folders can be written under `folder` without leaving anything:
+    folders created for the check are removed again. UsageError (one line) if not."""
     folder = Path(folder)
+    if str(folder) == "":
+        raise UsageError(f"{option} is empty; give a folder, e.g. {option} runs")
+    if folder.exists() and not folder.is_dir():
+        raise UsageError(f"{option} {folder}: exists and is not a folder; choose another with "
+                         f"{option}")
+    created = _missing_parents(folder)
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=".dlab-write-test-"):
-            pass
+        try:
+            for p in created:
+                p.mkdir()
+            with tempfile.NamedTemporaryFile(dir=folder, prefix=".dlab-write-test-"):
+                pass
+        finally:
+            for p in reversed(created):
+                try:
+                    p.rmdir()
+                except OSError:
+                    pass
     except OSError as exc:
         raise UsageError(
             f"cannot write to output folder {folder} ({exc.strerror or exc}); "
-            "choose another with --out"
+            f"choose another with {option}"
         ) from None
     return folder
+
+
+def check_data_dir(data_dir: str | os.PathLike | None, option: str = "--data-dir") -> None:
+    """A data folder that is given must not be a file (or an empty name)."""
+    if data_dir is None:
+        return
+    if str(data_dir) == "":
+        raise UsageError(f"{option} is empty; give the data folder, e.g. {option} ~/data")
+    path = Path(data_dir).expanduser()
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"{option} {data_dir}: is a file, not a folder; give the folder "
+                         "that holds the data sets (e.g. MNIST/raw/), or leave it out")
+
+
+def make_folders(folder: Path) -> list[Path]:
+    """mkdir -p `folder`; return the folders it created (outermost first)."""
+    created = _missing_parents(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    return created
+
+
+def remove_created(created: list[Path]) -> None:
+    """Remove folders `make_folders` created, innermost first, where they are empty."""
+    for p in reversed(created):
+        try:
+            p.rmdir()
+        except OSError:
+            pass
+
+
+# ------------------------------------------------------------------ run lock
+
+
+class RunLock:
+    """An exclusive lock on a run folder: `.lock` holds the writer's PID and is locked
+    with flock, which the system releases when the process ends in any way (kill -9
+    included), so a lock left by a dead process never blocks `--resume`."""
+
+    def __init__(self, folder: Path):
+        self.path = Path(folder) / LOCK_NAME
+        self.fd: int | None = None
+
+    def acquire(self) -> RunLock:
+        import fcntl
+
+        for _ in range(5):
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                os.close(fd)
+                raise UsageError(f"{self.path.parent}: in use by another dlab process "
+                                 f"({lock_owner(self.path.parent) or 'pid unknown'}); wait "
+                                 "for it to finish") from None
+            try:
+                same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
+            except FileNotFoundError:
+                same = False
+            if not same:  # the holder removed it as we opened it: take the new one
+                os.close(fd)
+                continue
+            os.ftruncate(fd, 0)
+            os.write(fd, f"pid {os.getpid()} on {platform.node()}\n".encode())
+            self.fd = fd
+            return self
+        raise UsageError(f"{self.path.parent}: could not lock the run folder; try again")
+
+    def release(self) -> None:
+        if self.fd is None:
+            return
+        try:
+            self.path.unlink(missing_ok=True)
+        except OSError:
+            pass
+        os.close(self.fd)
+        self.fd = None
+
+
+def is_locked(folder: Path) -> bool:
+    """Whether a live process holds the run folder's lock."""
+    import fcntl
+
+    path = Path(folder) / LOCK_NAME
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
+def lock_owner(folder: Path) -> str:
+    try:
+        return (Path(folder) / LOCK_NAME).read_text().strip()
+    except OSError:
+        return ""
 
 
 # ----------------------------------------------------------------- machine set-up
@@ -307,10 +436,7 @@ class RunContext:
 
     def save_model(self, model: Any, name: str = "model.pt", **extra: Any) -> Path:
         """Save a torch state_dict (loadable with weights_only=True) and its metadata."""
-        import torch
-
-        with atomic_path(self.folder / name) as tmp:
-            torch.save(model.state_dict(), tmp)
+        save_torch(model.state_dict(), self.folder / name)
         if extra:
             write_json(self.folder / (Path(name).stem + ".json"), extra)
         return self.folder / name
@@ -352,6 +478,15 @@ class RunContext:
             },
         }
 
+    def start(self) -> dict[str, Any]:
+        """metrics.json with status "running" (written atomically before the program
+        starts), so a run killed without warning is recognisable and resumable."""
+        message = (f"started by pid {os.getpid()} on {platform.node()}; if it did not "
+                   f"finish, continue with `dlab run {self.program.id} --resume`")
+        summary = to_jsonable(self.summary("running", message))
+        write_json(self.folder / "metrics.json", summary)
+        return summary
+
     def finish(self, status: str, message: str = "") -> dict[str, Any]:
         """Write history.csv and metrics.json; return the summary (the record is
         rendered from it by `dlab.api`)."""
@@ -388,17 +523,62 @@ class _RichBar:
 # --------------------------------------------------------------------- running
 
 
-def latest_run(root: Path, program_id: str, status: str | None = None) -> Path | None:
-    """The most recently started run folder of a program under `root`."""
-    best: tuple[str, Path] | None = None
+def read_summary(meta: Path) -> dict[str, Any]:
+    """A run's metrics.json, checked for the fields readers rely on; ValueError (its
+    message says what is wrong) for a file that is not a run summary."""
+    try:
+        info = json.loads(Path(meta).read_text())
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"unreadable ({getattr(exc, 'strerror', None) or exc})") from None
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"not valid JSON ({exc.msg}, line {exc.lineno})") from None
+    if not isinstance(info, dict):
+        raise ValueError(f"holds a JSON {type(info).__name__}, not a run summary")
+    if info.get("status") not in STATUSES:
+        raise ValueError(f"status {info.get('status')!r} is not one of {', '.join(STATUSES)}")
+    expected = {"timings": dict, "config": dict, "metrics": dict, "profile": str,
+                "seed": int, "device": str}
+    for key, tp in expected.items():
+        if not isinstance(info.get(key), tp) or isinstance(info.get(key), bool):
+            raise ValueError(f"'{key}' is missing or not a {tp.__name__}")
+    t = info["timings"]
+    if not isinstance(t.get("started"), str) or not isinstance(t.get("seconds"), int | float):
+        raise ValueError("'timings' lacks 'started' or 'seconds'")
+    for key, tp in (("targets", list), ("record", dict), ("versions", dict),
+                    ("message", str), ("command", str)):
+        if key in info and info[key] is not None and not isinstance(info[key], tp):
+            raise ValueError(f"'{key}' is not a {tp.__name__}")
+    if any(not isinstance(x, dict) for x in info.get("targets") or []):
+        raise ValueError("'targets' holds something other than objects")
+    rec = info.get("record") or {}
+    for key in ("data", "tables", "figures", "analysis", "notes"):
+        if key in rec and not isinstance(rec[key], list):
+            raise ValueError(f"'record.{key}' is not a list")
+    return info
+
+
+def runs_of(root: Path, program_id: str, warn=None) -> list[tuple[Path, dict[str, Any]]]:
+    """Every run folder of a program under `root` with its summary, newest first;
+    folders whose metrics.json is not a run summary are passed to `warn` and skipped."""
+    found = []
     for meta in (Path(root) / program_id).glob("*/metrics.json"):
         try:
-            info = json.loads(meta.read_text())
-        except (OSError, json.JSONDecodeError):
+            info = read_summary(meta)
+        except ValueError as exc:
+            if warn is not None:
+                warn(f"{meta}: skipped: {exc}")
             continue
-        if status and info.get("status") != status:
-            continue
-        key = (info.get("timings", {}).get("started", ""), meta.parent.name)
-        if best is None or key > (best[0], best[1].name):
-            best = (key[0], meta.parent)
-    return best[1] if best else None
+        found.append(((info["timings"]["started"], meta.parent.name), meta.parent, info))
+    found.sort(key=lambda t: t[0], reverse=True)
+    return [(folder, info) for _, folder, info in found]
+
+
+def latest_run(root: Path, program_id: str, status: str | tuple[str, ...] | None = None,
+               warn=None) -> Path | None:
+    """The most recently started run folder of a program under `root` (with one of the
+    given statuses)."""
+    wanted = (status,) if isinstance(status, str) else status
+    for folder, info in runs_of(root, program_id, warn):
+        if not wanted or info["status"] in wanted:
+            return folder
+    return None

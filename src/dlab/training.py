@@ -13,7 +13,9 @@ optimizer step. Numbers are averaged over the epoch, weighted by batch size.
 from __future__ import annotations
 
 import copy
+import json
 import math
+import pickle
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -22,6 +24,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from dlab.errors import DataError
 from dlab.runs import CHECKPOINT_EVERY_S, Diverged, RunContext
 
 Batch = tuple[Tensor, ...]
@@ -179,13 +182,16 @@ def fit(model: nn.Module, train: Any, *, ctx: RunContext, epochs: int,
     best_score, best_state, bad_epochs = math.inf, None, 0
 
     if ctx.resume and ckpt_path.exists():
-        state = torch.load(ckpt_path, map_location=device, weights_only=False)
-        model.load_state_dict(state["model"])
-        for opt, s in zip(opts, state["optimizers"], strict=True):
-            opt.load_state_dict(s)
-        if scheduler is not None and state.get("scheduler") is not None:
-            scheduler.load_state_dict(state["scheduler"])
-        torch.set_rng_state(state["torch_rng"])
+        state = load_checkpoint(ckpt_path, device)
+        try:
+            model.load_state_dict(state["model"])
+            for opt, s in zip(opts, state["optimizers"], strict=True):
+                opt.load_state_dict(s)
+            if scheduler is not None and state.get("scheduler") is not None:
+                scheduler.load_state_dict(state["scheduler"])
+            torch.set_rng_state(state["torch_rng"])
+        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+            raise _bad_checkpoint(ckpt_path, f"it does not fit this model: {exc}") from None
         result.history = state["history"]
         best_score, best_state, bad_epochs = state["best"], state["best_state"], state["bad"]
         start_epoch = state["epoch"] + 1
@@ -278,24 +284,87 @@ def _epoch_line(row: dict[str, Any], epochs: int) -> str:
     return "  ".join(parts)
 
 
+CHECKPOINT_FORMAT = 2  # tensors, plain containers and numbers; history as JSON text
+
+
+def _plain(value: Any) -> Any:
+    """Optimizer and scheduler state with NumPy numbers turned into Python ones, so the
+    checkpoint holds only what torch.load(weights_only=True) accepts."""
+    if isinstance(value, Tensor) or value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(_plain(v) for v in value)
+    if hasattr(value, "item") and getattr(value, "ndim", 1) == 0:
+        return value.item()
+    if hasattr(value, "tolist"):
+        return torch.as_tensor(value)
+    return value
+
+
+def _history_json(history: list[dict[str, Any]]) -> str:
+    def default(v: Any) -> Any:
+        if hasattr(v, "item") and getattr(v, "ndim", 1) == 0:
+            return v.item()
+        if hasattr(v, "tolist"):
+            return v.tolist()
+        return str(v)
+
+    return json.dumps(history, default=default)  # NaN and inf kept as NaN/Infinity
+
+
+def _bad_checkpoint(path: Any, why: str) -> DataError:
+    return DataError(f"{path}: cannot resume from this checkpoint ({why}); delete it to "
+                     "start the run again, or run without --resume")
+
+
+def load_checkpoint(path: Any, device: str = "cpu") -> dict[str, Any]:
+    """A checkpoint written by `fit`, loaded with weights_only=True: a file that holds
+    anything but tensors, plain containers and numbers is refused, never run."""
+    try:
+        state = torch.load(path, map_location=device, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        first = " ".join(str(exc).split())[:160]
+        raise _bad_checkpoint(path, "it holds objects other than tensors and numbers, which "
+                              f"could run code when loaded; refused: {first}") from None
+    except (RuntimeError, EOFError, OSError, ValueError, KeyError) as exc:
+        first = " ".join(str(exc).split())[:160] or type(exc).__name__
+        raise _bad_checkpoint(path, f"unreadable: {first}") from None
+    needed = ("model", "optimizers", "torch_rng", "epoch", "best", "best_state", "bad")
+    if not isinstance(state, dict) or any(k not in state for k in needed):
+        raise _bad_checkpoint(path, "not a dlab training checkpoint")
+    if isinstance(state.get("history_json"), str):
+        try:
+            state["history"] = json.loads(state["history_json"])
+        except ValueError as exc:
+            raise _bad_checkpoint(path, f"its history is not JSON: {exc}") from None
+    history = state.get("history")
+    if not isinstance(history, list) or not all(isinstance(r, dict) for r in history):
+        raise _bad_checkpoint(path, "no training history")
+    if not isinstance(state["epoch"], int) or not isinstance(state["torch_rng"], Tensor):
+        raise _bad_checkpoint(path, "malformed epoch or random state")
+    return state
+
+
 def _save_checkpoint(path, model, opts, scheduler, epoch, history, best, best_state, bad,
                      done):
-    from dlab.io import atomic_path
+    from dlab.io import save_torch
 
     state = {
+        "format": CHECKPOINT_FORMAT,
         "model": model.state_dict(),
-        "optimizers": [o.state_dict() for o in opts],
-        "scheduler": scheduler.state_dict() if scheduler is not None else None,
+        "optimizers": [_plain(o.state_dict()) for o in opts],
+        "scheduler": _plain(scheduler.state_dict()) if scheduler is not None else None,
         "torch_rng": torch.get_rng_state(),
-        "epoch": epoch,
-        "history": history,
-        "best": best,
+        "epoch": int(epoch),
+        "history_json": _history_json(history),
+        "best": float(best),
         "best_state": best_state,
-        "bad": bad,
-        "done": done,
+        "bad": int(bad),
+        "done": bool(done),
     }
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
+    save_torch(state, path)
 
 
 def nll_step(model: nn.Module, optimizer: torch.optim.Optimizer,
