@@ -5,6 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-16)
 RUNS ?= runs
+JOBS ?= 2
 
 .PHONY: lab test install clean
 
@@ -17,7 +18,7 @@ $(STAMP): pyproject.toml
 	touch $@
 
 lab: $(STAMP)
-	$(BIN)/dlab run all --profile quick --out $(RUNS) || test $$? -eq 1
+	$(BIN)/dlab run all --profile quick --jobs $(JOBS) --out $(RUNS) || test $$? -eq 1
 	$(BIN)/dlab report $(RUNS)
 
 test: $(STAMP)
