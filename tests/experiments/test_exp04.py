@@ -29,7 +29,9 @@ def test_mnist_mlp_smoke_and_the_manual_defect(mlp_run):
     assert mlp_run.status == "ok"
     m = json.loads((mlp_run.folder / "metrics.json").read_text())["metrics"]
     assert m["train_size"] == 1000 and m["test_size"] == 1000 and m["parameters"] == 109_386
-    assert m["test_accuracy"] > 0.5                      # one epoch on 1,000 digits
+    assert m["data_source"] == "bundled"
+    assert m["majority_test_accuracy"] == pytest.approx(0.1)   # 100 test digits a class
+    assert m["test_accuracy"] > m["majority_test_accuracy"] + 0.4  # one epoch, 1,000 digits
     d = m["manual_defect"]
     assert d["fresh_interpreter"].startswith("NameError") and "'model'" in d["fresh_interpreter"]
     assert d["old_model_changed"] is False and d["new_model_changed"] is False
@@ -38,6 +40,44 @@ def test_mnist_mlp_smoke_and_the_manual_defect(mlp_run):
     meta = json.loads((mlp_run.folder / "model.json").read_text())
     assert meta["architecture"] == "mlp" and meta["input"]["flatten"] is True
     assert meta["input"]["size"] == [28, 28] and meta["classes"] == [str(i) for i in range(10)]
+
+
+def test_mnist_mlp_targets_at_smoke(mlp_run):
+    verdicts = [(t["rule"], t["met"]) for t in mlp_run.targets]
+    assert verdicts == [
+        ("test_accuracy > majority_test_accuracy", True),
+        ("test_accuracy >= 0.93", "not applicable"),    # a quick/full target
+        ("test_accuracy >= 0.977", "not applicable"),
+        ("manual_defect.new_model_changed = false", True),
+        ("manual_defect.test_accuracy <= 0.2", True),
+    ]
+
+
+class _ConstantDigit(MLP):
+    """An MLP that always answers digit 0: the majority-class baseline's prediction on
+    the bundled digits (every class equally common, 0 the first of them)."""
+
+    def forward(self, x):
+        zero = torch.zeros(len(x), dtype=torch.long, device=x.device)
+        return super().forward(x) * 0 + torch.nn.functional.one_hot(zero, 10).float()
+
+
+def test_record_of_a_model_that_only_matches_the_baseline(tmp_path, monkeypatch):
+    monkeypatch.setattr(e4, "MLP", _ConstantDigit)
+    out = run_program(PROGRAMS["4.1"], profile="quick", out=tmp_path, quiet=True,
+                      device="cpu", sets={**BUNDLED, "epochs": "1", "train_limit": "500"})
+    m = out.metrics
+    assert m["test_accuracy"] == pytest.approx(m["majority_test_accuracy"]) == 0.1
+    verdict = {t["rule"]: t["met"] for t in out.targets}
+    assert verdict["test_accuracy > majority_test_accuracy"] is False
+    assert verdict["test_accuracy >= 0.93"] is False
+    assert verdict["test_accuracy >= 0.977"] == "not applicable"
+    meta = json.loads((out.folder / "metrics.json").read_text())
+    assert meta["verdict"] == "missed"
+    record = (out.folder / "record.md").read_text()
+    assert "missed" in record.lower()
+    assert "better" not in record.split("## Analysis")[1].split("The correct program")[0]
+    assert "have the same test accuracy" in record
 
 
 def test_standardisation_uses_training_pixels_only(tmp_path):
@@ -60,7 +100,29 @@ def test_curves_are_measured_each_epoch(tmp_path):
     rows = [r for r in csv.DictReader(lines) if r["model"] == "mlp"]
     assert [int(r["epoch"]) for r in rows] == [1, 2]
     m = out.metrics
-    assert m["test_accuracy_per_epoch"] == pytest.approx([float(r["val_acc"]) for r in rows])
+    assert m["test_accuracy_per_epoch"] == pytest.approx([float(r["test_acc"]) for r in rows])
+    assert m["val_accuracy_per_epoch"] == pytest.approx([float(r["val_acc"]) for r in rows])
     assert m["train_accuracy"] == pytest.approx(float(rows[-1]["train_eval_acc"]))
+    best = max(rows, key=lambda r: float(r["val_acc"]))   # chosen on validation only
+    assert m["best_val_epoch"] == int(best["epoch"])
     assert float(rows[1]["train_eval_loss"]) < float(rows[0]["train_eval_loss"])
+    assert m["test_accuracy"] > m["majority_test_accuracy"] + 0.4
+    assert {t["rule"]: t["met"] for t in out.targets} == {
+        "test_accuracy > majority_test_accuracy": True, "test_accuracy >= 0.93":
+        "not applicable", "test_accuracy >= 0.977": "not applicable",
+        "train_loss_decreased = true": True}
     assert (out.folder / "curves.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_curves_validation_split_is_carved_from_training(tmp_path):
+    from dlab.runs import RunContext
+
+    ctx = RunContext(PROGRAMS["4.2"], None, tmp_path, profile="smoke", seed=0, device="cpu",
+                     quiet=True)
+    cfg = e4.CurvesConfig(source="bundled", train_limit=1000)
+    d = e4.load_digits(cfg, ctx)
+    x_fit, y_fit, x_val, y_val = e4.split_validation(cfg, ctx, d)
+    assert len(x_fit) + len(x_val) == 1000 and 90 <= len(x_val) <= 110
+    assert len(set(y_val.tolist())) == 10                 # stratified: every digit
+    fit_rows = {r.numpy().tobytes() for r in x_fit}
+    assert not any(r.numpy().tobytes() in fit_rows for r in x_val)
