@@ -153,11 +153,20 @@ def report(
     out_file: Path | None = typer.Option(None, "--out",
                                          help="The HTML page (default RUNS_DIR/lab-record.html)."),
     pdf: bool = typer.Option(False, "--pdf", help="Also print a PDF (needs a local Chromium)."),
+    student_name: str | None = typer.Option(
+        None, "--student-name", help="For the header (else DLAB_STUDENT_NAME or student.toml)."),
+    student_id: str | None = typer.Option(
+        None, "--student-id", help="For the header (else DLAB_STUDENT_ID or student.toml)."),
+    blank_answers: bool = typer.Option(
+        False, "--blank-answers", help="Leave the pre-lab and viva answers to be written in."),
 ) -> None:
     """Collect the latest run of every program into one lab record (HTML and Markdown)."""
+    from dlab.report.handin import resolve_student
     from dlab.report.lab import write_report
 
-    written = write_report(runs_dir, out_file, pdf=pdf)
+    student = resolve_student(student_name, student_id, runs_dir)
+    written = write_report(runs_dir, out_file, pdf=pdf, student=student,
+                           blank_answers=blank_answers)
     for kind, path in written.items():
         out.print(f"lab record ({kind}): {path}")
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from dlab.errors import UsageError
 from dlab.io import atomic_path, atomic_write
 from dlab.registry import PROGRAMS
+from dlab.report.handin import Student
 from dlab.report.record import lab_blocks, to_html, to_markdown
 from dlab.runs import latest_run
 
@@ -32,11 +33,14 @@ def find_chromium() -> str | None:
 
 
 def write_report(runs_dir: str | Path = "runs", out: str | Path | None = None,
-                 pdf: bool = False) -> dict[str, Path]:
+                 pdf: bool = False, student: Student | None = None,
+                 blank_answers: bool = False) -> dict[str, Path]:
     """Write the record; return the paths written ({"markdown", "html"[, "pdf"]}).
 
     `out` names the HTML file (default RUNS_DIR/lab-record.html); the Markdown goes
-    beside it with the suffix .md and links figures relative to RUNS_DIR.
+    beside it with the suffix .md and links figures relative to RUNS_DIR. `student`
+    fills the header of every experiment's sheet (blank fields without it);
+    `blank_answers` leaves the pre-lab and viva answers for the student and evaluator.
     """
     runs_dir = Path(runs_dir)
     if not runs_dir.is_dir():
@@ -55,7 +59,7 @@ def write_report(runs_dir: str | Path = "runs", out: str | Path | None = None,
         html_path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UsageError(f"--out {html_path}: cannot create its folder ({exc.strerror})") from None
-    blocks = lab_blocks(runs_dir, latest)
+    blocks = lab_blocks(runs_dir, latest, student=student, blank_answers=blank_answers)
     md_path = html_path.with_suffix(".md")
     if md_path.parent.resolve() == runs_dir.resolve():
         atomic_write(md_path, to_markdown(blocks))

@@ -6,7 +6,8 @@ then rendered: `to_markdown(blocks)` or `to_html(blocks, ...)`.
 
 Blocks are tuples: ("h", level, text, anchor), ("p", text), ("ul", [text, ...]),
 ("table", columns, rows, title), ("fig", path, caption), ("quote", text),
-("status", status, message). Text may hold `code` and **bold** spans.
+("status", status, message), ("raw", html, markdown) (already escaped, from
+dlab.report.handin). Text may hold `code` and **bold** spans.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from dlab.registry import EXPERIMENTS, PROGRAMS, ProgramInfo
+from dlab.report import handin
 
 Block = tuple
 
@@ -145,8 +147,13 @@ def load_summaries(latest: dict[str, Path]) -> dict[str, dict[str, Any]]:
             for pid, folder in latest.items()}
 
 
-def lab_blocks(runs_dir: Path, latest: dict[str, Path]) -> list[Block]:
-    """The whole lab: a summary table, a table of contents, then every program run."""
+def lab_blocks(runs_dir: Path, latest: dict[str, Path], student: handin.Student | None = None,
+               blank_answers: bool = False) -> list[Block]:
+    """The whole lab: a summary table, a table of contents, then every program run.
+
+    Each experiment is a hand-in sheet (`dlab.report.handin`): student header, aim,
+    pre-lab, its programs, viva-voce and the evaluator's box.
+    """
     summaries = load_summaries(latest)
     b: list[Block] = [("h", 1, "Deep Learning lab record", "top")]
     b.append(("p", f"{len(summaries)} of {len(PROGRAMS)} programs have a run under "
@@ -185,10 +192,13 @@ def lab_blocks(runs_dir: Path, latest: dict[str, Path]) -> list[Block]:
         done = [p for p in exp.programs if p.id in summaries]
         if not done:
             continue
+        b += handin.sheet_start(exp, summaries, student or handin.Student())
         b.append(("h", 2, f"Experiment {exp.number}: {exp.title}", exp.key))
+        b += handin.prelab(exp, runs_dir, blank_answers)
         for program in done:
             folder = latest[program.id].relative_to(runs_dir).as_posix() + "/"
             b += program_blocks(summaries[program.id], program, level=3, folder=folder)
+        b += handin.sheet_end(exp, runs_dir, blank_answers)
     return b
 
 
@@ -225,6 +235,8 @@ def to_markdown(blocks: list[Block]) -> str:
             out.append(f"> {block[1]}")
         elif kind == "status":
             out.append(f"**Status: {block[1]}.** {block[2]}".rstrip())
+        elif kind == "raw":  # (kind, html, markdown), made by dlab.report.handin
+            out.append(block[2])
         out.append("")
     return "\n".join(out)
 
@@ -293,10 +305,12 @@ def to_html(blocks: list[Block], base: Path, title: str) -> str:
         elif kind == "status":
             body.append(f'<p class="banner {html.escape(block[1])}"><strong>Status: '
                         f"{html.escape(block[1])}.</strong> {inline(block[2])}</p>")
+        elif kind == "raw":  # already escaped HTML from dlab.report.handin
+            body.append(block[1])
     return (
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
-        f"<title>{html.escape(title)}</title>\n<style>{_CSS}</style>\n</head>\n<body>\n"
+        f"<title>{html.escape(title)}</title>\n<style>{_CSS}{handin.CSS}</style>\n</head>\n<body>\n"
         '<main>\n' + "\n".join(body) + "\n</main>\n</body>\n</html>\n"
     )
 
