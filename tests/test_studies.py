@@ -57,19 +57,31 @@ class BarrierConfig:
     rendezvous: str = ""  # folder where each process leaves its pid
     parties: int = 2  # processes that must arrive before any trial may finish
     wait_s: float = 180.0  # give up after this long
+    release: str = ""  # a file: trials hold (after the rendezvous) until it exists
+    held: float = -1.0  # the x that holds for `release`; negative: every x
+
+
+def _wait_until(ready, what: str, wait_s: float) -> None:
+    deadline = time.monotonic() + wait_s
+    while not ready():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{what} never happened")
+        time.sleep(0.02)
 
 
 def run_barrier(cfg: BarrierConfig, ctx) -> None:
     """Finishes only once `parties` different processes have started a trial: a study
-    run by one process cannot complete it, one run by two workers at once can."""
+    run by one process cannot complete it, one run by two workers at once can. With
+    `release`, the trial then holds until that file exists (the test decides when)."""
     folder = Path(cfg.rendezvous)
     (folder / str(os.getpid())).touch()
-    deadline = time.monotonic() + cfg.wait_s
-    while len(list(folder.iterdir())) < cfg.parties:
-        if time.monotonic() > deadline:
-            raise RuntimeError("the other worker never started a trial")
-        time.sleep(0.05)
+    _wait_until(lambda: len(list(folder.iterdir())) >= cfg.parties,
+                "every worker starting a trial", cfg.wait_s)
+    if cfg.release and (cfg.held < 0 or cfg.x == cfg.held):
+        (folder.parent / f"holding-{cfg.x}-{os.getpid()}").touch()
+        _wait_until(Path(cfg.release).exists, "the release", cfg.wait_s)
     ctx.metrics["value"] = cfg.x ** 2
+    ctx.metrics["test_value"] = -cfg.x  # reported beside the objective, never chosen on
     ctx.metrics["pid"] = os.getpid()
 
 
@@ -81,12 +93,18 @@ BARRIER_INFO = ProgramInfo(id="0.3", title="Barrier", aim="Prove concurrency.",
 @dataclass
 class BarrierStudyConfig(studies.StudySettings):
     rendezvous: str = ""
+    parties: int = 2
+    release: str = ""
+    held: float = -1.0
+    xs: tuple[float, ...] = (0.0, 1.0, 2.0, 3.0)
 
 
 def run_barrier_study(cfg: BarrierStudyConfig, ctx) -> None:
     study = studies.Study(program=BARRIER_INFO, base_profile="quick",
-                          base={"rendezvous": cfg.rendezvous}, space={"x": (0.0, 1.0, 2.0, 3.0)},
-                          metric="value", mode="grid", report=("pid",))
+                          base={"rendezvous": cfg.rendezvous, "parties": cfg.parties,
+                                "release": cfg.release, "held": cfg.held},
+                          space={"x": cfg.xs}, metric="value", mode="grid",
+                          report=("pid", "test_value"))
     studies.record(studies.execute(study, ctx, workers=cfg.workers,
                                    storage=cfg.storage or None), ctx)
 
@@ -203,46 +221,61 @@ def test_study_on_sqlite_records_failures_and_reruns_without_duplicates(tmp_path
     assert {f["file"] for f in record["figures"]} == {"study-lr.png", "study-batch_size.png"}
     assert any("diverged" in s for s in record["analysis"])
 
+    trial_folders = sorted((folder / "trials").iterdir())
     again = run_program(TOY_STUDY_INFO, profile="quick", out=tmp_path, quiet=True,
                         device="cpu")
     assert again.metrics["study"]["folder"] == str(folder)
     assert again.metrics["study"]["ran_now"] == 0
     assert len(_csv(folder / "trials.csv")) == 4
-    assert len(list((folder / "trials").iterdir())) == 4
+    assert sorted((folder / "trials").iterdir()) == trial_folders  # nothing ran again
     st = optuna.load_study(study_name=info["name"], storage=f"sqlite:///{folder / 'study.db'}")
     assert len(st.trials) == 4
 
 
-def test_interrupted_trials_are_run_again_and_claims_are_exclusive(tmp_path):
+def test_claims_are_exclusive_and_a_silent_trial_is_failed_and_retried(tmp_path):
     url = f"sqlite:///{tmp_path / 's.db'}"
-    storage = studies.open_storage(url)
+    storage = studies.open_storage(url, heartbeat=1, grace=2)
     st = optuna.create_study(study_name="s", storage=storage)
     a = studies.Point({"lr": 0.1}, "base")
     b = studies.Point({"lr": 0.2}, "lr")
     assert studies._enqueue_missing(st, [a, b]) == 2
     assert studies._enqueue_missing(st, [a, b]) == 0  # already queued
 
-    job = studies._Job(studies.Study(program=TOY_INFO, space={"lr": (0.1, 0.2)},
-                                     metric="val_loss"), {"lr": [0.1, 0.2]}, "s", url,
-                       tmp_path, 0, "cpu", None, True, "0.2")
+    study = studies.Study(program=TOY_INFO, space={"lr": (0.1, 0.2)}, metric="val_loss")
+    job = studies._Job(study, {"lr": [0.1, 0.2]}, "s", url, tmp_path, 0, "cpu", None, True,
+                       "0.2", heartbeat=1, grace=2)
     first = studies._claim(job, st, storage)
     second = studies._claim(job, st, storage)
     assert first is not None and second is not None and first.number != second.number
     assert studies._claim(job, st, storage) is None  # nothing left to claim
+    first.suggest_categorical("lr", [0.1, 0.2])
 
-    # a trial left RUNNING by a process that has gone is released and queued again
-    dead = subprocess.Popen(["true"])
-    dead.wait()
-    first.set_user_attr("pid", dead.pid)
-    second.set_user_attr("host", "another-machine")  # may still be running there
-    assert studies._release_stale(st, storage, local_only=False) == 1
-    states = {t.number: t.state for t in st.get_trials()}
+    # `second` keeps beating; `first` goes silent (its worker is gone) and, once the grace
+    # period has passed, is failed and queued again with the same setting
+    with studies._heartbeat(storage, second._trial_id):
+        studies.fail_stale(st)
+        assert {t.number: t.state for t in st.trials}[first.number] == TrialState.RUNNING
+        deadline = time.monotonic() + 10
+        while st.trials[first.number].state == TrialState.RUNNING:
+            assert time.monotonic() < deadline, "the silent trial was never failed"
+            time.sleep(0.25)
+            studies.fail_stale(st)
+    states = {t.number: t.state for t in st.trials}
     assert states[first.number] == TrialState.FAIL
     assert states[second.number] == TrialState.RUNNING
-    assert studies._enqueue_missing(st, [a, b]) == 1
-    requeued = [t for t in st.get_trials() if t.state == TrialState.WAITING]
-    assert len(requeued) == 1 and requeued[0].params == {} and \
-        requeued[0].user_attrs["key"] == st.trials[first.number].user_attrs["key"]
+    retry = [t for t in st.trials if t.state == TrialState.WAITING]
+    assert len(retry) == 1 and retry[0].params == {"lr": first.params["lr"]}
+    assert retry[0].user_attrs["key"] == st.trials[first.number].user_attrs["key"]
+    assert studies._enqueue_missing(st, [a, b]) == 0  # the retry covers the setting
+    rows = {r["trial"]: r for r in studies._trial_rows(st.trials, study)}
+    assert rows[first.number]["status"] == "lost"
+    assert rows[first.number]["retried_as"] == retry[0].number
+    assert rows[retry[0].number]["retry_of"] == first.number
+    assert f"retried as trial {retry[0].number}" in rows[first.number]["reason"]
+    # the retry is claimed like any queued trial, with its setting
+    again = studies._claim(job, st, storage)
+    assert again.number == retry[0].number
+    assert again.suggest_categorical("lr", [0.1, 0.2]) == first.params["lr"]
 
 
 def test_ctrl_c_marks_the_trial_and_a_rerun_runs_it_again(tmp_path, monkeypatch):

@@ -59,15 +59,31 @@ Reruns, workers and machines
   moving it to RUNNING (a row lock on a database server; a file lock beside SQLite),
   so no two workers run the same trial. Optuna's GridSampler is not used because it is
   documented to repeat grid points when workers run concurrently.
+- Opening a study (creating Optuna's tables in a fresh database, creating the study,
+  queueing its trials) happens under a lock every dlab process on that storage takes:
+  an advisory lock on PostgreSQL, a file lock beside an SQLite file. Any number of
+  workers may therefore start at the same moment on an empty database.
+- Every running trial records a heartbeat in the storage every `heartbeat` seconds
+  (Optuna's heartbeat). A trial whose heartbeat stops for `grace` seconds (its worker
+  was killed, lost power or its network) is failed by whichever worker looks next and
+  queued again with the same setting (Optuna's RetryHeartbeatStaleTrialCallback); the
+  record names the lost trial and its retry. A worker with nothing left to claim
+  watches the trials still running elsewhere for one grace period before it leaves,
+  so a lost trial is taken over while any worker is alive.
 - Rerunning the same study continues it: finished trials (COMPLETE, or FAIL for a
-  reason other than an interruption) are not repeated; interrupted ones and trials
-  left RUNNING by a process that no longer exists on this machine are run again.
+  reason other than an interruption or a lost worker) are not repeated; the others are
+  run again.
 - `workers=N` starts N processes (multiprocessing, spawn) that each load the study by
   name from the storage and pull trials until none is left; on CPU each process is
-  pinned to its share of the cores. Other machines can join a study by running the
-  same command with the same `storage` URL.
-- `run_study(ID, ...)` is `dlab study ID [--workers N] [--storage URL]`: the same as
-  `dlab run ID --set workers=N --set storage=URL` for a study program ID.
+  pinned to its share of the cores. Other machines join a study by running the same
+  command with the same `storage` URL, each with its own `--out`.
+- One record per study: the process whose work leaves the study finished writes it
+  (decided under the same lock). A process that runs out of trials while others still
+  run raises StudyNotFinished, which says how far the study is and writes no record;
+  `report_only` (`dlab study ID --report`) writes the record from the storage at any
+  time, marking unfinished trials as running or waiting.
+- `run_study(ID, ...)` is `dlab study ID [--workers N] [--storage URL] [--report]`: the
+  same as `dlab run ID --set workers=N --set storage=URL` for a study program ID.
 """
 
 from __future__ import annotations
@@ -79,7 +95,9 @@ import json
 import math
 import os
 import socket
+import threading
 import time
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -159,6 +177,9 @@ class StudySettings:
     workers: int = 1  # local processes that run trials at the same time
     storage: str = ""  # Optuna storage URL; "" = an SQLite file in the study folder
     trial_profile: str = "quick"  # profile of the base program that every trial starts from
+    heartbeat: int = 10  # seconds between a running trial's heartbeats in the storage
+    grace: int = 30  # seconds without a heartbeat before a trial counts as lost and is retried
+    report_only: bool = False  # write the record from the storage; run no trials
 
     def validate(self) -> None:
         if self.trial_profile not in ("smoke", "quick", "full"):
@@ -169,6 +190,11 @@ class StudySettings:
             raise ValueError(f"n_trials must be at least 1, got {self.n_trials}")
         if self.workers < 1:
             raise ValueError(f"workers must be at least 1, got {self.workers}")
+        if self.heartbeat < 1:
+            raise ValueError(f"heartbeat must be at least 1 second, got {self.heartbeat}")
+        if self.grace <= self.heartbeat:
+            raise ValueError(f"grace ({self.grace} s) must be longer than heartbeat "
+                             f"({self.heartbeat} s), or live trials would count as lost")
         if self.storage:
             check_storage_url(self.storage)
 
@@ -208,6 +234,40 @@ def check_storage_url(url: str) -> None:
     if parsed.password:
         raise ValueError("the storage URL holds a password, which would be written to "
                          "metrics.json; put it in PGPASSWORD or ~/.pgpass instead")
+    if parsed.get_backend_name() == "sqlite":
+        _check_sqlite_file(url, parsed.database)
+
+
+SQLITE_HEADER = b"SQLite format 3\x00"  # the first 16 bytes of every SQLite database file
+
+
+def _check_sqlite_file(url: str, database: str | None) -> None:
+    """Refuse an SQLite URL without a file (each process would get its own empty
+    in-memory database) and a path that holds something other than a database."""
+    if not database or database == ":memory:" or database.startswith("file::memory:"):
+        raise ValueError(f"storage {url!r} names no database file; give one, e.g. "
+                         "sqlite:///study.db (relative) or sqlite:////abs/path/study.db")
+    path = Path(database)
+    if path.is_dir():
+        raise ValueError(f"storage {url!r}: {path} is a folder; name a database file in it")
+    if path.exists():
+        try:
+            with open(path, "rb") as fh:
+                head = fh.read(len(SQLITE_HEADER))
+        except OSError as exc:
+            raise ValueError(f"storage {url!r}: cannot read {path} "
+                             f"({exc.strerror or exc})") from None
+        if head and head != SQLITE_HEADER:  # an empty file is an empty database
+            raise ValueError(f"storage {url!r}: {path} exists and is not an SQLite database; "
+                             "dlab will not overwrite it (name a new file)")
+    elif not path.parent.is_dir():
+        raise ValueError(f"storage {url!r}: folder {path.parent} does not exist")
+
+
+def _sqlite_path(url: str) -> Path:
+    from sqlalchemy.engine import make_url
+
+    return Path(make_url(url).database or "study.db")
 
 
 def masked(url: str) -> str:
@@ -231,23 +291,129 @@ def _with_driver(url: str) -> str:
     return url
 
 
-def open_storage(url: str) -> Any:
-    """An Optuna RDBStorage for `url`; one clear UsageError when it cannot be used."""
+def _cannot_open(url: str, exc: BaseException) -> UsageError:
+    if isinstance(exc, ImportError):
+        return UsageError(f"storage {masked(url)}: its database driver is not installed; for "
+                          "PostgreSQL run `pip install psycopg2-binary`")
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return UsageError(f"storage {masked(url)}: cannot open it ({first}); check the URL and "
+                      "that the database server is running")
+
+
+class _RetryLost:
+    """Optuna's callback for a trial whose heartbeat stopped: queue its setting again
+    (RetryHeartbeatStaleTrialCallback, at most `max_retry` times), and say so."""
+
+    def __init__(self, say: Any = None, max_retry: int = 2) -> None:
+        import optuna
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            self._retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=max_retry)
+        self._say = say
+
+    def __call__(self, study: Any, trial: Any) -> None:
+        before = len(study.get_trials(deepcopy=False))
+        self._retry(study, trial)
+        retried = len(study.get_trials(deepcopy=False)) > before
+        if self._say:
+            where = f"host {trial.user_attrs.get('host', '?')}, pid {trial.user_attrs.get('pid')}"
+            self._say(f"trial {trial.number} lost: its worker ({where}) sent no heartbeat for "
+                      f"the grace period; " + ("queued again" if retried else
+                                               "retried too often, not queued again"))
+
+
+def open_storage(url: str, heartbeat: int | None = None, grace: int | None = None,
+                 say: Any = None) -> Any:
+    """An Optuna RDBStorage for `url`; one clear UsageError when it cannot be used.
+
+    With `heartbeat` (seconds), running trials can record heartbeats, and a trial
+    silent for `grace` seconds is failed and queued again by `fail_stale`.
+    """
     import optuna
     from sqlalchemy.exc import SQLAlchemyError
 
     kwargs: dict[str, Any] = {}
     if url.startswith("sqlite"):
         kwargs["engine_kwargs"] = {"connect_args": {"timeout": 120}}  # wait for writers
+    if heartbeat:
+        kwargs.update(heartbeat_interval=heartbeat, grace_period=grace or 3 * heartbeat,
+                      heartbeat_stale_trial_callback=_RetryLost(say))
     try:
-        return optuna.storages.RDBStorage(_with_driver(url), **kwargs)
-    except ImportError:
-        raise UsageError(f"storage {masked(url)}: its database driver is not installed; for "
-                         "PostgreSQL run `pip install psycopg2-binary`") from None
-    except (SQLAlchemyError, optuna.exceptions.StorageInternalError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UsageError(f"storage {masked(url)}: cannot open it ({first}); check the URL and "
-                         "that the database server is running") from None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.storages.RDBStorage(_with_driver(url), **kwargs)
+    except (ImportError, SQLAlchemyError, optuna.exceptions.StorageInternalError) as exc:
+        raise _cannot_open(url, exc) from None
+
+
+def fail_stale(st: Any) -> None:
+    """Fail the trials whose heartbeat stopped for the grace period; Optuna's callback
+    (set by `open_storage`) queues each again. Any worker may call it: a trial is
+    failed once, by whichever process gets there first."""
+    import optuna
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(st)
+
+
+# An arbitrary fixed key: every dlab process on a PostgreSQL server takes the same lock.
+_PG_LOCK_KEY = int.from_bytes(hashlib.sha256(b"dlab study storage").digest()[:8], "big",
+                              signed=True)
+
+
+@contextlib.contextmanager
+def storage_lock(url: str) -> Iterator[None]:
+    """Hold the lock that every dlab process using this storage takes before it creates
+    tables, opens or queues a study, claims a trial on SQLite or decides who writes the
+    record: an advisory lock on PostgreSQL (released by the server if the process dies),
+    an exclusive file lock beside an SQLite file, nothing elsewhere."""
+    if url.startswith("sqlite"):
+        path = _sqlite_path(url)
+        with _file_lock(path.with_name(path.name + ".lock")):
+            yield
+    elif url.startswith("postgresql"):
+        import sqlalchemy
+        from sqlalchemy.exc import SQLAlchemyError
+
+        try:
+            engine = sqlalchemy.create_engine(_with_driver(url),
+                                              poolclass=sqlalchemy.pool.NullPool)
+            conn = engine.connect()
+            conn.execute(sqlalchemy.text("SELECT pg_advisory_lock(:k)"), {"k": _PG_LOCK_KEY})
+        except (ImportError, SQLAlchemyError) as exc:
+            raise _cannot_open(url, exc) from None
+        try:
+            yield
+        finally:
+            with contextlib.suppress(SQLAlchemyError):  # a closed connection unlocks too
+                conn.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:k)"),
+                             {"k": _PG_LOCK_KEY})
+            conn.close()
+            engine.dispose()
+    else:
+        yield
+
+
+@contextlib.contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not Unix: SQLite's own locking only
+        yield
+        return
+    try:
+        fh = open(path, "a")
+    except OSError as exc:
+        raise UsageError(f"storage lock {path}: cannot create it ({exc.strerror or exc}); "
+                         "the folder of an SQLite storage must be writable") from None
+    with fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 # --------------------------------------------------------------------------- plans
@@ -336,6 +502,8 @@ class _Job:
     data_dir: Path | None
     quiet: bool
     prefix: str
+    heartbeat: int = 10  # seconds between heartbeats of a running trial
+    grace: int = 30  # seconds of silence before a trial counts as lost
 
 
 def _say(job: _Job, message: str) -> None:
@@ -343,23 +511,28 @@ def _say(job: _Job, message: str) -> None:
         print(f"[{job.prefix}] {message}", flush=True)
 
 
-@contextlib.contextmanager
-def _claim_lock(job: _Job) -> Iterator[None]:
-    """Serialise claims on SQLite, which has no row locks (a server database has them)."""
-    if not job.url.startswith("sqlite"):
-        yield
-        return
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - not Unix: SQLite's own locking only
-        yield
-        return
-    with open(job.folder / "claim.lock", "a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+def _retryable(t: Any) -> bool:
+    """A FAIL trial whose setting should run again: interrupted (Ctrl-C), or lost (failed
+    by the heartbeat check, so dlab never stored a status for it)."""
+    from optuna.trial import TrialState
+
+    return t.state == TrialState.FAIL and (bool(t.user_attrs.get("interrupted"))
+                                           or "status" not in t.user_attrs)
+
+
+def _settles(t: Any) -> bool:
+    """The trial settles its setting for good: it completed, or failed on its own."""
+    from optuna.trial import TrialState
+
+    return t.state == TrialState.COMPLETE or (t.state == TrialState.FAIL
+                                              and not _retryable(t))
+
+
+def _start(trial: Any, storage: Any) -> None:
+    """Mark a trial as this process's and record its first heartbeat at once."""
+    trial.set_user_attr("host", socket.gethostname())
+    trial.set_user_attr("pid", os.getpid())
+    storage.record_heartbeat(trial._trial_id)
 
 
 def _claim(job: _Job, st: Any, storage: Any) -> Any:
@@ -368,14 +541,15 @@ def _claim(job: _Job, st: Any, storage: Any) -> Any:
     from optuna.trial import TrialState
 
     study_id = storage.get_study_id_from_name(job.name)
-    with _claim_lock(job):
+    # SQLite has no row locks; a database server locks the row in set_trial_state_values
+    lock = storage_lock(job.url) if job.url.startswith("sqlite") else contextlib.nullcontext()
+    with lock:
         for t in storage.get_all_trials(study_id, deepcopy=False, states=(TrialState.WAITING,)):
             tid = storage.get_trial_id_from_study_id_trial_number(study_id, t.number)
             try:
                 if storage.set_trial_state_values(tid, state=TrialState.RUNNING):
                     trial = optuna.trial.Trial(st, tid)
-                    trial.set_user_attr("host", socket.gethostname())
-                    trial.set_user_attr("pid", os.getpid())
+                    _start(trial, storage)
                     return trial
             except optuna.exceptions.UpdateFinishedTrialError:
                 continue
@@ -390,15 +564,36 @@ def _duplicate_of(st: Any, trial: Any) -> int | None:
     for t in st.get_trials(deepcopy=False):
         if t.number == trial.number or t.user_attrs.get("key") != key:
             continue
-        settled = t.state == TrialState.COMPLETE or (
-            t.state == TrialState.FAIL and not t.user_attrs.get("interrupted"))
-        if settled or (t.state == TrialState.RUNNING and t.number < trial.number):
+        if _settles(t) or (t.state == TrialState.RUNNING and t.number < trial.number):
             return t.number
     return None
 
 
+@contextlib.contextmanager
+def _heartbeat(storage: Any, trial_id: int) -> Iterator[None]:
+    """Record the trial's heartbeat every interval from a thread while the body runs."""
+    stop = threading.Event()
+    interval = storage.get_heartbeat_interval()
+
+    def beat() -> None:
+        while not stop.wait(interval):
+            try:
+                storage.record_heartbeat(trial_id)
+            except Exception:  # noqa: BLE001 - a dropped connection: try again next beat
+                continue
+
+    thread = threading.Thread(target=beat, name=f"dlab-heartbeat-{trial_id}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
 def _run_trial(job: _Job, st: Any, trial: Any) -> None:
     """Run the base program with the trial's settings and tell Optuna the outcome."""
+    import optuna
     from optuna.trial import TrialState
 
     from dlab.api import run_program
@@ -412,14 +607,31 @@ def _run_trial(job: _Job, st: Any, trial: Any) -> None:
     command = (f"dlab run {study.info.id} --profile {study.base_profile} --seed {job.seed}"
                + "".join(f" --set {k}={v}" for k, v in sets.items()))
 
+    def store(attrs: dict[str, Any], value: float | None = None) -> bool:
+        """Save the outcome; False when the trial was meanwhile given up as lost."""
+        try:
+            for k, v in attrs.items():
+                trial.set_user_attr(k, v)
+            if value is None:
+                st.tell(trial, state=TrialState.FAIL)
+            else:
+                st.tell(trial, value)
+        except (optuna.exceptions.UpdateFinishedTrialError, ValueError):
+            _say(job, f"trial {trial.number} ({shown}): the study gave it up as lost while "
+                      f"it ran here (no heartbeat reached the storage for {job.grace} s) and "
+                      "queued it again; this result is not stored")
+            return False
+        return True
+
+    attrs: dict[str, Any] = {}
+
     def fail(status: str, reason: str, interrupted: bool = False) -> None:
-        trial.set_user_attr("status", status)
-        trial.set_user_attr("reason", " ".join(reason.split())[:500])
+        attrs.update(status=status, reason=" ".join(reason.split())[:500],
+                     seconds=time.perf_counter() - t0)
         if interrupted:
-            trial.set_user_attr("interrupted", True)
-        trial.set_user_attr("seconds", time.perf_counter() - t0)
-        st.tell(trial, state=TrialState.FAIL)
-        _say(job, f"trial {trial.number} ({shown}): {status}: {reason}")
+            attrs["interrupted"] = True
+        if store(attrs):
+            _say(job, f"trial {trial.number} ({shown}): {status}: {reason}")
 
     t0 = time.perf_counter()
     try:
@@ -434,23 +646,20 @@ def _run_trial(job: _Job, st: Any, trial: Any) -> None:
         return fail("failed", str(exc))
     except Exception as exc:  # a bug in the base program: record it, go on
         return fail("failed", f"{type(exc).__name__}: {exc}")
-    trial.set_user_attr("run_folder", str(outcome.folder.relative_to(job.folder)))
+    attrs["run_folder"] = str(outcome.folder.relative_to(job.folder))
     if outcome.status != "ok":
         return fail(outcome.status, outcome.message)
     metrics = outcome.metrics or {}
     for name in study.report:
         if isinstance(metrics.get(name), int | float | str):
-            trial.set_user_attr(name, metrics[name])
+            attrs[name] = metrics[name]
     value = metrics.get(study.metric)
     if not isinstance(value, int | float) or not math.isfinite(value):
         return fail("failed", f"metric {study.metric!r} is {value!r}, not a finite number")
-    trial.set_user_attr("status", "ok")
-    trial.set_user_attr("seconds", time.perf_counter() - t0)
-    st.tell(trial, float(value))
-    _say(job, f"trial {trial.number} ({shown}): {study.metric} {value:.5g} "
-              f"in {time.perf_counter() - t0:.1f}s")
-
-
+    attrs |= {"status": "ok", "seconds": time.perf_counter() - t0}
+    if store(attrs, float(value)):
+        _say(job, f"trial {trial.number} ({shown}): {study.metric} {value:.5g} "
+                  f"in {time.perf_counter() - t0:.1f}s")
 def _pin_cpus(index: int, workers: int) -> None:
     """Give worker `index` its share of this process's cores (torch then uses that many)."""
     if not hasattr(os, "sched_setaffinity"):  # pragma: no cover - not Linux
@@ -460,10 +669,82 @@ def _pin_cpus(index: int, workers: int) -> None:
     os.sched_setaffinity(0, share)
 
 
+def _sampled_count(trials: list[Any]) -> int:
+    """Trials that count towards n_trials: running, or finished for good."""
+    from optuna.trial import TrialState
+
+    return sum(1 for t in trials if t.state == TrialState.RUNNING or _settles(t))
+
+
+def _has_work(job: _Job, trials: list[Any]) -> bool:
+    from optuna.trial import TrialState
+
+    if any(t.state == TrialState.WAITING for t in trials):
+        return True
+    return job.study.mode == "sampled" and _sampled_count(trials) < job.study.n_trials
+
+
+def _next_trial(job: _Job, st: Any, storage: Any) -> Any:
+    """Claim this worker's next trial (RUNNING, first heartbeat recorded), or None."""
+    from optuna.trial import TrialState
+
+    fail_stale(st)
+    if job.study.mode == "sampled":
+        with storage_lock(job.url):  # count and ask as one step: exactly n_trials in all
+            if not _has_work(job, st.get_trials(deepcopy=False)):
+                return None
+            with warnings.catch_warnings():  # Optuna warns that its heartbeat is meant for
+                # Study.optimize; here _heartbeat records it while the trial runs
+                warnings.filterwarnings("ignore", "Heartbeat of storage", UserWarning)
+                trial = st.ask()
+            _start(trial, storage)
+            if "varied" not in trial.user_attrs:
+                trial.set_user_attr("varied", "")
+            return trial
+    while True:
+        trial = _claim(job, st, storage)
+        if trial is None:
+            return None
+        other = _duplicate_of(st, trial)
+        if other is None:
+            return trial
+        trial.set_user_attr("status", "duplicate")
+        trial.set_user_attr("reason", f"same setting as trial {other}")
+        st.tell(trial, state=TrialState.PRUNED)
+
+
+def _watch_others(job: _Job, st: Any) -> bool:
+    """Nothing left to claim here: watch the trials running elsewhere for one grace
+    period and a heartbeat, failing any that go silent (a lost worker). True as soon as
+    there is a trial to claim again; False when none runs any more, or when all of them
+    kept their heartbeat for the whole watch (their workers are alive)."""
+    from optuna.trial import TrialState
+
+    start = time.monotonic()
+    deadline = start + job.grace + job.heartbeat + 1
+    check = start + job.heartbeat
+    said = False
+    while True:
+        trials = st.get_trials(deepcopy=False)
+        if _has_work(job, trials):
+            return True
+        running = [t.number for t in trials if t.state == TrialState.RUNNING]
+        if not running or time.monotonic() > deadline:
+            return False
+        if not said:
+            _say(job, f"nothing left to claim; trial(s) {', '.join(map(str, running))} "
+                      f"running elsewhere: watching them up to {deadline - start:.0f} s in "
+                      "case a worker was lost")
+            said = True
+        time.sleep(min(1.0, job.heartbeat))
+        if time.monotonic() >= check:
+            fail_stale(st)
+            check += job.heartbeat
+
+
 def _work(job: _Job, index: int, workers: int) -> int:
     """Pull and run trials until the study has none left; returns how many it ran."""
     import optuna
-    from optuna.trial import TrialState
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     if workers > 1 and job.device == "cpu":
@@ -472,31 +753,17 @@ def _work(job: _Job, index: int, workers: int) -> int:
         sampler = optuna.samplers.TPESampler(seed=job.seed * 1000 + index)
     else:
         sampler = optuna.samplers.RandomSampler(seed=job.seed)  # never used: params are fixed
-    storage = open_storage(job.url)
+    storage = open_storage(job.url, job.heartbeat, job.grace, say=lambda m: _say(job, m))
     st = optuna.load_study(study_name=job.name, storage=storage, sampler=sampler)
     ran = 0
     while True:
-        if job.study.mode == "sampled":
-            counted = [t for t in st.get_trials(deepcopy=False)
-                       if t.state in (TrialState.COMPLETE, TrialState.RUNNING)
-                       or (t.state == TrialState.FAIL and not t.user_attrs.get("interrupted"))]
-            if len(counted) >= job.study.n_trials:
-                return ran
-            trial = st.ask()
-            trial.set_user_attr("host", socket.gethostname())
-            trial.set_user_attr("pid", os.getpid())
-            trial.set_user_attr("varied", "")
-        else:
-            trial = _claim(job, st, storage)
-            if trial is None:
-                return ran
-            other = _duplicate_of(st, trial)
-            if other is not None:
-                trial.set_user_attr("status", "duplicate")
-                trial.set_user_attr("reason", f"same setting as trial {other}")
-                st.tell(trial, state=TrialState.PRUNED)
+        trial = _next_trial(job, st, storage)
+        if trial is None:
+            if _watch_others(job, st):
                 continue
-        _run_trial(job, st, trial)
+            return ran
+        with _heartbeat(storage, trial._trial_id):
+            _run_trial(job, st, trial)
         ran += 1
 
 
@@ -510,52 +777,13 @@ def _worker_main(job: _Job, index: int, workers: int) -> None:
         sys.exit(130)
 
 
-def _pid_alive(pid: Any) -> bool:
-    if not isinstance(pid, int) or pid == os.getpid():
-        return False  # this process runs no trial while it prepares the study
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _release_stale(st: Any, storage: Any, local_only: bool) -> int:
-    """Fail RUNNING trials whose process on this machine has gone (Ctrl-C, a crash)."""
-    from optuna.trial import TrialState
-
-    study_id = storage.get_study_id_from_name(st.study_name)
-    host = socket.gethostname()
-    released = 0
-    for t in st.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        owner = t.user_attrs.get("host")
-        if owner == host and not _pid_alive(t.user_attrs.get("pid")) or (
-                owner is None and local_only):
-            tid = storage.get_trial_id_from_study_id_trial_number(study_id, t.number)
-            storage.set_trial_user_attr(tid, "status", "interrupted")
-            storage.set_trial_user_attr(tid, "reason", "its process ended before it finished")
-            storage.set_trial_user_attr(tid, "interrupted", True)
-            st.tell(t.number, state=TrialState.FAIL)
-            released += 1
-    return released
-
-
-def _settled(trials: list[Any]) -> int:
-    from optuna.trial import TrialState
-
-    return sum(1 for t in trials if t.state in (TrialState.COMPLETE, TrialState.FAIL))
-
-
 def _enqueue_missing(st: Any, points: list[Point]) -> int:
     """Queue every planned setting that no trial covers yet; returns how many."""
     from optuna.trial import TrialState
 
     covered = set()
     for t in st.get_trials(deepcopy=False):
-        live = t.state in (TrialState.COMPLETE, TrialState.WAITING, TrialState.RUNNING)
-        if live or (t.state == TrialState.FAIL and not t.user_attrs.get("interrupted")):
+        if t.state in (TrialState.WAITING, TrialState.RUNNING) or _settles(t):
             covered.add(t.user_attrs.get("key"))
     queued = 0
     for p in points:
@@ -569,6 +797,56 @@ def _enqueue_missing(st: Any, points: list[Point]) -> int:
 # ------------------------------------------------------------------------ results
 
 
+class StudyNotFinished(DlabError):
+    """Raised by `execute` in a worker that ran out of trials while others still run (or
+    whose study another worker has just recorded): nothing is wrong, and this worker
+    writes no record. The message says how far the study is and how to get the record."""
+
+
+@dataclass(frozen=True)
+class Progress:
+    """How far a study is, from the storage."""
+
+    done: int  # planned settings (sampled: trials) settled for good
+    total: int  # planned settings (sampled: n_trials)
+    running: list[tuple[int, str]]  # (trial number, host) of the trials running now
+    waiting: list[int]  # numbers of the trials queued and not yet claimed
+
+    @property
+    def finished(self) -> bool:
+        """Nothing runs and nothing waits: no worker will add to the study."""
+        return not self.running and not self.waiting
+
+    def text(self) -> str:
+        parts = [f"{self.done} of {self.total} trials done"]
+        if self.running:
+            parts.append(f"{len(self.running)} running elsewhere (" + ", ".join(
+                f"trial {n} on {host or 'an unknown host'}" for n, host in self.running) + ")")
+        if self.waiting:
+            parts.append(f"{len(self.waiting)} waiting")
+        return "; ".join(parts)
+
+
+def _progress(trials: list[Any], plan: Plan, study: Study) -> Progress:
+    from optuna.trial import TrialState
+
+    if study.mode == "sampled":
+        done, total = sum(1 for t in trials if _settles(t)), study.n_trials
+    else:
+        keys = {t.user_attrs.get("key") for t in trials if _settles(t)}
+        done, total = sum(1 for p in plan.points if p.key in keys), len(plan.points)
+    running = [(t.number, str(t.user_attrs.get("host", ""))) for t in trials
+               if t.state == TrialState.RUNNING]
+    waiting = [t.number for t in trials if t.state == TrialState.WAITING]
+    return Progress(done, total, running, waiting)
+
+
+def _is_test_metric(name: str) -> bool:
+    """Metrics measured on test data (by the naming the programs use: test_mse,
+    pca_test_mse, made_test_nll, ...); shown, never used to choose."""
+    return "test" in name.lower().split("_")
+
+
 @dataclass
 class StudyResult:
     """What a study produced (rows in plan order; see `rows` for the columns)."""
@@ -580,10 +858,17 @@ class StudyResult:
     plan: Plan
     rows: list[dict[str, Any]]  # one per setting: trial, varied, params, metric, report...
     trials: list[dict[str, Any]]  # every trial in the storage (trials.csv)
-    ran: int  # trials run by this call (0 when a rerun found everything done)
+    ran: int  # trials run by this call's processes (0 when a rerun found everything done)
     seconds: float
     workers: int
     figures: dict[str, Path] = field(default_factory=dict)  # varied field -> PNG
+    progress: Progress | None = None  # None: finished (older callers)
+    heartbeat: int = 10
+    grace: int = 30
+
+    @property
+    def finished(self) -> bool:
+        return self.progress is None or self.progress.finished
 
     @property
     def params(self) -> list[str]:
@@ -599,28 +884,61 @@ class StudyResult:
         return [r for r in self.rows if r["status"] == "ok"]
 
     @property
+    def lost(self) -> list[dict[str, Any]]:
+        """Trials whose worker stopped sending heartbeats (each row names its retry)."""
+        return [r for r in self.trials if r["status"] == "lost"]
+
+    @property
     def best(self) -> dict[str, Any] | None:
+        """The chosen trial: the best objective (a validation metric) among completed
+        trials; test metrics play no part."""
         done = self.complete
         if not done:
             return None
         sign = 1.0 if self.study.direction == "minimize" else -1.0
         return min(done, key=lambda r: sign * r[self.study.metric])
 
+    def column(self, name: str) -> str:
+        """A column's heading: test metrics are marked as not used for selection."""
+        if name != self.study.metric and _is_test_metric(name):
+            return f"{name} (not used for selection)"
+        return name
+
     def table(self) -> tuple[list[str], list[list[Any]]]:
         """Columns and rows for the record (and table.md)."""
         s = self.study
-        cols = ["trial"] + (["varied"] if s.mode == "one_at_a_time" else [])
-        cols += [*self.params, s.metric, *s.report, "seconds", "status"]
+        keys = ["trial"] + (["varied"] if s.mode == "one_at_a_time" else [])
+        keys += [*self.params, s.metric, *s.report, "seconds", "status"]
         rows = []
         for r in self.rows:
-            rows.append([r.get(c, "") if r.get(c) is not None else "" for c in cols])
-        return cols, rows
+            rows.append([r.get(c, "") if r.get(c) is not None else "" for c in keys])
+        return [self.column(k) for k in keys], rows
+
+
+def _trial_rows(trials: list[Any], study: Study) -> list[dict[str, Any]]:
+    """One row per trial in the storage (trials.csv), lost trials named with their retry."""
+    rows = [_trial_row(t, study) for t in trials]
+    by_number = {r["trial"]: r for r in rows}
+    for t in trials:
+        history = t.system_attrs.get("retry_history") or []
+        if history:
+            by_number[t.number]["retry_of"] = history[-1]
+            lost = by_number.get(history[-1])
+            if lost is not None:
+                lost["retried_as"] = t.number
+                lost["reason"] += f"; retried as trial {t.number}"
+    return rows
 
 
 def _trial_row(t: Any, study: Study) -> dict[str, Any]:
     ua = t.user_attrs
-    row: dict[str, Any] = {"trial": t.number, "state": t.state.name,
-                           "status": ua.get("status", t.state.name.lower()),
+    status = ua.get("status", t.state.name.lower())
+    reason = ua.get("reason", "")
+    if _retryable(t) and not ua.get("interrupted"):
+        status = "lost"
+        reason = (f"its worker (host {ua.get('host', '?')}, pid {ua.get('pid', '?')}) stopped "
+                  "sending heartbeats, so the trial was failed after the grace period")
+    row: dict[str, Any] = {"trial": t.number, "state": t.state.name, "status": status,
                            "varied": ua.get("varied", "")}
     fixed = t.system_attrs.get("fixed_params", {})
     for f in study.space:
@@ -629,28 +947,31 @@ def _trial_row(t: Any, study: Study) -> dict[str, Any]:
     for name in study.report:
         row[name] = ua.get(name)
     row["seconds"] = round(ua["seconds"], 2) if "seconds" in ua else None
-    row["reason"] = ua.get("reason", "")
+    row["reason"] = reason
     row["host"] = ua.get("host", "")
     row["run_folder"] = ua.get("run_folder", "")
+    row["retry_of"] = ""
+    row["retried_as"] = ""
     return row
 
 
-def _rows(trials: list[Any], plan: Plan, study: Study) -> list[dict[str, Any]]:
-    """One row per planned setting (its best-settled trial), or per sampled trial."""
+def _rows(trials: list[Any], plan: Plan, study: Study,
+          rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per planned setting (its best-settled trial), or per sampled trial;
+    `rows` are the trials' rows from `_trial_rows`, in the same order as `trials`."""
     from optuna.trial import TrialState
 
     rank = {TrialState.COMPLETE: 0, TrialState.FAIL: 1, TrialState.RUNNING: 2,
             TrialState.WAITING: 3, TrialState.PRUNED: 4}
     if study.mode == "sampled":
-        return [_trial_row(t, study) for t in trials if t.state != TrialState.PRUNED]
+        return [r for t, r in zip(trials, rows, strict=True) if t.state != TrialState.PRUNED]
     by_key: dict[str, Any] = {}
-    for t in trials:
+    for t, r in zip(trials, rows, strict=True):
         k = t.user_attrs.get("key")
-        interrupted = bool(t.user_attrs.get("interrupted"))
-        score = (rank[t.state] + (3 if interrupted else 0), t.number)
+        score = (rank[t.state] + (3 if _retryable(t) else 0), t.number)
         if k not in by_key or score < by_key[k][0]:
-            by_key[k] = (score, t)
-    return [_trial_row(by_key[p.key][1], study) for p in plan.points if p.key in by_key]
+            by_key[k] = (score, r)
+    return [by_key[p.key][1] for p in plan.points if p.key in by_key]
 
 
 def _sort_values(values: list[Value]) -> list[Value]:
@@ -678,7 +999,7 @@ def plot_field(result: StudyResult, name: str) -> Any:
     fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.4), squeeze=False)
     for ax, metric in zip(axes[0], metrics, strict=True):
         ok = [r for r in rows if r["status"] == "ok" and isinstance(r.get(metric), int | float)]
-        bad = [r for r in rows if r["status"] != "ok"]
+        bad = [r for r in rows if r["status"] not in ("ok", "running", "waiting")]
         ax.scatter([pos[r[name]] for r in ok], [r[metric] for r in ok], color="tab:blue",
                    zorder=3, label="trial")
         means = [(pos[v], float(sum(r[metric] for r in ok if r[name] == v)
@@ -695,7 +1016,7 @@ def plot_field(result: StudyResult, name: str) -> Any:
         if bad:
             y = max([r[metric] for r in ok], default=1.0)
             ax.scatter([pos[r[name]] for r in bad], [y] * len(bad), marker="x", color="tab:red",
-                       zorder=3, label="failed / diverged")
+                       zorder=3, label="failed / diverged / lost")
         if log_x:
             ax.set_xscale("log")
         if not numeric:
@@ -704,7 +1025,7 @@ def plot_field(result: StudyResult, name: str) -> Any:
             ax.set_xticks(values, [str(v) for v in values])
             ax.minorticks_off()
         ax.set_xlabel(name)
-        ax.set_ylabel(metric)
+        ax.set_ylabel(result.column(metric))
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     others = "others at the base setting" if s.mode == "one_at_a_time" else "all trials"
@@ -716,19 +1037,22 @@ def plot_field(result: StudyResult, name: str) -> Any:
 def _write_outputs(result: StudyResult) -> None:
     import matplotlib.pyplot as plt
 
-    from dlab.io import atomic_path, atomic_write, write_csv
     from dlab.report.record import md_table
+    from dlab.io import atomic_path, atomic_write, write_csv
 
     write_csv(result.folder / "trials.csv", result.trials)
     cols, rows = result.table()
     s = result.study
-    lines = [f"# Study {result.name}", "",
-             f"Base program {s.info.id} at profile `{s.base_profile}`, mode `{s.mode}`, "
-             f"{s.direction} `{s.metric}`; storage {result.storage}.", "",
-             md_table(cols, rows), ""]
-    failed = [r for r in result.rows if r["status"] != "ok"]
+    lines = [f"# Study {result.name}", ""]
+    if not result.finished and result.progress is not None:
+        lines += [f"**Unfinished** when this was written: {result.progress.text()}.", ""]
+    lines += [f"Base program {s.info.id} at profile `{s.base_profile}`, mode `{s.mode}`, "
+              f"{s.direction} `{s.metric}` (the objective: the chosen trial is picked on it "
+              f"alone); storage {result.storage}.", "", md_table(cols, rows), ""]
+    failed = [r for r in result.trials if r["status"] not in ("ok", "running", "waiting",
+                                                               "duplicate")]
     if failed:
-        lines += ["Failed trials:", ""]
+        lines += ["Failed, interrupted or lost trials:", ""]
         lines += [f"- trial {r['trial']}: {r['status']}: {r['reason']}" for r in failed]
         lines.append("")
     atomic_write(result.folder / "table.md", "\n".join(lines))
@@ -740,64 +1064,149 @@ def _write_outputs(result: StudyResult) -> None:
         result.figures[name] = result.folder / f"{name}.png"
 
 
+def _options(ctx: Any) -> tuple[int, int, bool]:
+    """heartbeat, grace and report_only from the study program's settings."""
+    cfg = getattr(ctx, "config", None)
+    return (int(getattr(cfg, "heartbeat", 10)), int(getattr(cfg, "grace", 30)),
+            bool(getattr(cfg, "report_only", False)))
+
+
+def _report_command(ctx: Any, storage: str | None) -> str:
+    where = f"--storage {masked(storage)}" if storage else f"--out {ctx.folder.parent.parent}"
+    return (f"dlab study {ctx.program.id} --profile {ctx.profile} --seed {ctx.seed} --report "
+            f"{where}")
+
+
+def _open_study(job: _Job, study: Study, plan: Plan, report_only: bool) -> tuple[Any, int]:
+    """Create or load the study and queue its missing trials, under the storage lock so
+    that workers started together on a fresh database do not collide. Returns the
+    study and how many trials were queued."""
+    import optuna
+
+    with storage_lock(job.url):
+        opened = open_storage(job.url, job.heartbeat, job.grace,
+                              say=lambda m: _say(job, m))
+        if report_only:
+            try:
+                return optuna.load_study(study_name=job.name, storage=opened), 0
+            except KeyError:
+                others = [n for n in optuna.get_all_study_names(opened)
+                          if n.startswith(f"dlab-{job.prefix}-")]
+                hint = (f"; it holds {', '.join(others)} (give the same --profile and --seed)"
+                        if others else "")
+                raise UsageError(f"--report: storage {masked(job.url)} has no study "
+                                 f"{job.name}{hint}") from None
+        st = optuna.create_study(study_name=job.name, storage=opened,
+                                 direction=study.direction, load_if_exists=True)
+        fail_stale(st)
+        return st, (_enqueue_missing(st, plan.points) if study.mode != "sampled" else 0)
+
+
+def _run_workers(job: _Job, workers: int) -> set[int]:
+    """Run the trials in this process or in `workers` spawned ones; returns their PIDs."""
+    import multiprocessing
+
+    if workers == 1:
+        _work(job, 0, 1)
+        return {os.getpid()}
+    mp = multiprocessing.get_context("spawn")
+    procs = [mp.Process(target=_worker_main, args=(job, i, workers),
+                        name=f"dlab-study-worker-{i}") for i in range(workers)]
+    for p in procs:
+        p.start()
+    try:
+        for p in procs:
+            p.join()
+    except KeyboardInterrupt:
+        for p in procs:
+            p.join(timeout=60)
+        raise
+    crashed = [p.name for p in procs if p.exitcode not in (0, None)]
+    if crashed:
+        raise RuntimeError(f"study workers {', '.join(crashed)} stopped with an error; "
+                           "see their output above")
+    return {p.pid for p in procs if p.pid is not None}
+
+
+def _take_record(job: _Job, st: Any, plan: Plan, ctx: Any, report: str) -> None:
+    """Decide, under the storage lock, whether this process writes the study's record:
+    only when the study is finished and no other process has recorded this same state
+    of it. Otherwise raise StudyNotFinished with one line saying why."""
+    import datetime as dt
+
+    with storage_lock(job.url):
+        trials = st.get_trials(deepcopy=False)
+        progress = _progress(trials, plan, job.study)
+        if not progress.finished:
+            raise StudyNotFinished(f"study {job.name}: {progress.text()}; the record is "
+                                   "written when the last one finishes, or by "
+                                   f"`{report}`")
+        mark = {"trials": len(trials), "host": socket.gethostname(), "pid": os.getpid(),
+                "folder": str(ctx.folder), "at": dt.datetime.now(dt.UTC).isoformat()}
+        taken = st.user_attrs.get("dlab_record")
+        if isinstance(taken, dict) and taken.get("trials") == len(trials):
+            raise StudyNotFinished(f"study {job.name}: finished ({progress.done} of "
+                                   f"{progress.total} trials done); its record was written "
+                                   f"by the worker on host {taken.get('host')} into "
+                                   f"{taken.get('folder')}; `{report}` writes it here")
+        st.set_user_attr("dlab_record", mark)
+
+
 def execute(study: Study, ctx: Any, *, workers: int = 1, storage: str | None = None
             ) -> StudyResult:
     """Run (or continue) `study` for the study program whose RunContext is `ctx`.
 
-    Trials run with ctx.seed, ctx.device and ctx.data_dir. Returns the rows in plan
-    order after writing trials.csv, table.md and the plots into the study folder.
+    Trials run with ctx.seed, ctx.device and ctx.data_dir; heartbeat, grace and
+    report_only come from ctx.config (a StudySettings). Returns the rows in plan order
+    after writing trials.csv, table.md and the plots into the study folder. Raises
+    StudyNotFinished in a process that should write no record (see the module docstring).
     """
-    import multiprocessing
-
     import optuna
 
+    heartbeat, grace, report_only = _options(ctx)
     plan = make_plan(study, ctx.seed)
     tag = f"{ctx.profile}-seed{ctx.seed}-{plan.key}"
     folder = ctx.folder.parent / f"study-{tag}"
+    if storage:
+        try:
+            check_storage_url(storage)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+    elif report_only and not (folder / "study.db").is_file():
+        raise UsageError(f"--report: no study under {folder}; give the --storage URL it ran "
+                         "with, or the same --out, --profile and --seed")
     folder.mkdir(parents=True, exist_ok=True)
     url = storage or f"sqlite:///{(folder / 'study.db').resolve()}"
     name = f"dlab-{ctx.program.id}-{tag}"
     job = _Job(study, plan.choices, name, url, folder, ctx.seed, ctx.device,
-               ctx.data_dir, ctx.quiet, ctx.program.id)
+               ctx.data_dir, ctx.quiet, ctx.program.id, heartbeat, grace)
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    opened = open_storage(url)
-    st = optuna.create_study(study_name=name, storage=opened, direction=study.direction,
-                             load_if_exists=True)
-    released = _release_stale(st, opened, local_only=not storage)
-    queued = _enqueue_missing(st, plan.points) if study.mode != "sampled" else 0
-    done = sum(1 for t in st.get_trials(deepcopy=False) if t.state.is_finished())
-    ctx.log(f"study {name}: {len(plan.points) or study.n_trials} settings, {done} trials "
-            f"already finished, {queued} queued, {released} stale released; {workers} "
-            f"worker(s); storage {masked(url)}")
+    st, queued = _open_study(job, study, plan, report_only)
+    at_start = _progress(st.get_trials(deepcopy=False), plan, study)
+    ctx.log(f"study {name}: {len(plan.points) or study.n_trials} settings, {at_start.done} "
+            f"already done, {queued} queued, {len(at_start.running)} running elsewhere; "
+            f"{'report only' if report_only else f'{workers} worker(s)'}; heartbeat "
+            f"{heartbeat} s, grace {grace} s; storage {masked(url)}")
 
     t0 = time.perf_counter()
-    before = _settled(st.get_trials(deepcopy=False))
-    if workers == 1:
-        _work(job, 0, 1)
-    else:
-        mp = multiprocessing.get_context("spawn")
-        procs = [mp.Process(target=_worker_main, args=(job, i, workers),
-                            name=f"dlab-study-worker-{i}") for i in range(workers)]
-        for p in procs:
-            p.start()
-        try:
-            for p in procs:
-                p.join()
-        except KeyboardInterrupt:
-            for p in procs:
-                p.join(timeout=60)
-            raise
-        crashed = [p.name for p in procs if p.exitcode not in (0, None)]
-        if crashed:
-            raise RuntimeError(f"study workers {', '.join(crashed)} stopped with an error; "
-                               "see their output above")
+    before = {t.number for t in st.get_trials(deepcopy=False) if t.state.is_finished()}
+    pids: set[int] = set()
+    if not report_only and not (at_start.finished and at_start.done >= at_start.total):
+        pids = _run_workers(job, workers)
+        _take_record(job, st, plan, ctx, _report_command(ctx, storage))
     seconds = time.perf_counter() - t0
 
     trials = st.get_trials(deepcopy=False)
-    ran = _settled(trials) - before
-    result = StudyResult(study, name, folder, masked(url), plan, _rows(trials, plan, study),
-                         [_trial_row(t, study) for t in trials], ran, seconds, workers)
+    host = socket.gethostname()
+    ran = sum(1 for t in trials if t.number not in before and t.state.is_finished()
+              and t.user_attrs.get("host") == host and t.user_attrs.get("pid") in pids
+              and t.user_attrs.get("status") != "duplicate")
+    every = _trial_rows(trials, study)
+    result = StudyResult(study, name, folder, masked(url), plan,
+                         _rows(trials, plan, study, every), every, ran, seconds, workers,
+                         progress=_progress(trials, plan, study), heartbeat=heartbeat,
+                         grace=grace)
     _write_outputs(result)
     return result
 
@@ -823,27 +1232,51 @@ def record(result: StudyResult, ctx: Any) -> None:
     fixed = ", ".join(f"{k}={v}" for k, v in s.base.items())
     ctx.data(f"Each trial is a full run of {s.info.id} ({s.info.title}) at profile "
              f"{s.base_profile}{' with ' + fixed if fixed else ''}, seed {ctx.seed}; "
-             f"run folders under {result.folder / 'trials'}.")
-    ctx.data(f"Study {result.name} in {result.storage}; {len(result.trials)} trials stored, "
-             f"{result.ran} run now by {result.workers} worker(s) in {result.seconds:.1f} s.")
+             f"run folders under {result.folder / 'trials'} on the host that ran it.")
+    hosts: dict[str, int] = {}
+    for r in result.trials:
+        if r["host"] and r["status"] not in ("waiting", "duplicate"):
+            hosts[r["host"]] = hosts.get(r["host"], 0) + 1
+    ctx.data(f"Study {result.name} in {result.storage}; {len(result.trials)} trials stored "
+             f"(" + (", ".join(f"{n} on {h}" for h, n in hosts.items()) or "none run") +
+             f"), {result.ran} run by this command's {result.workers} worker(s) in "
+             f"{result.seconds:.1f} s; heartbeat every {result.heartbeat} s, a trial silent "
+             f"for {result.grace} s counts as lost and is retried.")
 
     best = result.best
-    failed = [r for r in result.rows if r["status"] != "ok"]
+    failed = [r for r in result.rows if r["status"] not in ("ok", "running", "waiting", "lost")]
+    progress = result.progress
     ctx.metrics["study"] = {
         "name": result.name, "folder": str(result.folder), "storage": result.storage,
         "mode": s.mode, "settings": len(result.rows), "complete": len(result.complete),
-        "failed": len(failed), "ran_now": result.ran, "workers": result.workers,
-        "seconds": round(result.seconds, 2),
+        "failed": len(failed), "lost": [r["trial"] for r in result.lost],
+        "finished": result.finished, "ran_now": result.ran, "workers": result.workers,
+        "seconds": round(result.seconds, 2), "hosts": hosts,
         "best": ({"trial": best["trial"], "params": {f: best[f] for f in result.params},
                   s.metric: best[s.metric]} if best else None),
     }
+    if not result.finished and progress is not None:
+        ctx.infer(f"This record was written from the storage while the study was still "
+                  f"running: {progress.text()}. Rows marked running or waiting have no "
+                  "result yet, and the choice below is among the trials done so far.")
     if best is not None:
         ctx.metrics[f"best_{s.metric}"] = best[s.metric]
         where = ", ".join(f"{f}={best[f]}" for f in result.params)
-        ctx.infer(f"The best of {len(result.complete)} completed trials is trial "
-                  f"{best['trial']} ({where}) with {s.metric} {_fmt(best[s.metric])}.")
+        kind = " (a validation metric)" if s.metric.lower().startswith("val") else ""
+        tests = [c for c in s.report if _is_test_metric(c)]
+        ctx.infer(f"The chosen trial is {best['trial']} ({where}), picked on the objective "
+                  f"{s.metric}{kind} alone: {s.metric} {_fmt(best[s.metric])}, the best of "
+                  f"{len(result.complete)} completed trials"
+                  + (f"; {', '.join(tests)} (not used for selection) are shown beside it "
+                     "and played no part in the choice." if tests else "."))
     for sentence in _effects(result):
         ctx.infer(sentence)
+    for r in result.lost:
+        retry = next((t for t in result.trials if t["trial"] == r["retried_as"]), None)
+        ctx.infer(f"Trial {r['trial']} ({', '.join(f'{f}={r[f]}' for f in result.params)}) "
+                  f"was lost: {r['reason']}"
+                  + (f", which ended {retry['status']}." if retry else
+                     "; it was not retried again (rerun the study command to try it)."))
     for r in failed:
         ctx.infer(f"Trial {r['trial']} ({', '.join(f'{f}={r[f]}' for f in result.params)}) "
                   f"ended {r['status']}: {r['reason']}")
@@ -890,11 +1323,13 @@ def _effects(result: StudyResult) -> list[str]:
 def run_study(program_id: str, *, profile: str = "quick", seed: int = 0,
               storage: str | None = None, workers: int = 1, out: str | os.PathLike = "runs",
               quiet: bool = False, data_dir: str | os.PathLike | None = None,
-              device: str = "auto") -> Path:
+              device: str = "auto", report: bool = False) -> Path:
     """`dlab study ID`: run the study program ID (12.2, or 12 for its experiment's study).
 
     The same as `dlab run ID --set workers=N --set storage=URL`; returns the study
     program's run folder (its study folder is beside it; see the module docstring).
+    `report=True` runs no trials: it writes the record from the storage as it stands.
+    Raises StudyNotFinished when this process should not write the record.
     """
     from dlab.api import run_program
     from dlab.registry import resolve
@@ -910,9 +1345,13 @@ def run_study(program_id: str, *, profile: str = "quick", seed: int = 0,
     sets = {"workers": str(workers)}
     if storage:
         sets["storage"] = storage
+    if report:
+        sets["report_only"] = "true"
     command = f"dlab study {info.id} --profile {profile} --seed {seed} --workers {workers}"
     if storage:
         command += f" --storage {masked(storage)}"
+    if report:
+        command += " --report"
     outcome = run_program(info, profile=profile, seed=seed, device=device, sets=sets, out=out,
                           quiet=quiet, data_dir=data_dir, command=command)
     return outcome.folder
