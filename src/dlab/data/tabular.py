@@ -1,7 +1,9 @@
 """Tables: scikit-learn's classic sets, vega-datasets' Auto MPG and Seattle weather,
 and the bundled German credit data. Each comes with its provenance.
 
-Nothing here scales or imputes: that is fit on a training split by the programs.
+Loading does not scale or impute. `prepare` splits a table and fits the preprocessing
+(`TablePreprocessor`: imputation, standardisation, one-hot codes) on the training rows
+only; every tabular program goes through it.
 """
 
 from __future__ import annotations
@@ -9,7 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from dlab.data import Provenance
@@ -136,3 +140,147 @@ def read_csv(path: str | Path, target: str) -> TableData:
     task = "regression" if pd.api.types.is_float_dtype(frame[target]) else "classification"
     prov = Provenance(path.name, f"user file {path}", "the user's", f"{len(frame)} rows")
     return TableData(frame, target, task, prov, dropped=missing)
+
+
+# ------------------------------------------------------------------ preprocessing
+# One split and one preprocessing for every tabular program: the rows are split first,
+# then every statistic (medians, means, standard deviations, categories) is learnt from
+# the training rows only and applied unchanged to the validation and test rows.
+
+MISSING = "(missing)"
+
+
+@dataclass
+class TablePreprocessor:
+    """Median imputation and standardisation z = (x - mean) / std of numeric columns
+    (or, with `scale` False, imputation only), one-hot codes of the other columns.
+
+    medians, means, stds: per numeric column, statistics of the fitting rows (std with
+    ddof 0, taken after imputation; a constant column gets std 1); categories: per other
+    column, the values seen in the fitting rows (a gap is its own category, MISSING).
+    Values not seen when fitting code as all zeros.
+    """
+
+    numeric: list[str]
+    categorical: list[str]
+    medians: dict[str, float]
+    means: dict[str, float]
+    stds: dict[str, float]
+    categories: dict[str, list[str]]
+    scale: bool = True
+
+    @classmethod
+    def fit(cls, frame: pd.DataFrame, scale: bool = True) -> TablePreprocessor:
+        """Learn the statistics from `frame` (the training rows only)."""
+        numeric = [c for c in frame.columns if pd.api.types.is_numeric_dtype(frame[c])
+                   and not pd.api.types.is_bool_dtype(frame[c])]
+        categorical = [c for c in frame.columns if c not in numeric]
+        medians, means, stds = {}, {}, {}
+        for c in numeric:
+            col = frame[c].astype(float)
+            med = float(col.median()) if col.notna().any() else 0.0
+            filled = col.fillna(med)
+            medians[c], means[c] = med, float(filled.mean())
+            std = float(filled.std(ddof=0))
+            stds[c] = std if std > 0 else 1.0
+        categories = {c: sorted(frame[c].astype("string").fillna(MISSING).unique().tolist())
+                      for c in categorical}
+        return cls(numeric, categorical, medians, means, stds, categories, scale)
+
+    @property
+    def feature_names(self) -> list[str]:
+        return self.numeric + [f"{c}={v}" for c in self.categorical for v in self.categories[c]]
+
+    def transform(self, frame: pd.DataFrame) -> np.ndarray:
+        """Rows -> float64 features (N, F), F = len(feature_names)."""
+        parts = []
+        for c in self.numeric:
+            col = frame[c].astype(float).fillna(self.medians[c]).to_numpy()
+            if self.scale:
+                col = (col - self.means[c]) / self.stds[c]
+            parts.append(col[:, None])  # (N, 1)
+        for c in self.categorical:
+            col = frame[c].astype("string").fillna(MISSING).to_numpy()
+            cats = np.array(self.categories[c], dtype=object)
+            parts.append((col[:, None] == cats[None, :]).astype(np.float64))  # (N, K)
+        return np.concatenate(parts, axis=1) if parts else np.zeros((len(frame), 0))
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(vars(self))
+
+
+def split_rows(n: int, test_fraction: float, val_fraction: float = 0.0, seed: int = 0,
+               labels: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Disjoint sorted row indices {train, val, test} of a table of n rows.
+
+    The test rows are drawn first (a share `test_fraction` of all rows), then the
+    validation rows (a share `val_fraction` of the rest; none when 0). With `labels`
+    (N,) both draws are stratified, so every part keeps the classes' shares.
+    """
+    from sklearn.model_selection import train_test_split
+
+    idx = np.arange(n)
+    rest, test = train_test_split(idx, test_size=test_fraction, random_state=seed,
+                                  stratify=labels)
+    val = np.array([], dtype=np.int64)
+    if val_fraction > 0:
+        rest, val = train_test_split(rest, test_size=val_fraction, random_state=seed,
+                                     stratify=None if labels is None else labels[rest])
+    return {"train": np.sort(rest), "val": np.sort(val), "test": np.sort(test)}
+
+
+@dataclass
+class Split:
+    """A table split and preprocessed. x_*: (N, F) float64 features; y_*: (N,) targets
+    as stored in the table (class labels, or the target in its own units)."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    pre: TablePreprocessor
+    rows: dict[str, np.ndarray]  # row indices of each part in the table
+
+    @property
+    def feature_names(self) -> list[str]:
+        return self.pre.feature_names
+
+    def sizes(self) -> str:
+        """'N training, M validation and K test rows' for the record's Data section."""
+        parts = [f"{len(self.y_train)} training"]
+        if len(self.y_val):
+            parts.append(f"{len(self.y_val)} validation")
+        return ", ".join(parts) + f" and {len(self.y_test)} test rows"
+
+
+def prepare(table: TableData, test_fraction: float, val_fraction: float = 0.0,
+            seed: int = 0, scale: bool = True, stratify: bool | None = None,
+            rows: dict[str, np.ndarray] | None = None) -> Split:
+    """Split `table` (stratified for a classification table unless `stratify` says
+    otherwise), fit the preprocessing on the training rows only and apply it to every
+    part. `rows` gives the split instead (e.g. the same rows, raw and standardised)."""
+    features = table.frame.drop(columns=[table.target])
+    y = table.frame[table.target].to_numpy()
+    if rows is None:
+        if stratify is None:
+            stratify = table.task == "classification"
+        rows = split_rows(len(y), test_fraction, val_fraction, seed,
+                          labels=y if stratify else None)
+    pre = TablePreprocessor.fit(features.iloc[rows["train"]], scale=scale)
+    x = {k: pre.transform(features.iloc[idx]) for k, idx in rows.items()}
+    return Split(x["train"], y[rows["train"]], x["val"], y[rows["val"]], x["test"],
+                 y[rows["test"]], pre, rows)
+
+
+def as_tensors(x: np.ndarray, y: np.ndarray, device: str = "cpu", *,
+               binary: bool = False):
+    """Float32 features (N, F) and targets as torch tensors: for a binary classifier with
+    one logit, y as float32 (N, 1) of 0/1; otherwise int64 class indices (N,)."""
+    import torch
+
+    xt = torch.as_tensor(np.asarray(x, np.float32), device=device)
+    if binary:
+        return xt, torch.as_tensor(np.asarray(y, np.float32).reshape(-1, 1), device=device)
+    return xt, torch.as_tensor(np.asarray(y, np.int64), device=device)

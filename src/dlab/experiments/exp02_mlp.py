@@ -7,6 +7,9 @@
     printed and drawn as the network trains, against a majority-class baseline and a
     logistic regression; and the manual's raw-feature sigmoid network, measured.
 
+Each program reads: load data -> train -> score (a dict of measured values) -> judge
+(targets on the Implementation, claims from the scores) -> write (tables, figures).
+
 Back-propagation: Rumelhart, Hinton and Williams (1986), "Learning representations by
 back-propagating errors", Nature 323.
 """
@@ -15,17 +18,19 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
+from dlab.data.subsets import class_counts
+from dlab.data.tabular import Split, german_credit, prepare
 from dlab.registry import Implementation
 from dlab.runs import RunContext
+from dlab.verdicts import Target
 
 # ====================================================================== 2.1 XOR
 # Parameters are a dict in Keras order: W1 (n_in, H), b1 (H,), W2 (H, 1), b2 (1,).
 ORDER = ("W1", "b1", "W2", "b2")
-LOSS_KINDS = ("mse", "bce")
 
 
 def init_params(n_in: int, n_hidden: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
@@ -189,64 +194,85 @@ def compare_with_scratch(params: dict[str, np.ndarray], X: np.ndarray, y: np.nda
     return {"outputs": out_diff, "gradients": grad_diff, "trained_weights": train_diff}
 
 
+
 @dataclass
 class XORConfig:
     hidden: int = 4  # hidden sigmoid units (the manual's 2-4-1 network)
     epochs: int = 5000  # full-batch gradient-descent steps per seed
     lr: float = 0.5  # learning rate
-    loss: str = "mse"  # 'mse' or 'bce' (binary cross-entropy)
+    loss: Literal["mse", "bce"] = "mse"  # mean squared error or binary cross-entropy
     n_seeds: int = 10  # initialisations tried; success = all four outputs right
     crosscheck_epochs: int = 200  # epochs trained side by side with dlab.scratch
 
     def validate(self) -> None:
-        if self.loss not in LOSS_KINDS:
-            raise ValueError(f"loss must be one of {', '.join(LOSS_KINDS)}; got {self.loss!r}")
         if self.crosscheck_epochs < 0:
             raise ValueError("crosscheck_epochs must be 0 or more")
 
 
-def run_xor(cfg: XORConfig, ctx: RunContext) -> None:
+def _plt():
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from dlab.data.synthetic import xor
+    return plt
 
-    X, y = (a.astype(np.float64) for a in xor())  # (4, 2), (4, 1)
-    ctx.data("The four XOR points {0,1}^2 with targets 0, 1, 1, 0 (dlab.data.synthetic.xor).")
 
+def train_seeds(cfg: XORConfig, X: np.ndarray, y: np.ndarray, seed: int) -> list[dict]:
+    """Train from cfg.n_seeds initialisations; gradients checked before and after."""
     runs = []
     for k in range(cfg.n_seeds):
-        params = init_params(2, cfg.hidden, np.random.default_rng((ctx.seed, k)))
+        params = init_params(2, cfg.hidden, np.random.default_rng((seed, k)))
         start = {n: v.copy() for n, v in params.items()}
         err_init = gradcheck_own(params, X, y, cfg.loss)
         losses, solved = train_xor(params, X, y, cfg.lr, cfg.epochs, cfg.loss)
-        err_end = gradcheck_own(params, X, y, cfg.loss)
         cache = forward(params, X)
         runs.append({"seed": k, "start": start, "params": params, "losses": losses,
                      "solved": solved, "p": cache["p"].ravel(),
                      "final_loss": loss_value(cache, y, cfg.loss),
-                     "ok": all_right(cache["p"], y), "gradcheck": max(err_init, err_end)})
-        ctx.log(f"seed {k}: final loss {runs[-1]['final_loss']:.4g}, outputs "
-                f"{np.round(runs[-1]['p'], 3).tolist()}, all right {runs[-1]['ok']}")
+                     "ok": all_right(cache["p"], y),
+                     "gradcheck": max(err_init, gradcheck_own(params, X, y, cfg.loss))})
+    return runs
 
-    step = max(1, cfg.epochs // 200)
-    ctx.add_history([{"model": f"xor_seed{r['seed']}", "epoch": e + 1, "loss": r["losses"][e]}
-                     for r in runs for e in range(0, cfg.epochs, step)])
-    cross = compare_with_scratch(runs[0]["start"], X, y, cfg.loss, cfg.lr,
-                                 cfg.crosscheck_epochs)
+
+def score_xor(cfg: XORConfig, runs: list[dict], cross: dict[str, float]) -> dict[str, Any]:
     n_ok = sum(r["ok"] for r in runs)
     solved = [r["solved"] for r in runs if r["solved"] is not None]
-    worst_grad = max(r["gradcheck"] for r in runs)
-    ctx.metrics.update({
+    return {
         "success_rate": n_ok / cfg.n_seeds, "successes": n_ok, "n_seeds": cfg.n_seeds,
-        "gradcheck_max_rel_error": worst_grad,
+        "gradcheck_max_rel_error": max(r["gradcheck"] for r in runs),
         "median_epochs_to_solve": float(np.median(solved)) if solved else None,
         "final_loss_median": float(np.median([r["final_loss"] for r in runs])),
         "outputs_seed0": np.round(runs[0]["p"], 4).tolist(),
-        "scratch_max_abs_diff": cross,
-    })
+        "scratch_max_abs_diff": cross, "scratch_agreement": max(cross.values()),
+    }
+
+
+def judge_xor(ctx: RunContext, cfg: XORConfig, m: dict[str, Any]) -> None:
+    median = m["median_epochs_to_solve"]
+    ctx.infer(f"{m['successes']} of {cfg.n_seeds} initialisations solved XOR (all four "
+              f"outputs on the right side of 0.5) after {cfg.epochs} epochs at learning rate "
+              f"{cfg.lr:g}" + (f"; the median solved seed needed {median:.0f} epochs."
+                               if median is not None else "."))
+    ctx.infer(f"The hand-written backward pass agrees with central finite differences to a "
+              f"relative error of {m['gradcheck_max_rel_error']:.1e} (at the initial and the "
+              "trained weights of every seed).")
+    cross = m["scratch_max_abs_diff"]
+    facts = (f"outputs {cross['outputs']:.1e}, gradients {cross['gradients']:.1e}, weights "
+             f"after {cfg.crosscheck_epochs} epochs of the same descent "
+             f"{cross['trained_weights']:.1e}")
+    ctx.claim(f"With copied weights this file's network and dlab.scratch agree to rounding "
+              f"(largest differences: {facts}).", m["scratch_agreement"] < 1e-10,
+              otherwise=f"With copied weights this file's network and dlab.scratch DIFFER "
+                        f"(largest differences: {facts}).", **cross)
+
+
+def write_xor(ctx: RunContext, cfg: XORConfig, runs: list[dict], X: np.ndarray,
+              y: np.ndarray) -> None:
+    cross = ctx.metrics["scratch_max_abs_diff"]
+    step = max(1, cfg.epochs // 200)
+    ctx.add_history([{"model": f"xor_seed{r['seed']}", "epoch": e + 1, "loss": r["losses"][e]}
+                     for r in runs for e in range(0, cfg.epochs, step)])
     ctx.table("Outputs on 00, 01, 10, 11 after training, per seed",
               ["seed", "p(00)", "p(01)", "p(10)", "p(11)", "final loss", "all right",
                "epoch solved", "gradcheck rel. error"],
@@ -254,14 +280,18 @@ def run_xor(cfg: XORConfig, ctx: RunContext) -> None:
                 r["solved"] if r["solved"] is not None else "never", r["gradcheck"]]
                for r in runs])
     ctx.table("This file's network against dlab.scratch with copied weights (largest "
-              "absolute difference)",
-              ["quantity", "max |difference|"],
+              "absolute difference)", ["quantity", "max |difference|"],
               [["outputs at the initial weights", cross["outputs"]],
                ["gradients at the initial weights", cross["gradients"]],
                [f"weights after {cfg.crosscheck_epochs} epochs of the same descent",
                 cross["trained_weights"]]])
+    ctx.figure(xor_figure(cfg, runs, X, y), "xor_loss.png", "Left: training loss of every "
+               "seed (log scale). Right: the trained network's output over the plane for "
+               "seed 0; the four XOR points are coloured by their target.")
 
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+
+def xor_figure(cfg: XORConfig, runs: list[dict], X: np.ndarray, y: np.ndarray):
+    fig, (ax1, ax2) = _plt().subplots(1, 2, figsize=(11, 4))
     for r in runs:
         ax1.plot(np.arange(1, cfg.epochs + 1), r["losses"], lw=1,
                  label=f"seed {r['seed']}" + ("" if r["ok"] else " (failed)"))
@@ -280,86 +310,41 @@ def run_xor(cfg: XORConfig, ctx: RunContext) -> None:
     ax2.set_title("seed 0: output p(x); black line p = 0.5")
     ax2.set_aspect("equal")
     fig.colorbar(im, ax=ax2)
-    ctx.figure(fig, "xor_loss.png", "Left: training loss of every seed (log scale). Right: "
-               "the trained network's output over the plane for seed 0; the four XOR points "
-               "are coloured by their target.")
+    return fig
 
-    ctx.infer(f"{n_ok} of {cfg.n_seeds} initialisations solved XOR (all four outputs on the "
-              f"right side of 0.5) after {cfg.epochs} epochs at learning rate {cfg.lr:g}"
-              + (f"; the median seed was solved after {np.median(solved):.0f} epochs."
-                 if solved else "."))
-    ctx.infer(f"The hand-written backward pass agrees with central finite differences to a "
-              f"relative error of {worst_grad:.1e} (at the initial and the trained weights of "
-              f"every seed).")
-    same = max(cross.values()) < 1e-10
-    ctx.infer(f"With copied weights, dlab.scratch gives the same outputs (max difference "
-              f"{cross['outputs']:.1e}), the same gradients ({cross['gradients']:.1e}) and, "
-              f"after {cfg.crosscheck_epochs} epochs of the same descent, the same weights "
-              f"({cross['trained_weights']:.1e}): "
-              f"{'the two implementations agree' if same else 'they DIFFER'}.")
+
+def run_xor(cfg: XORConfig, ctx: RunContext) -> None:
+    from dlab.data.synthetic import xor
+
+    X, y = (a.astype(np.float64) for a in xor())  # (4, 2), (4, 1)
+    ctx.data("The four XOR points {0,1}^2 with targets 0, 1, 1, 0 (dlab.data.synthetic.xor).")
+    runs = train_seeds(cfg, X, y, ctx.seed)
+    for r in runs:
+        ctx.log(f"seed {r['seed']}: final loss {r['final_loss']:.4g}, outputs "
+                f"{np.round(r['p'], 3).tolist()}, all right {r['ok']}")
+    cross = compare_with_scratch(runs[0]["start"], X, y, cfg.loss, cfg.lr,
+                                 cfg.crosscheck_epochs)
+    ctx.metrics.update(score_xor(cfg, runs, cross))
+    judge_xor(ctx, cfg, ctx.metrics)
+    write_xor(ctx, cfg, runs, X, y)
 
 
 XOR_SCRATCH = Implementation(
     config=XORConfig, run=run_xor,
     profiles={"smoke": {"epochs": 400, "n_seeds": 3, "lr": 2.0, "crosscheck_epochs": 20},
               "full": {"epochs": 10000, "n_seeds": 10}},
+    targets=(
+        Target("success_rate", at_least=1.0, why="every initialisation solves XOR"),
+        Target("gradcheck_max_rel_error", at_most=1e-6,
+               why="the hand-written backward pass matches finite differences"),
+        Target("scratch_agreement", at_most=1e-10,
+               why="the same network in dlab.scratch gives the same numbers"),
+    ),
 )
 
 # ============================================================ 2.2 credit-risk MLP
 
-
-def make_preprocessor(frame, target: str, scale: bool = True):
-    """An unfitted ColumnTransformer: numeric columns imputed with the median and
-    standardised (or passed through raw when `scale` is False), other columns imputed
-    with the most frequent value and one-hot encoded (categories unseen in training
-    become all zeros). Fit it on training rows only."""
-    from pandas.api.types import is_bool_dtype, is_numeric_dtype
-    from sklearn.compose import ColumnTransformer
-    from sklearn.impute import SimpleImputer
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import OneHotEncoder, StandardScaler
-
-    features = frame.drop(columns=[target])
-    numeric = [c for c in features.columns
-               if is_numeric_dtype(features[c]) and not is_bool_dtype(features[c])]
-    other = [c for c in features.columns if c not in numeric]
-    num = make_pipeline(SimpleImputer(strategy="median"),
-                        StandardScaler() if scale else "passthrough")
-    cat = make_pipeline(SimpleImputer(strategy="most_frequent"),
-                        OneHotEncoder(handle_unknown="ignore", sparse_output=False))
-    return ColumnTransformer([("num", num, numeric), ("cat", cat, other)],
-                             verbose_feature_names_out=False)
-
-
-@dataclass
-class Prepared:
-    """A split table: X (N, F) float32 arrays, y (N,) 0/1 arrays, the fitted transformer."""
-
-    X_train: np.ndarray
-    X_test: np.ndarray
-    y_train: np.ndarray
-    y_test: np.ndarray
-    preprocessor: Any
-    feature_names: list[str]
-    train_idx: np.ndarray
-    test_idx: np.ndarray
-
-
-def prepare_table(frame, target: str, test_fraction: float, seed: int,
-                  scale: bool = True) -> Prepared:
-    """Stratified train/test split, then the preprocessing fit on the training rows only."""
-    from sklearn.model_selection import train_test_split
-
-    y = frame[target].to_numpy()
-    idx = np.arange(len(frame))
-    train_idx, test_idx = train_test_split(idx, test_size=test_fraction, stratify=y,
-                                           random_state=seed)
-    pre = make_preprocessor(frame, target, scale)
-    X_train = pre.fit_transform(frame.iloc[train_idx]).astype(np.float32)
-    X_test = pre.transform(frame.iloc[test_idx]).astype(np.float32)
-    return Prepared(X_train, X_test, y[train_idx].astype(np.int64),
-                    y[test_idx].astype(np.int64), pre,
-                    list(pre.get_feature_names_out()), train_idx, test_idx)
+Activation = Literal["relu", "tanh", "sigmoid", "leaky_relu", "gelu", "linear"]
 
 
 def layer_weights(model) -> list[np.ndarray]:
@@ -367,16 +352,15 @@ def layer_weights(model) -> list[np.ndarray]:
     return [lin.weight.detach().cpu().numpy().T.copy() for lin in model.linears]
 
 
-def draw_weight_grid(snapshots: list[tuple[int, list[np.ndarray]]], feature_names=None):
+def draw_weight_grid(snapshots: list[tuple[str, list[np.ndarray]]]):
     """A figure: one row per snapshot (epoch), one heat map per layer; colour scales are
     shared down each column and centred on 0."""
-    import matplotlib.pyplot as plt
-
     n_rows, n_cols = len(snapshots), len(snapshots[0][1])
     ratios = [max(w.shape[1], 3) for w in snapshots[0][1]]
-    fig, axes = plt.subplots(n_rows, n_cols, figsize=(3.0 * n_cols + 2, 2.3 * n_rows + 0.8),
-                             gridspec_kw={"width_ratios": ratios}, squeeze=False,
-                             layout="constrained")
+    fig, axes = _plt().subplots(n_rows, n_cols,
+                                figsize=(3.0 * n_cols + 2, 2.3 * n_rows + 0.8),
+                                gridspec_kw={"width_ratios": ratios}, squeeze=False,
+                                layout="constrained")
     limits = [max(float(np.abs(s[1][j]).max()) for s in snapshots) for j in range(n_cols)]
     for i, (epoch, weights) in enumerate(snapshots):
         for j, w in enumerate(weights):
@@ -399,22 +383,18 @@ def draw_weight_grid(snapshots: list[tuple[int, list[np.ndarray]]], feature_name
 @dataclass
 class CreditConfig:
     widths: tuple[int, ...] = (16, 8)  # hidden layer widths
-    activation: str = "relu"  # hidden activation of the main network
+    activation: Activation = "relu"  # hidden activation of the main network
     epochs: int = 100  # most training epochs
     patience: int = 10  # stop when validation loss has not improved this long (0: never)
     batch_size: int = 32  # mini-batch size
     lr: float = 0.001  # Adam learning rate
     show_every: int = 20  # print and draw every layer's weights every this many epochs
     test_fraction: float = 0.25  # held-out test rows (stratified)
-    val_fraction: float = 0.2  # of the training rows, for the validation curve
+    val_fraction: float = 0.2  # of the other rows: validation (curve, early stopping)
     raw_seeds: int = 5  # seeds of the manual's raw-feature sigmoid network (0: skip)
     raw_epochs: int = 30  # epochs of each raw / standardised sigmoid network
 
     def validate(self) -> None:
-        from dlab.models.mlp import ACTIVATIONS
-
-        if self.activation not in ACTIVATIONS:
-            raise ValueError(f"activation must be one of {', '.join(ACTIVATIONS)}")
         if not (0 < self.test_fraction < 1 and 0 <= self.val_fraction < 1):
             raise ValueError("test_fraction must be in (0, 1) and val_fraction in [0, 1)")
         if self.show_every < 1 or self.raw_seeds < 0 or self.raw_epochs < 1:
@@ -427,20 +407,6 @@ class CreditConfig:
             raise ValueError("widths must list positive hidden-layer widths, e.g. 16,8")
 
 
-def to_tensors(X: np.ndarray, y: np.ndarray, device: str):
-    import torch
-
-    return (torch.as_tensor(X, dtype=torch.float32, device=device),
-            torch.as_tensor(y, dtype=torch.float32, device=device))
-
-
-def bce_logits(out, y):
-    """Binary cross-entropy from one logit per row: out (B, 1), y (B,) of 0/1."""
-    import torch.nn.functional as F
-
-    return F.binary_cross_entropy_with_logits(out.squeeze(-1), y)
-
-
 def predict_proba(model, X: np.ndarray, device: str) -> np.ndarray:
     """Sigmoid of the logit for rows X (N, F) -> (N,)."""
     import torch
@@ -451,233 +417,308 @@ def predict_proba(model, X: np.ndarray, device: str) -> np.ndarray:
     return torch.sigmoid(out).squeeze(-1).cpu().numpy()
 
 
-def train_sigmoid_probe(prep: Prepared, widths, epochs: int, batch_size: int, lr: float,
-                        ctx: RunContext, seed: int, name: str) -> dict[str, float]:
-    """Train the all-sigmoid MLP and measure what the manual's network shows.
-
-    Returns the first layer's relative weight change |W1_end - W1_0| / |W1_0|, the share
-    of first-layer hidden activations within 1e-3 of 0 or 1 on the training rows
-    (saturated), the share of first-layer weights whose gradient before training is
-    below 1e-6 (frozen), the spread
-    (standard deviation) of test outputs, the number of distinct predicted classes, and
-    test accuracy.
-    """
-    import torch
-
-    from dlab.models.mlp import MLP
-    from dlab.training import fit
-
-    model = MLP((prep.X_train.shape[1], *widths, 1), "sigmoid",
-                generator=ctx.torch_generator(10_000 + seed)).to(ctx.device)
-    w0 = model.linears[0].weight.detach().clone()
-    X, y = to_tensors(prep.X_train, prep.y_train, ctx.device)
-    with torch.no_grad():
-        a = torch.sigmoid(model.linears[0](X))
-    saturated = float(((a < 1e-3) | (a > 1 - 1e-3)).float().mean())
-    bce_logits(model(X), y).backward()  # the first layer's gradient before any step
-    frozen = float((model.linears[0].weight.grad.abs() < 1e-6).float().mean())
-    model.zero_grad(set_to_none=True)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    fit(model, (X, y), ctx=ctx, epochs=epochs, optimizer=opt, loss_fn=bce_logits,
-        batch_size=batch_size, name=name, checkpoint=False)
-    w1 = model.linears[0].weight.detach()
-    p = predict_proba(model, prep.X_test, ctx.device)
-    pred = (p > 0.5).astype(np.int64)
-    return {"w1_change": float((w1 - w0).norm() / w0.norm()), "saturated": saturated,
-            "frozen": frozen,
-            "output_std": float(p.std()), "output_mean": float(p.mean()),
-            "classes_predicted": len(np.unique(pred)),
-            "accuracy": float((pred == prep.y_test).mean())}
+def load_credit(cfg: CreditConfig, ctx: RunContext, scale: bool = True) -> Split:
+    """German credit, stratified training / validation / test rows, preprocessed with
+    statistics of the training rows only."""
+    return prepare(german_credit(), cfg.test_fraction, cfg.val_fraction, seed=ctx.seed,
+                   scale=scale)
 
 
-def run_credit(cfg: CreditConfig, ctx: RunContext) -> None:
-    import matplotlib
+def describe_credit(ctx: RunContext, cfg: CreditConfig, s: Split) -> None:
+    counts = class_counts(s.y_test)
+    ctx.data(german_credit().describe())
+    ctx.data(f"Stratified split: {s.sizes()} (test: {counts.get(0, 0)} good and "
+             f"{counts.get(1, 0)} bad risks, scored once, all of them); "
+             f"{len(s.pre.numeric)} numeric columns standardised and the categorical "
+             f"columns one-hot encoded ({s.x_train.shape[1]} inputs), all fit on the "
+             f"training rows only. Bad risks: {s.y_train.mean():.1%} of training rows.")
+    if not len(s.y_val):
+        return
+    if cfg.patience:
+        use = (f"for early stopping: training stops after {cfg.patience} epochs without a "
+               "lower validation loss and keeps the weights of the best epoch")
+    else:
+        use = "for the learning curve only (patience 0: no early stopping)"
+    ctx.data(f"The {len(s.y_val)} validation rows come from the training part and are used "
+             f"{use}; the test rows play no part in training or selection.")
 
-    matplotlib.use("Agg")
-    import torch
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.metrics import roc_auc_score
-    from sklearn.model_selection import train_test_split
 
-    from dlab.data.tabular import german_credit
-    from dlab.io import atomic_write
-    from dlab.models.mlp import MLP
-    from dlab.training import accuracy, evaluate, fit
+class WeightLog:
+    """Every layer's kernel, printed and kept for the figure, at chosen epochs."""
 
-    table = german_credit()
-    ctx.data(table.describe())
-    prep = prepare_table(table.frame, table.target, cfg.test_fraction, ctx.seed)
-    n_num = len(prep.preprocessor.named_transformers_["num"].feature_names_in_)
-    ctx.data(f"Stratified split: {len(prep.train_idx)} training and {len(prep.test_idx)} test "
-             f"rows; {n_num} numeric columns standardised and the categorical columns "
-             f"one-hot encoded ({prep.X_train.shape[1]} inputs), all fit on the training rows "
-             f"only. Bad risks: {prep.y_train.mean():.1%} of training rows.")
-    X_fit, y_fit = prep.X_train, prep.y_train
-    val = None
-    if cfg.val_fraction > 0:
-        X_fit, X_val, y_fit, y_val = train_test_split(
-            prep.X_train, prep.y_train, test_size=cfg.val_fraction, stratify=prep.y_train,
-            random_state=ctx.seed)
-        val = to_tensors(X_val, y_val, ctx.device)
-        ctx.data(f"{len(y_val)} of the training rows are held out as a validation set for "
-                 "the learning curve (no early stopping); the test rows are used once.")
+    def __init__(self, model, ctx: RunContext):
+        self.model, self.ctx = model, ctx
+        self.snapshots: list[tuple[str, list[np.ndarray]]] = []
+        self.printed: list[str] = []
 
-    sizes = (prep.X_train.shape[1], *cfg.widths, 1)
-    model = MLP(sizes, cfg.activation, generator=ctx.torch_generator(1)).to(ctx.device)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    snapshots: list[tuple[str, list[np.ndarray]]] = [("0", layer_weights(model))]
-    printed: list[str] = []
-
-    def show(epoch: int | str) -> None:
-        weights = layer_weights(model)
+    def show(self, epoch: int | str) -> None:
+        weights = layer_weights(self.model)
+        self.snapshots.append((str(epoch), weights))
         text = [f"== epoch {epoch} =="]
         for j, w in enumerate(weights):
             text.append(f"layer {j + 1} kernel {w.shape}:\n"
                         + np.array2string(w, precision=3, suppress_small=True,
                                           max_line_width=180, threshold=10**6))
-        printed.append("\n".join(text))
-        ctx.log("\n".join(text))
+        self.printed.append("\n".join(text))
+        self.ctx.log("\n".join(text))
 
-    show(0)
+
+def train_credit(cfg: CreditConfig, ctx: RunContext, s: Split):
+    """The main MLP with Adam, mini-batches and (with patience) early stopping on the
+    validation rows; its weights shown every cfg.show_every epochs."""
+    import torch
+    import torch.nn.functional as F
+
+    from dlab.data.tabular import as_tensors
+    from dlab.models.mlp import MLP
+    from dlab.training import accuracy, fit
+
+    sizes = (s.x_train.shape[1], *cfg.widths, 1)
+    model = MLP(sizes, cfg.activation, generator=ctx.torch_generator(1)).to(ctx.device)
+    log = WeightLog(model, ctx)
+    log.show(0)
 
     def on_epoch_end(epoch: int, row: dict) -> dict:
         if epoch % cfg.show_every == 0 or epoch == cfg.epochs:
-            snapshots.append((str(epoch), layer_weights(model)))
-            show(epoch)
+            log.show(epoch)
         return {}
 
-    result = fit(model, to_tensors(X_fit, y_fit, ctx.device), val=val, ctx=ctx,
-                 epochs=cfg.epochs, optimizer=opt, loss_fn=bce_logits,
-                 batch_size=cfg.batch_size, metrics={"acc": accuracy}, name="credit_mlp",
-                 on_epoch_end=on_epoch_end, patience=cfg.patience or None)
-    last = result.history[-1]["epoch"]
-    if result.stopped_early or last % cfg.show_every:
-        label = f"{result.best_epoch} (kept)" if result.stopped_early else str(last)
-        snapshots.append((label, layer_weights(model)))
-        show(label)
-    atomic_write(ctx.path("weights.txt"), "\n\n".join(printed) + "\n")
+    val = as_tensors(s.x_val, s.y_val, ctx.device, binary=True) if len(s.y_val) else None
+    result = fit(model, as_tensors(s.x_train, s.y_train, ctx.device, binary=True), val=val,
+                 ctx=ctx, epochs=cfg.epochs,
+                 optimizer=torch.optim.Adam(model.parameters(), lr=cfg.lr),
+                 loss_fn=F.binary_cross_entropy_with_logits, batch_size=cfg.batch_size,
+                 metrics={"acc": accuracy}, name="credit_mlp", on_epoch_end=on_epoch_end,
+                 patience=cfg.patience or None)
+    if result.stopped_early or result.history[-1]["epoch"] % cfg.show_every:
+        log.show(f"{result.best_epoch} (kept)" if result.stopped_early
+                 else result.history[-1]["epoch"])
+    return model, result, log
 
-    test = evaluate(model, to_tensors(prep.X_test, prep.y_test, ctx.device), bce_logits,
-                    {"acc": accuracy}, device=ctx.device)
-    p_mlp = predict_proba(model, prep.X_test, ctx.device)
-    auc_mlp = float(roc_auc_score(prep.y_test, p_mlp))
-    majority = int(np.bincount(prep.y_train).argmax())
-    acc_major = float((prep.y_test == majority).mean())
-    logreg = LogisticRegression(max_iter=2000).fit(prep.X_train, prep.y_train)
-    p_lr = logreg.predict_proba(prep.X_test)[:, 1]
-    acc_lr = float(((p_lr > 0.5) == prep.y_test).mean())
-    auc_lr = float(roc_auc_score(prep.y_test, p_lr))
-    ctx.save_model(model, sizes=list(sizes), activation=cfg.activation,
-                   features=prep.feature_names, output="logit of bad credit risk",
-                   preprocessing="numeric: median impute + standardise; categorical: one-hot "
-                                 "(fit on training rows)")
-    ctx.metrics.update({
-        "test_accuracy": test["acc"], "test_auc": auc_mlp, "test_loss": test["loss"],
-        "majority_accuracy": acc_major, "majority_auc": 0.5,
-        "logreg_accuracy": acc_lr, "logreg_auc": auc_lr,
-        "n_inputs": prep.X_train.shape[1], "epochs_trained": last,
-        "best_epoch": result.best_epoch,
-    })
-    ctx.table("Test set (held out): MLP against the baselines",
-              ["model", "accuracy", "ROC AUC"],
-              [[f"MLP {'-'.join(map(str, sizes))} ({cfg.activation})", test["acc"], auc_mlp],
-               ["logistic regression (same inputs)", acc_lr, auc_lr],
-               [f"majority class (always '{'bad' if majority else 'good'}')", acc_major, 0.5]])
 
-    stats = []
-    for epoch, weights in snapshots:
-        for j, w in enumerate(weights):
-            w0 = snapshots[0][1][j]
-            stats.append([epoch, j + 1, f"{w.shape[0]}x{w.shape[1]}", float(w.mean()),
-                          float(w.std()), float(np.abs(w).max()),
-                          float(np.linalg.norm(w - w0) / np.linalg.norm(w0))])
+def score_credit(model, result, s: Split, device: str) -> dict[str, Any]:
+    """Test accuracy and ROC AUC of the MLP, the majority class and logistic regression
+    (fit on the same training rows)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import roc_auc_score
+
+    p_mlp = predict_proba(model, s.x_test, device)
+    majority = int(np.bincount(s.y_train).argmax())
+    logreg = LogisticRegression(max_iter=2000).fit(s.x_train, s.y_train)
+    p_lr = logreg.predict_proba(s.x_test)[:, 1]
+    eps = 1e-7
+    loss = -np.mean(s.y_test * np.log(p_mlp + eps) + (1 - s.y_test) * np.log(1 - p_mlp + eps))
+    return {"test_accuracy": float(((p_mlp > 0.5) == s.y_test).mean()),
+            "test_auc": float(roc_auc_score(s.y_test, p_mlp)), "test_loss": float(loss),
+            "majority_class": majority,
+            "majority_accuracy": float((s.y_test == majority).mean()), "majority_auc": 0.5,
+            "logreg_accuracy": float(((p_lr > 0.5) == s.y_test).mean()),
+            "logreg_auc": float(roc_auc_score(s.y_test, p_lr)),
+            "n_inputs": s.x_train.shape[1], "n_test": len(s.y_test),
+            "test_class_counts": class_counts(s.y_test),
+            "epochs_trained": result.history[-1]["epoch"], "best_epoch": result.best_epoch,
+            "stopped_early": result.stopped_early}
+
+
+def judge_credit(ctx: RunContext, m: dict[str, Any], log: WeightLog) -> None:
+    major = "bad" if m["majority_class"] else "good"
+    ctx.infer(f"On {m['n_test']} held-out applicants the MLP reaches accuracy "
+              f"{m['test_accuracy']:.3f} and ROC AUC {m['test_auc']:.3f}; always answering "
+              f"the majority class ({major} risk) scores {m['majority_accuracy']:.3f} and "
+              f"AUC 0.5; logistic regression on the same inputs scores "
+              f"{m['logreg_accuracy']:.3f} and AUC {m['logreg_auc']:.3f}.")
+    ctx.compare("test accuracy", "The MLP", m["test_accuracy"], "the majority class",
+                m["majority_accuracy"], better="higher", digits=3)
+    ctx.compare("ROC AUC", "The MLP", m["test_auc"], "logistic regression", m["logreg_auc"],
+                better="higher", digits=3)
+    w0, w1 = log.snapshots[0][1][0], log.snapshots[-1][1][0]
+    stop = (f"early stopping kept the weights of epoch {m['best_epoch']} (lowest validation "
+            f"loss) after {m['epochs_trained']} epochs" if m["stopped_early"]
+            else f"training ran all {m['epochs_trained']} epochs")
+    ctx.infer(f"The first layer's weights moved by "
+              f"{np.linalg.norm(w1 - w0) / np.linalg.norm(w0):.2f} of their initial norm "
+              f"({stop}).")
+
+
+def write_credit(ctx: RunContext, cfg: CreditConfig, m: dict[str, Any], log: WeightLog,
+                 features: list[str]) -> None:
+    from dlab.io import atomic_write
+
+    atomic_write(ctx.path("weights.txt"), "\n\n".join(log.printed) + "\n")
+    sizes = "-".join(map(str, (m["n_inputs"], *cfg.widths, 1)))
+    ctx.table("Test set (held out): MLP against the baselines", ["model", "accuracy", "ROC AUC"],
+              [[f"MLP {sizes} ({cfg.activation})", m["test_accuracy"], m["test_auc"]],
+               ["logistic regression (same inputs)", m["logreg_accuracy"], m["logreg_auc"]],
+               [f"majority class (always '{'bad' if m['majority_class'] else 'good'}')",
+                m["majority_accuracy"], 0.5]])
+    first = log.snapshots[0][1]
     ctx.table("Every layer's weights as training goes on (full matrices in weights.txt)",
-              ["epoch", "layer", "shape", "mean", "std", "max |w|", "|W - W0| / |W0|"], stats)
-    w_first = snapshots[-1][1][0]
+              ["epoch", "layer", "shape", "mean", "std", "max |w|", "|W - W0| / |W0|"],
+              [[epoch, j + 1, f"{w.shape[0]}x{w.shape[1]}", float(w.mean()), float(w.std()),
+                float(np.abs(w).max()),
+                float(np.linalg.norm(w - first[j]) / np.linalg.norm(first[j]))]
+               for epoch, weights in log.snapshots for j, w in enumerate(weights)])
+    w_first = log.snapshots[-1][1][0]
     order = np.argsort(-np.abs(w_first).mean(axis=1))[:10]
     ctx.table("Inputs with the largest mean |weight| into the first hidden layer (trained)",
               ["input", "mean |w|"],
-              [[prep.feature_names[i], float(np.abs(w_first[i]).mean())] for i in order])
-    shown = snapshots if len(snapshots) <= 6 else [
-        snapshots[i] for i in np.linspace(0, len(snapshots) - 1, 6).round().astype(int)]
+              [[features[i], float(np.abs(w_first[i]).mean())] for i in order])
+    snaps = log.snapshots
+    shown = snaps if len(snaps) <= 6 else [
+        snaps[i] for i in np.linspace(0, len(snaps) - 1, 6).round().astype(int)]
     ctx.figure(draw_weight_grid(shown), "weights.png",
                f"Every layer's kernel (rows: inputs, columns: units) at epochs "
-               f"{', '.join(str(s[0]) for s in shown)}; red positive, blue negative, one "
+               f"{', '.join(s[0] for s in shown)}; red positive, blue negative, one "
                "colour scale per layer.")
 
-    better = "above" if auc_mlp > auc_lr else "below"
-    ctx.infer(f"On {len(prep.y_test)} held-out applicants the MLP reaches accuracy "
-              f"{test['acc']:.3f} and ROC AUC {auc_mlp:.3f}; the majority class "
-              f"({'bad' if majority else 'good'} risk) scores {acc_major:.3f} and AUC 0.5; "
-              f"logistic regression on the same inputs scores {acc_lr:.3f} and AUC "
-              f"{auc_lr:.3f}, so the MLP's AUC is {abs(auc_mlp - auc_lr):.3f} {better} the "
-              "linear model's.")
-    stop = (f"early stopping kept the weights of epoch {result.best_epoch} (lowest "
-            f"validation loss) after {last} epochs" if result.stopped_early
-            else f"training ran all {last} epochs")
-    ctx.infer(f"The first layer's weights moved by {stats[-len(snapshots[0][1])][-1]:.2f} of "
-              f"their initial norm ({stop}).")
 
+def run_credit(cfg: CreditConfig, ctx: RunContext) -> None:
+    s = load_credit(cfg, ctx)
+    describe_credit(ctx, cfg, s)
+    model, result, log = train_credit(cfg, ctx, s)
+    ctx.metrics.update(score_credit(model, result, s, ctx.device))
+    judge_credit(ctx, ctx.metrics, log)
+    write_credit(ctx, cfg, ctx.metrics, log, s.feature_names)
+    ctx.save_model(model, sizes=[s.x_train.shape[1], *cfg.widths, 1],
+                   activation=cfg.activation, features=s.feature_names,
+                   output="logit of bad credit risk", preprocessing=s.pre.to_dict())
     if cfg.raw_seeds:
-        _raw_feature_defect(cfg, ctx, table)
+        probes = train_raw_probes(cfg, ctx)
+        ctx.metrics["raw_features"] = score_raw(cfg, probes)
+        judge_raw(ctx, cfg, ctx.metrics["raw_features"])
+        write_raw(ctx, cfg, probes)
 
 
-def _raw_feature_defect(cfg: CreditConfig, ctx: RunContext, table) -> None:
-    """The manual's network: sigmoid units on raw (unscaled) features, against the same
-    network on standardised features, over several seeds."""
-    raw = prepare_table(table.frame, table.target, cfg.test_fraction, ctx.seed, scale=False)
-    scaled = prepare_table(table.frame, table.target, cfg.test_fraction, ctx.seed, scale=True)
-    big = float(np.abs(raw.X_train).max())
-    rows, results = [], {"raw": [], "standardised": []}
+# ------------------------------------------- 2.2 the manual's raw-feature network
+
+
+def train_sigmoid_probe(s: Split, cfg: CreditConfig, ctx: RunContext, seed: int,
+                        name: str) -> dict[str, float]:
+    """Train the all-sigmoid MLP for cfg.raw_epochs and measure what the manual's network
+    shows: the share of first-layer activations within 1e-3 of 0 or 1 on the training
+    rows (saturated) and of first-layer weights with |gradient| < 1e-6 (frozen), both
+    before training; the first layer's relative weight change |W1_end - W1_0| / |W1_0|;
+    the mean and spread of the test outputs, the classes predicted, test accuracy."""
+    import torch
+    import torch.nn.functional as F
+
+    from dlab.data.tabular import as_tensors
+    from dlab.models.mlp import MLP
+    from dlab.training import fit
+
+    model = MLP((s.x_train.shape[1], *cfg.widths, 1), "sigmoid",
+                generator=ctx.torch_generator(10_000 + seed)).to(ctx.device)
+    w0 = model.linears[0].weight.detach().clone()
+    X, y = as_tensors(s.x_train, s.y_train, ctx.device, binary=True)
+    with torch.no_grad():
+        a = torch.sigmoid(model.linears[0](X))
+    saturated = float(((a < 1e-3) | (a > 1 - 1e-3)).float().mean())
+    F.binary_cross_entropy_with_logits(model(X), y).backward()  # gradient before any step
+    frozen = float((model.linears[0].weight.grad.abs() < 1e-6).float().mean())
+    model.zero_grad(set_to_none=True)
+    fit(model, (X, y), ctx=ctx, epochs=cfg.raw_epochs,
+        optimizer=torch.optim.Adam(model.parameters(), lr=cfg.lr),
+        loss_fn=F.binary_cross_entropy_with_logits, batch_size=cfg.batch_size, name=name,
+        checkpoint=False)
+    p = predict_proba(model, s.x_test, ctx.device)
+    pred = (p > 0.5).astype(np.int64)
+    w1 = model.linears[0].weight.detach()
+    return {"w1_change": float((w1 - w0).norm() / w0.norm()), "saturated": saturated,
+            "frozen": frozen, "output_std": float(p.std()), "output_mean": float(p.mean()),
+            "classes_predicted": len(np.unique(pred)),
+            "accuracy": float((pred == s.y_test).mean())}
+
+
+def train_raw_probes(cfg: CreditConfig, ctx: RunContext) -> dict[str, Any]:
+    """The sigmoid network on raw and on standardised features (same rows), per seed."""
+    raw = prepare(german_credit(), cfg.test_fraction, seed=ctx.seed, scale=False)
+    scaled = prepare(german_credit(), 0, scale=True, rows=raw.rows)
+    out: dict[str, Any] = {"largest_raw_input": float(np.abs(raw.x_train).max()),
+                           "raw": [], "standardised": []}
     for k in range(cfg.raw_seeds):
-        for label, prep in (("raw", raw), ("standardised", scaled)):
-            r = train_sigmoid_probe(prep, cfg.widths, cfg.raw_epochs, cfg.batch_size, cfg.lr,
-                                    ctx, k, f"sigmoid_{label}_{k}")
-            results[label].append(r)
-            rows.append([k, label, r["saturated"], r["frozen"], r["w1_change"],
-                         r["output_mean"], r["output_std"], r["classes_predicted"],
-                         r["accuracy"]])
+        for label, s in (("raw", raw), ("standardised", scaled)):
+            out[label].append(train_sigmoid_probe(s, cfg, ctx, k, f"sigmoid_{label}_{k}"))
+    return out
+
+
+def score_raw(cfg: CreditConfig, probes: dict[str, Any]) -> dict[str, Any]:
+    def mean(label: str, key: str) -> float:
+        return float(np.mean([r[key] for r in probes[label]]))
+
+    out: dict[str, Any] = {"seeds": cfg.raw_seeds,
+                           "largest_raw_input": probes["largest_raw_input"],
+                           "runs_predicting_one_class": sum(
+                               r["classes_predicted"] == 1 for r in probes["raw"]),
+                           "standardised_runs_predicting_one_class": sum(
+                               r["classes_predicted"] == 1 for r in probes["standardised"])}
+    keys = {"saturated_fraction": "saturated", "first_layer_change": "w1_change",
+            "frozen_first_layer_weights": "frozen", "output_std": "output_std",
+            "output_mean": "output_mean", "accuracy": "accuracy"}
+    for name, key in keys.items():
+        out[name] = mean("raw", key)
+        out[f"standardised_{name}"] = mean("standardised", key)
+    return out
+
+
+def judge_raw(ctx: RunContext, cfg: CreditConfig, r: dict[str, Any]) -> None:
+    """The manual's defect measured: each sentence is written in the form the numbers
+    support."""
+    n = f"over {r['seeds']} seed(s), {cfg.raw_epochs} epochs of Adam (lr {cfg.lr:g})"
+    ctx.claim(f"With raw inputs (up to {r['largest_raw_input']:,.0f}) the first-layer sigmoid "
+              f"units start saturated: {r['saturated_fraction']:.0%} of their activations "
+              f"are within 1e-3 of 0 or 1, against {r['standardised_saturated_fraction']:.0%} "
+              f"with standardised inputs ({n}).",
+              r["saturated_fraction"] > 0.5
+              and r["saturated_fraction"] > r["standardised_saturated_fraction"],
+              otherwise=f"With raw inputs {r['saturated_fraction']:.0%} of the first-layer "
+                        f"sigmoid activations start saturated (standardised: "
+                        f"{r['standardised_saturated_fraction']:.0%}): not a majority.",
+              raw=r["saturated_fraction"], standardised=r["standardised_saturated_fraction"])
+    a, b = r["first_layer_change"], r["standardised_first_layer_change"]
+    ctx.claim(f"The first layer's weights move less with raw inputs: by {a:.3f} of their "
+              f"initial norm against {b:.3f} with standardised inputs; "
+              f"{r['frozen_first_layer_weights']:.1%} of them start with a gradient below "
+              f"1e-6 (standardised: {r['standardised_frozen_first_layer_weights']:.1%}).",
+              a < b, otherwise=f"The first layer's weights do not move less with raw inputs "
+                               f"({a:.3f} of their initial norm against {b:.3f} "
+                               "standardised).", raw=a, standardised=b)
+    ctx.claim(f"The raw-input network's test outputs hardly vary (standard deviation "
+              f"{r['output_std']:.3f} around {r['output_mean']:.3f}, against "
+              f"{r['standardised_output_std']:.3f} standardised); "
+              f"{r['runs_predicting_one_class']} of {r['seeds']} raw runs predict a single "
+              "class.", r["output_std"] < 0.5 * r["standardised_output_std"],
+              otherwise=f"The raw-input network's test outputs spread with standard deviation "
+                        f"{r['output_std']:.3f} (standardised: "
+                        f"{r['standardised_output_std']:.3f}); "
+                        f"{r['runs_predicting_one_class']} of {r['seeds']} raw runs predict "
+                        "a single class.",
+              raw=r["output_std"], standardised=r["standardised_output_std"])
+    ctx.compare("mean test accuracy", "The raw-input sigmoid network", r["accuracy"],
+                "the standardised-input one", r["standardised_accuracy"], better="higher",
+                digits=3)
+
+
+def write_raw(ctx: RunContext, cfg: CreditConfig, probes: dict[str, Any]) -> None:
+    rows = [[k, label, r["saturated"], r["frozen"], r["w1_change"], r["output_mean"],
+             r["output_std"], r["classes_predicted"], r["accuracy"]]
+            for k in range(cfg.raw_seeds) for label in ("raw", "standardised")
+            for r in [probes[label][k]]]
     ctx.table(f"The manual's sigmoid network on raw against standardised features "
               f"({cfg.raw_epochs} epochs, Adam lr {cfg.lr:g})",
               ["seed", "features", "saturated first-layer units at start",
                "first-layer weights with |gradient| < 1e-6 at start",
-               "first-layer |W - W0| / |W0|",
-               "mean test output", "sd of test outputs", "classes predicted",
-               "test accuracy"], rows)
-
-    def mean(label, key):
-        return float(np.mean([r[key] for r in results[label]]))
-
-    one_class = sum(r["classes_predicted"] == 1 for r in results["raw"])
-    ctx.metrics["raw_features"] = {
-        "seeds": cfg.raw_seeds, "largest_raw_input": big,
-        "saturated_fraction": mean("raw", "saturated"),
-        "first_layer_change": mean("raw", "w1_change"),
-        "frozen_first_layer_weights": mean("raw", "frozen"),
-        "standardised_frozen_first_layer_weights": mean("standardised", "frozen"),
-        "output_std": mean("raw", "output_std"), "accuracy": mean("raw", "accuracy"),
-        "runs_predicting_one_class": one_class,
-        "standardised_first_layer_change": mean("standardised", "w1_change"),
-        "standardised_output_std": mean("standardised", "output_std"),
-        "standardised_accuracy": mean("standardised", "accuracy"),
-    }
-    ctx.infer(f"The manual's defect, measured over {cfg.raw_seeds} seeds: with raw inputs (up "
-              f"to {big:,.0f}) {mean('raw', 'saturated'):.0%} of the first-layer sigmoid "
-              f"activations start saturated and {mean('raw', 'frozen'):.1%} of the first "
-              f"layer's weights get a gradient below 1e-6 (standardised: "
-              f"{mean('standardised', 'frozen'):.1%}); under Adam, which rescales small "
-              f"gradients, the first layer's weights still move by "
-              f"{mean('raw', 'w1_change'):.3f} of their norm (standardised inputs: "
-              f"{mean('standardised', 'w1_change'):.3f}), test outputs spread with standard "
-              f"deviation {mean('raw', 'output_std'):.3f} (standardised: "
-              f"{mean('standardised', 'output_std'):.3f}) and {one_class} of "
-              f"{cfg.raw_seeds} raw runs predict a single class; mean test accuracy "
-              f"{mean('raw', 'accuracy'):.3f} raw against "
-              f"{mean('standardised', 'accuracy'):.3f} standardised.")
+               "first-layer |W - W0| / |W0|", "mean test output", "sd of test outputs",
+               "classes predicted", "test accuracy"], rows)
 
 
 CREDIT = Implementation(
     config=CreditConfig, run=run_credit,
     profiles={"smoke": {"epochs": 3, "show_every": 3, "raw_seeds": 1, "raw_epochs": 1},
               "full": {"epochs": 200, "show_every": 20, "raw_seeds": 10}},
+    targets=(
+        Target("test_accuracy", above="majority_accuracy", profiles=("quick", "full"),
+               why="the MLP must do better than always answering the majority class"),
+        Target("test_auc", above="majority_auc", profiles=("quick", "full"),
+               why="the MLP's scores must rank bad risks above good ones better than chance"),
+    ),
 )

@@ -7,6 +7,9 @@
 5.2 Full-batch gradient descent with torch.optim.SGD on all of Iris (PyTorch): test
     accuracy and confusion matrix.
 
+Each program reads: load data -> train -> score (a dict of measured values) -> judge
+(targets on the Implementation, claims from the scores) -> write (tables, figures).
+
 Gradient descent goes back to Cauchy (1847); back-propagation of the gradients to
 Rumelhart, Hinton and Williams (1986).
 """
@@ -14,85 +17,51 @@ Rumelhart, Hinton and Williams (1986).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, Literal
 
 import numpy as np
 
+from dlab.data.subsets import class_counts
+from dlab.data.tabular import Split, TableData, iris, prepare
 from dlab.registry import Implementation
 from dlab.runs import RunContext
+from dlab.scratch.train import gd_step, make_net
+from dlab.verdicts import Target
+
+IRIS_NAMES = ["setosa", "versicolor", "virginica"]  # load_iris().target_names, in order
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def describe_split(ctx: RunContext, s: Split, names: list[str], what: str) -> None:
+    """The split's sizes and class counts for the record's Data section."""
+    def counts(y: np.ndarray) -> str:
+        return ", ".join(f"{names[c]} {k}" for c, k in class_counts(y).items())
+
+    line = f"Stratified split: {s.sizes()} ({what}); test classes: {counts(s.y_test)}"
+    if len(s.y_val):
+        line += f"; validation classes: {counts(s.y_val)}"
+    ctx.data(line + ". Measurements standardised with the training rows' mean and "
+             "standard deviation only; the test rows are scored once, as a whole.")
+
 
 # ====================================================== 5.1 the update rule by hand
 
 
-def standardise(X_train: np.ndarray, X_test: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(X - mean) / sd with the mean and sd (N, F) -> (F,) of the training rows only."""
-    mean, sd = X_train.mean(axis=0), X_train.std(axis=0)
-    sd = np.where(sd > 0, sd, 1.0)
-    return (X_train - mean) / sd, (X_test - mean) / sd
-
-
-def iris_two_classes(seed: int, test_fraction: float = 0.3):
+def iris_two_classes() -> TableData:
     """Iris versicolor (0) against virginica (1): 100 flowers, 4 measurements in cm.
-
-    The two species overlap, so unlike setosa they are not trivially separable.
-    Returns X_train, X_test (N, 4) standardised on the training rows, y_train,
-    y_test (N,) of 0/1, from a stratified split.
-    """
-    from sklearn.model_selection import train_test_split
-
-    from dlab.data.tabular import iris
-
-    frame = iris().frame
-    frame = frame[frame["target"] > 0]
-    X = frame.drop(columns=["target"]).to_numpy(np.float64)
-    y = frame["target"].to_numpy() - 1
-    X_tr, X_te, y_tr, y_te = train_test_split(X, y, test_size=test_fraction, stratify=y,
-                                              random_state=seed)
-    X_tr, X_te = standardise(X_tr, X_te)
-    return X_tr, X_te, y_tr, y_te
-
-
-def gd_step(model, X: np.ndarray, Y: np.ndarray, lr: float,
-            bias_lr: float | None = None) -> None:
-    """One gradient-descent step on every layer of a `dlab.scratch` model, in place:
-
-        W[l] <- W[l] - a dW[l]        b[l] <- b[l] - a db[l]
-
-    where dW[l], db[l] are the back-propagated gradients of the mean loss over the batch
-    X (B, n_in), Y (B, k). `bias_lr` replaces a for the biases (the manual's a^2, to
-    measure its effect); None uses a.
-    """
-    grads = model.gradients(X, Y)  # [dW1, db1, dW2, db2, ...] in get_weights() order
-    b_lr = lr if bias_lr is None else bias_lr
-    for layer, dW, db in zip(model.layers, grads[0::2], grads[1::2], strict=True):
-        layer.kernel -= lr * dW
-        layer.bias -= b_lr * db
-
-
-def gd_epoch(model, X: np.ndarray, Y: np.ndarray, lr: float, batch_size: int,
-             rng: np.random.Generator) -> None:
-    """One pass over (X (N, n_in), Y (N, k)) in a random order, one `gd_step` per batch
-    of `batch_size` rows: 1 is stochastic gradient descent, N full-batch descent."""
-    n = X.shape[0]
-    if batch_size >= n:
-        gd_step(model, X, Y, lr)
-        return
-    order = rng.permutation(n)
-    Xs, Ys = X[order], Y[order]  # (N, n_in), (N, k): shuffled copies
-    for start in range(0, n, batch_size):
-        gd_step(model, Xs[start:start + batch_size], Ys[start:start + batch_size], lr)
-
-
-def make_net(sizes: tuple[int, ...], activation: str, seed: int):
-    """A `dlab.scratch` network sizes[0] -> ... -> sizes[-1] (softmax output, categorical
-    cross-entropy; the optimizer is unused: the steps are taken by `gd_step`)."""
-    from dlab.scratch import SGD, Dense, Sequential
-
-    layers = [Dense(sizes[1], activation, input_dim=sizes[0])]
-    layers += [Dense(n, activation) for n in sizes[2:-1]]
-    layers.append(Dense(sizes[-1], "softmax"))
-    model = Sequential(layers, seed=seed, dtype=np.float64)
-    model.compile(loss="categorical_crossentropy", optimizer=SGD(0.1))
-    return model
+    The two species overlap, so unlike setosa they are not trivially separable."""
+    table = iris()
+    frame = table.frame[table.frame["target"] > 0].reset_index(drop=True)
+    frame["target"] = frame["target"] - 1
+    return TableData(frame, "target", "classification", table.provenance)
 
 
 def oscillation(losses: np.ndarray) -> float:
@@ -103,122 +72,161 @@ def oscillation(losses: np.ndarray) -> float:
 @dataclass
 class GDConfig:
     hidden: int = 2  # units in the hidden layer (the output layer has 2: two species)
-    activation: str = "tanh"  # hidden activation
+    activation: Literal["tanh", "sigmoid", "relu"] = "tanh"  # hidden activation
     lrs: tuple[float, ...] = (0.01, 0.5, 30.0)  # too small, good, too large
     epochs: int = 500  # full-batch steps per learning rate
     bias_lr_demo: float = 0.1  # rate a at which the manual's bias step a^2 db is measured
     test_fraction: float = 0.3  # held-out flowers (stratified)
 
     def validate(self) -> None:
-        if self.activation not in ("tanh", "sigmoid", "relu"):
-            raise ValueError("activation must be tanh, sigmoid or relu")
-        if not self.lrs or min(self.lrs) <= 0:
-            raise ValueError("lrs must list positive learning rates, e.g. 0.01,0.5,30")
+        if len(set(self.lrs)) != 3 or min(self.lrs) <= 0:
+            raise ValueError("lrs must be three different positive learning rates (too "
+                             "small, good, too large), e.g. 0.01,0.5,30")
         if not 0 < self.test_fraction < 1:
             raise ValueError("test_fraction must be in (0, 1)")
         if self.bias_lr_demo <= 0:
             raise ValueError("bias_lr_demo must be positive")
 
 
-def run_gd(cfg: GDConfig, ctx: RunContext) -> None:
-    import matplotlib
+def descend(cfg: GDConfig, s: Split, init: list[np.ndarray], lr: float,
+            bias_lr: float | None = None) -> dict[str, Any]:
+    """Full-batch descent from the weights `init` for cfg.epochs steps. Returns the
+    training loss before every step and after the last (epochs + 1,), the final biases
+    and the test accuracy."""
+    Y = np.eye(2)[s.y_train]  # one-hot (N, 2)
+    model = make_net((4, cfg.hidden, 2), cfg.activation, 0)
+    model.set_weights(init)  # every run starts from the same weights
+    losses = np.empty(cfg.epochs + 1)
+    for epoch in range(cfg.epochs):
+        losses[epoch] = model.evaluate(s.x_train, Y)
+        gd_step(model, s.x_train, Y, lr, bias_lr)
+    losses[-1] = model.evaluate(s.x_train, Y)
+    acc = float((model.predict(s.x_test).argmax(axis=1) == s.y_test).mean())
+    return {"lr": lr, "losses": losses, "acc": acc, "osc": oscillation(losses),
+            "biases": np.concatenate(model.get_weights()[1::2])}
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
-    X_tr, X_te, y_tr, y_te = iris_two_classes(ctx.seed, cfg.test_fraction)
-    Y_tr = np.eye(2)[y_tr]  # one-hot (N, 2)
-    ctx.data(f"Iris (scikit-learn load_iris), versicolor against virginica: {len(y_tr)} "
-             f"training and {len(y_te)} test flowers (stratified), 4 measurements "
-             "standardised with the training rows' mean and standard deviation.")
-    sizes = (4, cfg.hidden, 2)
-    init = make_net(sizes, cfg.activation, ctx.seed).get_weights()
+def train_gd(cfg: GDConfig, s: Split, seed: int) -> dict[str, Any]:
+    """Every learning rate, and the bias step a db against a^2 db, from one start."""
+    init = make_net((4, cfg.hidden, 2), cfg.activation, seed).get_weights()
+    a = cfg.bias_lr_demo
+    return {"init": init, "runs": [descend(cfg, s, init, lr) for lr in cfg.lrs],
+            "bias_a": descend(cfg, s, init, a),
+            "bias_a2": descend(cfg, s, init, a, bias_lr=a ** 2)}
 
-    def train(lr: float, bias_lr: float | None = None):
-        model = make_net(sizes, cfg.activation, ctx.seed)
-        model.set_weights(init)  # every run starts from the same weights
-        losses = np.empty(cfg.epochs + 1)
-        for epoch in range(cfg.epochs):
-            losses[epoch] = model.evaluate(X_tr, Y_tr)
-            gd_step(model, X_tr, Y_tr, lr, bias_lr)
-        losses[-1] = model.evaluate(X_tr, Y_tr)
-        acc = float((model.predict(X_te).argmax(axis=1) == y_te).mean())
-        return model, losses, acc
 
-    runs = []
-    for lr in cfg.lrs:
-        model, losses, acc = train(lr)
-        runs.append({"lr": lr, "losses": losses, "acc": acc, "osc": oscillation(losses)})
-        ctx.add_history([{"model": f"lr_{lr:g}", "epoch": e, "loss": v}
-                         for e, v in enumerate(losses)])
-        ctx.log(f"lr {lr:g}: loss {losses[0]:.4f} -> {losses[-1]:.4f}, test accuracy {acc:.3f}")
+def score_gd(cfg: GDConfig, trained: dict[str, Any]) -> dict[str, Any]:
+    """Measured values by role: the smallest rate is 'small', the middle one 'good', the
+    largest 'large'."""
+    runs = trained["runs"]
+    small, good, large = sorted(runs, key=lambda r: r["lr"])
     best = min(runs, key=lambda r: r["losses"][-1])
-    ctx.table(f"Full-batch gradient descent on the {'-'.join(map(str, sizes))} network, "
-              f"{cfg.epochs} steps from the same initial weights",
+    b0 = np.concatenate(trained["init"][1::2])
+    out: dict[str, Any] = {
+        "sizes": [4, cfg.hidden, 2],
+        "final_loss": {f"{r['lr']:g}": float(r["losses"][-1]) for r in runs},
+        "rising_steps": {f"{r['lr']:g}": r["osc"] for r in runs},
+        "test_accuracy": {f"{r['lr']:g}": r["acc"] for r in runs},
+        "best_lr": best["lr"], "initial_loss": float(runs[0]["losses"][0]),
+        "bias_a_final_loss": float(trained["bias_a"]["losses"][-1]),
+        "bias_a2_final_loss": float(trained["bias_a2"]["losses"][-1]),
+        "bias_a_moved": float(np.abs(trained["bias_a"]["biases"] - b0).sum()),
+        "bias_a2_moved": float(np.abs(trained["bias_a2"]["biases"] - b0).sum()),
+    }
+    for role, r in (("small", small), ("good", good), ("large", large)):
+        out.update({f"{role}_lr": r["lr"], f"{role}_final_loss": float(r["losses"][-1]),
+                    f"{role}_rising_steps": r["osc"],
+                    f"{role}_max_loss": float(r["losses"].max())})
+    return out
+
+
+def judge_gd(ctx: RunContext, cfg: GDConfig, m: dict[str, Any]) -> None:
+    """Sentences from the scores: measured values by `infer`, comparisons by
+    `compare`/`claim`."""
+    ctx.infer(f"From the same initial loss {m['initial_loss']:.3f}, learning rate "
+              f"{m['best_lr']:g} reached the lowest final training loss "
+              f"({min(m['final_loss'].values()):.4f}) in {cfg.epochs} steps.")
+    ctx.compare("final training loss", f"Rate {m['good_lr']:g}", m["good_final_loss"],
+                f"the too-small rate {m['small_lr']:g}", m["small_final_loss"],
+                then="In the same number of steps the small rate covers less ground.")
+    ctx.claim(f"At the too-large rate {m['large_lr']:g} the loss rose after "
+              f"{m['large_rising_steps']:.0%} of the steps (largest value "
+              f"{m['large_max_loss']:.3f}) against {m['good_rising_steps']:.0%} at "
+              f"{m['good_lr']:g}: the steps overshoot.",
+              m["large_rising_steps"] > m["good_rising_steps"],
+              otherwise=f"At the largest rate {m['large_lr']:g} the loss did not rise more "
+                        f"often than at {m['good_lr']:g} ({m['large_rising_steps']:.0%} "
+                        f"against {m['good_rising_steps']:.0%} of the steps).",
+              large=m["large_rising_steps"], good=m["good_rising_steps"])
+    a = cfg.bias_lr_demo
+    ctx.infer(f"With the manual's bias step a^2 db (a = {a:g}) the biases moved "
+              f"{m['bias_a2_moved']:.3f} in total, with a db {m['bias_a_moved']:.3f}.")
+    ctx.compare("final training loss", "The right bias step a db", m["bias_a_final_loss"],
+                "the manual's a^2 db", m["bias_a2_final_loss"])
+
+
+def write_gd(ctx: RunContext, cfg: GDConfig, trained: dict[str, Any]) -> None:
+    runs, a = trained["runs"], cfg.bias_lr_demo
+    ctx.add_history([{"model": f"lr_{r['lr']:g}", "epoch": e, "loss": v}
+                     for r in runs for e, v in enumerate(r["losses"])])
+    ctx.table(f"Full-batch gradient descent on the 4-{cfg.hidden}-2 network, {cfg.epochs} "
+              "steps from the same initial weights",
               ["learning rate", "initial loss", "final loss", "lowest loss",
                "steps where the loss rose", "test accuracy"],
               [[r["lr"], r["losses"][0], r["losses"][-1], r["losses"].min(), r["osc"], r["acc"]]
                for r in runs])
-
-    # The manual's bias step a^2 db against a db.
-    lr = cfg.bias_lr_demo
-    m_right, l_right, _ = train(lr)
-    m_wrong, l_wrong, _ = train(lr, bias_lr=lr ** 2)
-    b0 = np.concatenate([w for w in init[1::2]])
-    moved = {name: float(np.abs(np.concatenate(m.get_weights()[1::2]) - b0).sum())
-             for name, m in (("a", m_right), ("a^2", m_wrong))}
-    ctx.table(f"Bias step at learning rate a = {lr:g}: a db (right) against the manual's "
-              "a^2 db", ["bias step", "total |b - b0| after training", "final loss"],
-              [[f"a db = {lr:g} db", moved["a"], l_right[-1]],
-               [f"a^2 db = {lr ** 2:g} db", moved["a^2"], l_wrong[-1]]])
-    ctx.metrics.update({
-        "sizes": list(sizes),
-        "final_loss": {f"{r['lr']:g}": float(r["losses"][-1]) for r in runs},
-        "rising_steps": {f"{r['lr']:g}": r["osc"] for r in runs},
-        "test_accuracy": {f"{r['lr']:g}": r["acc"] for r in runs},
-        "best_lr": best["lr"],
-        "bias_a_final_loss": float(l_right[-1]), "bias_a2_final_loss": float(l_wrong[-1]),
-    })
-
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+    right, wrong = trained["bias_a"]["losses"], trained["bias_a2"]["losses"]
+    ctx.table(f"Bias step at learning rate a = {a:g}: a db (right) against the manual's "
+              "a^2 db", ["bias step", "final loss"],
+              [[f"a db = {a:g} db", right[-1]], [f"a^2 db = {a ** 2:g} db", wrong[-1]]])
+    fig, (ax1, ax2) = _plt().subplots(1, 2, figsize=(11, 4))
     for r in runs:
         ax1.plot(r["losses"], label=f"a = {r['lr']:g}", lw=1.2)
-    ax1.set_yscale("log")
-    ax1.set_xlabel("gradient-descent step (full batch)")
-    ax1.set_ylabel("training cross-entropy")
-    ax1.set_title("Learning rate: too small, good, too large")
-    ax1.legend()
-    ax2.plot(l_right, label=f"b -= a db (a = {lr:g})")
-    ax2.plot(l_wrong, "--", label=f"b -= a^2 db (manual, a^2 = {lr ** 2:g})")
-    ax2.set_yscale("log")
-    ax2.set_xlabel("step")
-    ax2.set_title("Bias update: a against a^2")
-    ax2.legend()
+    ax2.plot(right, label=f"b -= a db (a = {a:g})")
+    ax2.plot(wrong, "--", label=f"b -= a^2 db (manual, a^2 = {a ** 2:g})")
+    for ax, title in ((ax1, "Learning rate: too small, good, too large"),
+                      (ax2, "Bias update: a against a^2")):
+        ax.set_yscale("log")
+        ax.set_xlabel("gradient-descent step (full batch)")
+        ax.set_ylabel("training cross-entropy")
+        ax.set_title(title)
+        ax.legend()
     fig.tight_layout()
     ctx.figure(fig, "learning_rates.png", "Left: training loss of the same network from the "
                "same weights for each learning rate. Right: the right bias step against the "
                "manual's squared one.")
 
-    small, large = min(runs, key=lambda r: r["lr"]), max(runs, key=lambda r: r["lr"])
-    ctx.infer(f"From the same initial loss {best['losses'][0]:.3f}, learning rate "
-              f"{best['lr']:g} reached the lowest final loss ({best['losses'][-1]:.4f}) in "
-              f"{cfg.epochs} steps; the smallest rate, {small['lr']:g}, ended at "
-              f"{small['losses'][-1]:.4f}.")
-    ctx.infer(f"At the largest rate, {large['lr']:g}, the loss rose after "
-              f"{large['osc']:.0%} of the steps (largest value "
-              f"{large['losses'].max():.3f}, final {large['losses'][-1]:.4f}); at "
-              f"{best['lr']:g} it rose after {best['osc']:.0%} of them.")
-    ctx.infer(f"With the manual's bias step a^2 db (a = {lr:g}) the biases moved "
-              f"{moved['a^2']:.3f} in total instead of {moved['a']:.3f}, and the final loss "
-              f"was {l_wrong[-1]:.4f} instead of {l_right[-1]:.4f}.")
+
+def run_gd(cfg: GDConfig, ctx: RunContext) -> None:
+    s = prepare(iris_two_classes(), cfg.test_fraction, seed=ctx.seed)
+    ctx.data("Iris (scikit-learn load_iris), versicolor (0) against virginica (1), 4 "
+             "measurements in cm.")
+    describe_split(ctx, s, ["versicolor", "virginica"], "flowers")
+    trained = train_gd(cfg, s, ctx.seed)
+    for r in trained["runs"]:
+        ctx.log(f"lr {r['lr']:g}: loss {r['losses'][0]:.4f} -> {r['losses'][-1]:.4f}, "
+                f"test accuracy {r['acc']:.3f}")
+    ctx.metrics.update(score_gd(cfg, trained))
+    judge_gd(ctx, cfg, ctx.metrics)
+    write_gd(ctx, cfg, trained)
 
 
 GD_SCRATCH = Implementation(
     config=GDConfig, run=run_gd,
     profiles={"smoke": {"epochs": 60}, "full": {"epochs": 2000}},
+    targets=(
+        Target("good_final_loss", below="initial_loss",
+               why="at a good rate gradient descent lowers the training loss"),
+        Target("good_final_loss", below="small_final_loss",
+               why="a too-small rate gets less far in the same number of steps"),
+        Target("large_rising_steps", above="good_rising_steps",
+               why="a too-large rate overshoots: the loss rises in some steps"),
+    ),
 )
 
 # ============================================== 5.2 full-batch SGD on Iris (PyTorch)
+
+MANUAL_ACCURACY = 0.9333  # what the manual printed (28 of 30 test flowers)
 
 
 @dataclass
@@ -228,11 +236,12 @@ class IrisConfig:
     log_every: int = 10  # steps per history row
     lr: float = 0.1  # torch.optim.SGD learning rate
     test_fraction: float = 0.2  # 30 of 150 flowers held out (stratified)
+    val_fraction: float = 0.2  # of the other flowers: validation, for the loss curve
     n_repeats: int = 5  # further stratified splits and initialisations for a spread
 
     def validate(self) -> None:
-        if not 0 < self.test_fraction < 1:
-            raise ValueError("test_fraction must be in (0, 1)")
+        if not 0 < self.test_fraction < 1 or not 0 <= self.val_fraction < 1:
+            raise ValueError("test_fraction must be in (0, 1) and val_fraction in [0, 1)")
         if self.n_repeats < 0:
             raise ValueError("n_repeats must be 0 or more")
         if self.log_every < 1 or self.epochs % self.log_every:
@@ -255,129 +264,136 @@ class RepeatBatch:
         return self.k
 
 
-def iris_split(seed: int, test_fraction: float):
-    """All of Iris, stratified split, standardised on the training rows: X (N, 4) float32,
-    y (N,) int64 in {0, 1, 2}."""
-    from sklearn.model_selection import train_test_split
-
-    from dlab.data.tabular import iris
-
-    frame = iris().frame
-    X = frame.drop(columns=["target"]).to_numpy(np.float64)
-    y = frame["target"].to_numpy().astype(np.int64)
-    X_tr, X_te, y_tr, y_te = train_test_split(X, y, test_size=test_fraction, stratify=y,
-                                              random_state=seed)
-    X_tr, X_te = standardise(X_tr, X_te)
-    return X_tr.astype(np.float32), X_te.astype(np.float32), y_tr, y_te
+def iris_split(seed: int, cfg: IrisConfig) -> Split:
+    """All of Iris, stratified train/validation/test rows, standardised on the training
+    rows; y in {0, 1, 2}."""
+    return prepare(iris(), cfg.test_fraction, cfg.val_fraction, seed)
 
 
-def train_iris(cfg: IrisConfig, ctx: RunContext, split_seed: int, name: str,
+def train_iris(cfg: IrisConfig, ctx: RunContext, s: Split, seed: int, name: str,
                checkpoint: bool = True):
     """Full-batch gradient descent: every step uses all training rows (batch size N).
-
-    Returns the model, fit's result (one row per `log_every` steps), the test predictions
-    (N_test,), the test labels (N_test,) and N.
-    """
+    Returns the model and fit's result (one row per `log_every` steps)."""
     import torch
     from torch import nn
 
+    from dlab.data.tabular import as_tensors
     from dlab.models.mlp import MLP
     from dlab.training import accuracy, fit
 
-    X_tr, X_te, y_tr, y_te = iris_split(split_seed, cfg.test_fraction)
-    dev = ctx.device
-    train = (torch.as_tensor(X_tr, device=dev), torch.as_tensor(y_tr, device=dev))
-    test = (torch.as_tensor(X_te, device=dev), torch.as_tensor(y_te, device=dev))
+    train = as_tensors(s.x_train, s.y_train, ctx.device)
+    val = as_tensors(s.x_val, s.y_val, ctx.device) if len(s.y_val) else None
     model = MLP((4, cfg.hidden, 3), "relu",
-                generator=ctx.torch_generator(100 + split_seed)).to(dev)
+                generator=ctx.torch_generator(100 + seed)).to(ctx.device)
     opt = torch.optim.SGD(model.parameters(), lr=cfg.lr)
-    result = fit(model, RepeatBatch(train, cfg.log_every), val=test, ctx=ctx,
+    result = fit(model, RepeatBatch(train, cfg.log_every), val=val, ctx=ctx,
                  epochs=cfg.epochs // cfg.log_every, optimizer=opt,
-                 loss_fn=nn.functional.cross_entropy, batch_size=len(y_tr), shuffle=False,
-                 metrics={"acc": accuracy}, name=name, checkpoint=checkpoint)
+                 loss_fn=nn.functional.cross_entropy, batch_size=len(s.y_train),
+                 shuffle=False, metrics={"acc": accuracy}, name=name, checkpoint=checkpoint)
+    return model, result
+
+
+def predict_test(model, s: Split, device: str) -> np.ndarray:
+    """Predicted classes of the test rows (N_test,)."""
+    import torch
+
+    from dlab.data.tabular import as_tensors
+
+    model.eval()
     with torch.no_grad():
-        pred = model(test[0]).argmax(dim=1).cpu().numpy()
-    return model, result, pred, y_te, len(y_tr)
+        return model(as_tensors(s.x_test, s.y_test, device)[0]).argmax(dim=1).cpu().numpy()
+
+
+def score_iris(pred: np.ndarray, s: Split, result, repeats: list[float]) -> dict[str, Any]:
+    from dlab.metrics import confusion_matrix
+
+    cm = confusion_matrix(pred, s.y_test, 3)
+    out: dict[str, Any] = {
+        "test_accuracy": float((pred == s.y_test).mean()),
+        "test_errors": int((pred != s.y_test).sum()), "n_test": len(s.y_test),
+        "n_train": len(s.y_train), "n_val": len(s.y_val),
+        "final_train_loss": result.last("loss"), "manual_accuracy": MANUAL_ACCURACY,
+        "confusion_matrix": cm.tolist()}
+    if repeats:
+        out.update({"repeat_accuracy_mean": float(np.mean(repeats)),
+                    "repeat_accuracy_sd": float(np.std(repeats)),
+                    "repeat_accuracies": repeats})
+    return out
+
+
+def judge_iris(ctx: RunContext, cfg: IrisConfig, m: dict[str, Any]) -> None:
+    n, errors = m["n_test"], m["test_errors"]
+    ctx.infer(f"Full-batch torch.optim.SGD (lr {cfg.lr:g}, {cfg.epochs} steps on "
+              f"{m['n_train']} flowers) classifies {n - errors} of {n} test flowers "
+              f"correctly: accuracy {m['test_accuracy']:.4f}; one flower is {1 / n:.4f} of "
+              "the test set.")
+    ctx.compare("test accuracy", "This network", m["test_accuracy"],
+                "the manual", MANUAL_ACCURACY, better="higher")
+    cm = np.array(m["confusion_matrix"])
+    off = [(IRIS_NAMES[i], IRIS_NAMES[j], int(cm[i, j])) for i in range(3) for j in range(3)
+           if i != j and cm[i, j]]
+    ctx.infer("Confusions: " + ("; ".join(f"{k} {a} taken for {b}" for a, b, k in off)
+                                if off else "none") + ".")
+    if "repeat_accuracies" in m:
+        r = m["repeat_accuracies"]
+        ctx.infer(f"Over {len(r)} further splits and initialisations the test accuracy was "
+                  f"{np.mean(r):.4f} on average (sd {np.std(r):.4f}, range "
+                  f"{min(r):.4f}-{max(r):.4f}).")
+
+
+def write_iris(ctx: RunContext, cfg: IrisConfig, m: dict[str, Any], result) -> None:
+    from dlab.report.figures import confusion_figure
+
+    cm = np.array(m["confusion_matrix"])
+    ctx.table("Confusion matrix on the test flowers (rows: true, columns: predicted)",
+              ["true \\ predicted", *IRIS_NAMES],
+              [[n, *cm[i].tolist()] for i, n in enumerate(IRIS_NAMES)])
+    if "repeat_accuracies" in m:
+        ctx.table("Test accuracy on further stratified splits (new initial weights each)",
+                  ["split seed", "test accuracy"],
+                  [[ctx.seed + 1 + k, a] for k, a in enumerate(m["repeat_accuracies"])])
+    fig, ax = _plt().subplots(figsize=(5.5, 3.6))
+    steps = np.array(result.column("epoch")) * cfg.log_every
+    ax.plot(steps, result.column("loss"), label="training loss")
+    if m["n_val"]:
+        ax.plot(steps, result.column("val_loss"), label="validation loss")
+    ax.set_xlabel("full-batch gradient step")
+    ax.set_ylabel("cross-entropy")
+    ax.set_yscale("log")
+    ax.legend()
+    ctx.figure(fig, "iris.png", "Loss per full-batch step on the training and validation "
+               "flowers (the test flowers are scored once, after training).")
+    ctx.figure(confusion_figure(cm, IRIS_NAMES, f"test accuracy {m['test_accuracy']:.4f}"),
+               "confusion.png", "Confusion matrix on the test flowers.")
 
 
 def run_iris(cfg: IrisConfig, ctx: RunContext) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from dlab.data.tabular import iris
-    from dlab.metrics import confusion_matrix
-
+    s = iris_split(ctx.seed, cfg)
     ctx.data(iris().describe())
-    model, result, pred, y_te, n_train = train_iris(cfg, ctx, ctx.seed, "iris_mlp")
-    ctx.data(f"Stratified split: {n_train} training and {len(y_te)} test flowers; the 4 "
-             "measurements standardised with training statistics. Every gradient step "
-             f"uses all {n_train} training rows (batch size {n_train}); history.csv has "
-             f"one row per {cfg.log_every} steps (mean training loss over them).")
-    names = ["setosa", "versicolor", "virginica"]  # load_iris().target_names, in order
-    acc = float((pred == y_te).mean())
-    cm = confusion_matrix(pred, y_te, 3)
-    ctx.save_model(model, sizes=[4, cfg.hidden, 3], activation="relu", classes=names,
-                   preprocessing="standardised with the training rows' mean and sd")
-    ctx.table("Confusion matrix on the test flowers (rows: true, columns: predicted)",
-              ["true \\ predicted", *names], [[n, *cm[i].tolist()] for i, n in enumerate(names)])
-
+    describe_split(ctx, s, IRIS_NAMES, "flowers")
+    ctx.data(f"Every gradient step uses all {len(s.y_train)} training rows (batch size "
+             f"{len(s.y_train)}); history.csv has one row per {cfg.log_every} steps.")
+    model, result = train_iris(cfg, ctx, s, ctx.seed, "iris_mlp")
+    pred = predict_test(model, s, ctx.device)
+    ctx.save_model(model, sizes=[4, cfg.hidden, 3], activation="relu", classes=IRIS_NAMES,
+                   preprocessing=s.pre.to_dict())
     repeats = []
     for k in range(cfg.n_repeats):
-        _, _, p, y, _ = train_iris(cfg, ctx, ctx.seed + 1 + k, f"iris_split{k + 1}",
-                                   checkpoint=False)
-        repeats.append(float((p == y).mean()))
-    ctx.metrics.update({"test_accuracy": acc, "test_errors": int((pred != y_te).sum()),
-                        "n_test": len(y_te), "final_train_loss": result.last("loss"),
-                        "manual_accuracy": 0.9333, "confusion_matrix": cm.tolist()})
-    if repeats:
-        ctx.metrics["repeat_accuracy_mean"] = float(np.mean(repeats))
-        ctx.metrics["repeat_accuracy_sd"] = float(np.std(repeats))
-        ctx.table("Test accuracy on further stratified splits (new initial weights each)",
-                  ["split seed", "test accuracy"],
-                  [[ctx.seed + 1 + k, a] for k, a in enumerate(repeats)])
-
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
-    steps = np.array(result.column("epoch")) * cfg.log_every
-    ax1.plot(steps, result.column("loss"), label="training loss")
-    ax1.plot(steps, result.column("val_loss"), label="test loss")
-    ax1.set_xlabel("full-batch gradient step")
-    ax1.set_ylabel("cross-entropy")
-    ax1.set_yscale("log")
-    ax1.legend()
-    ax2.imshow(cm, cmap="Blues")
-    for i in range(3):
-        for j in range(3):
-            ax2.text(j, i, str(cm[i, j]), ha="center", va="center",
-                     color="white" if cm[i, j] > cm.max() / 2 else "black")
-    ax2.set_xticks(range(3), names)
-    ax2.set_yticks(range(3), names)
-    ax2.set_xlabel("predicted")
-    ax2.set_ylabel("true")
-    ax2.set_title(f"test accuracy {acc:.4f}")
-    fig.tight_layout()
-    ctx.figure(fig, "iris.png", "Left: loss per full-batch step on the training and test "
-               "flowers. Right: confusion matrix on the test flowers.")
-
-    errors = int((pred != y_te).sum())
-    ctx.infer(f"Full-batch torch.optim.SGD (lr {cfg.lr:g}, {cfg.epochs} steps) classifies "
-              f"{len(y_te) - errors} of {len(y_te)} test flowers correctly: accuracy "
-              f"{acc:.4f} (the manual printed 0.9333, i.e. 28 of 30); one flower is "
-              f"{1 / len(y_te):.4f} of the test set.")
-    off = [(names[i], names[j], int(cm[i, j])) for i in range(3) for j in range(3)
-           if i != j and cm[i, j]]
-    ctx.infer("Confusions: " + ("; ".join(f"{n} {a} taken for {b}" for a, b, n in off)
-                                if off else "none") + ".")
-    if repeats:
-        ctx.infer(f"Over {len(repeats)} further splits the test accuracy was "
-                  f"{np.mean(repeats):.4f} on average (sd {np.std(repeats):.4f}, range "
-                  f"{min(repeats):.4f}-{max(repeats):.4f}), so a single split's accuracy "
-                  "moves by whole flowers.")
+        sk = iris_split(ctx.seed + 1 + k, cfg)
+        mk, _ = train_iris(cfg, ctx, sk, ctx.seed + 1 + k, f"iris_split{k + 1}",
+                           checkpoint=False)
+        repeats.append(float((predict_test(mk, sk, ctx.device) == sk.y_test).mean()))
+    ctx.metrics.update(score_iris(pred, s, result, repeats))
+    judge_iris(ctx, cfg, ctx.metrics)
+    write_iris(ctx, cfg, ctx.metrics, result)
 
 
 GD_IRIS = Implementation(
     config=IrisConfig, run=run_iris,
-    profiles={"smoke": {"epochs": 30, "n_repeats": 1}, "full": {"epochs": 1000,
-                                                                "n_repeats": 10}},
+    profiles={"smoke": {"epochs": 30, "n_repeats": 1},
+              "full": {"epochs": 1000, "n_repeats": 10}},
+    targets=(
+        Target("test_accuracy", at_least=MANUAL_ACCURACY, profiles=("quick", "full"),
+               why="the manual's printed accuracy (28 of 30) or better"),
+    ),
 )

@@ -7,36 +7,45 @@
     and the weights before and after.
 6.2 A 32-16-1 binary classifier with and without standardised inputs (scaler fit on the
     training rows only), in PyTorch and in Keras 3 (`dlab.keras_programs.breast_cancer`).
+
+Each program reads: load data -> train -> score (a dict of measured values) -> judge
+(targets on the Implementation, claims from the scores) -> write (tables, figures).
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Any, Literal
 
 import numpy as np
 
-from dlab.experiments.exp05_gradient_descent import gd_epoch, make_net, standardise
+from dlab.data.subsets import class_counts
+from dlab.data.tabular import Split, TableData, breast_cancer, prepare
 from dlab.registry import Implementation
 from dlab.runs import RunContext
+from dlab.scratch.train import gd_epoch, make_net
+from dlab.verdicts import Target
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def describe_split(ctx: RunContext, s: Split, what: str) -> None:
+    """Sizes and class counts of the split for the record's Data section."""
+    counts = ", ".join(f"class {c}: {k}" for c, k in class_counts(s.y_test).items())
+    ctx.data(f"Stratified split: {s.sizes()} ({what}); the test rows ({counts}) are scored "
+             "once, as a whole. Scaling (and any imputation or one-hot coding) is fit on "
+             "the training rows only.")
+
 
 # =============================================== 6.1 SGD, mini-batch and full batch
-
-
-def breast_cancer_split(seed: int, test_fraction: float):
-    """Breast cancer (569 tumours, 30 features), stratified split, standardised with the
-    training rows' statistics: X (N, 30) float64, y (N,) of 0 (malignant) / 1 (benign)."""
-    from sklearn.model_selection import train_test_split
-
-    from dlab.data.tabular import breast_cancer
-
-    frame = breast_cancer().frame
-    X = frame.drop(columns=["target"]).to_numpy(np.float64)
-    y = frame["target"].to_numpy().astype(np.int64)
-    X_tr, X_te, y_tr, y_te = train_test_split(X, y, test_size=test_fraction, stratify=y,
-                                              random_state=seed)
-    X_tr, X_te = standardise(X_tr, X_te)
-    return X_tr, X_te, y_tr, y_te
 
 
 def time_to_reach(losses: np.ndarray, seconds: np.ndarray, target: float) -> float:
@@ -48,7 +57,7 @@ def time_to_reach(losses: np.ndarray, seconds: np.ndarray, target: float) -> flo
 @dataclass
 class SGDConfig:
     hidden: int = 16  # hidden units of the 30-hidden-2 network
-    activation: str = "tanh"  # hidden activation
+    activation: Literal["tanh", "sigmoid", "relu"] = "tanh"  # hidden activation
     epochs: int = 30  # passes over the training rows, for every method
     minibatch: int = 32  # rows per step of mini-batch descent
     lrs: tuple[float, ...] = (0.01, 0.1, 1.0)  # learning rates: SGD, mini-batch, full batch
@@ -59,73 +68,105 @@ class SGDConfig:
             raise ValueError("lrs must be three positive rates (SGD, mini-batch, full batch)")
         if self.minibatch < 2:
             raise ValueError("minibatch must be at least 2 (1 is SGD)")
-        if self.activation not in ("tanh", "sigmoid", "relu"):
-            raise ValueError("activation must be tanh, sigmoid or relu")
         if not 0 < self.test_fraction < 1:
             raise ValueError("test_fraction must be in (0, 1)")
 
 
-def run_sgd(cfg: SGDConfig, ctx: RunContext) -> None:
-    import matplotlib
+def descend(model, s: Split, cfg: SGDConfig, batch: int, lr: float,
+            rng: np.random.Generator) -> dict[str, Any]:
+    """cfg.epochs passes of `gd_epoch`; the training loss after each and the training
+    time (the loss evaluations are not timed)."""
+    Y = np.eye(2)[s.y_train]  # one-hot (N, 2)
+    losses, clock, elapsed, steps = [model.evaluate(s.x_train, Y)], [0.0], 0.0, 0
+    for _ in range(cfg.epochs):
+        t0 = time.perf_counter()
+        steps += gd_epoch(model, s.x_train, Y, lr, batch, rng)
+        elapsed += time.perf_counter() - t0
+        losses.append(model.evaluate(s.x_train, Y))
+        clock.append(elapsed)
+    acc = float((model.predict(s.x_test).argmax(axis=1) == s.y_test).mean())
+    return {"losses": np.array(losses), "clock": np.array(clock), "acc": acc,
+            "weights": model.get_weights(), "steps": steps}
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
-    from dlab.data.tabular import breast_cancer
-
-    X_tr, X_te, y_tr, y_te = breast_cancer_split(ctx.seed, cfg.test_fraction)
-    Y_tr = np.eye(2)[y_tr]  # one-hot (N, 2)
-    n = len(y_tr)
-    ctx.data(breast_cancer().describe())
-    ctx.data(f"Stratified split: {n} training and {len(y_te)} test tumours; features "
-             "standardised with the training rows' mean and standard deviation.")
-    sizes = (X_tr.shape[1], cfg.hidden, 2)
-    init = make_net(sizes, cfg.activation, ctx.seed).get_weights()
-    methods = [("SGD (batch 1)", 1, cfg.lrs[0]),
-               (f"mini-batch ({cfg.minibatch})", min(cfg.minibatch, n), cfg.lrs[1]),
-               (f"full batch ({n})", n, cfg.lrs[2])]
-
+def train_methods(cfg: SGDConfig, s: Split, seed: int) -> tuple[list, list[dict[str, Any]]]:
+    """SGD, mini-batch and full-batch descent from the same initial weights."""
+    n = len(s.y_train)
+    sizes = (s.x_train.shape[1], cfg.hidden, 2)
+    init = make_net(sizes, cfg.activation, seed).get_weights()
+    methods = [("sgd", "SGD (batch 1)", 1, cfg.lrs[0]),
+               ("minibatch", f"mini-batch ({cfg.minibatch})", min(cfg.minibatch, n),
+                cfg.lrs[1]),
+               ("fullbatch", f"full batch ({n})", n, cfg.lrs[2])]
     runs = []
-    for k, (label, batch, lr) in enumerate(methods):
-        model = make_net(sizes, cfg.activation, ctx.seed)
+    for k, (key, label, batch, lr) in enumerate(methods):
+        model = make_net(sizes, cfg.activation, seed)
         model.set_weights(init)  # same start for every method
-        rng = np.random.default_rng((ctx.seed, k))  # the order of the samples
-        losses, clock, elapsed = [model.evaluate(X_tr, Y_tr)], [0.0], 0.0
-        for _ in range(cfg.epochs):
-            t0 = time.perf_counter()
-            gd_epoch(model, X_tr, Y_tr, lr, batch, rng)
-            elapsed += time.perf_counter() - t0  # training time only, not the evaluation
-            losses.append(model.evaluate(X_tr, Y_tr))
-            clock.append(elapsed)
-        acc = float((model.predict(X_te).argmax(axis=1) == y_te).mean())
-        runs.append({"label": label, "batch": batch, "lr": lr, "losses": np.array(losses),
-                     "clock": np.array(clock), "acc": acc, "weights": model.get_weights(),
-                     "steps": -(-n // batch) * cfg.epochs})
-        ctx.add_history([{"model": label, "epoch": e, "loss": v, "seconds": c}
-                         for e, (v, c) in enumerate(zip(losses, clock, strict=True))])
-        ctx.log(f"{label}: loss {losses[0]:.4f} -> {losses[-1]:.4f} in {elapsed:.2f}s, "
-                f"test accuracy {acc:.3f}")
+        r = descend(model, s, cfg, batch, lr, np.random.default_rng((seed, k)))
+        runs.append({"key": key, "label": label, "batch": batch, "lr": lr, **r})
+    return init, runs
 
-    target = max(r["losses"][-1] for r in runs)  # a loss every method reached
+
+def score_sgd(runs: list[dict[str, Any]], s: Split) -> dict[str, Any]:
+    common = max(r["losses"][-1] for r in runs)  # a loss every method reached
     for r in runs:
-        r["reach"] = time_to_reach(r["losses"], r["clock"], target)
-        r["reach_epoch"] = int(np.nonzero(r["losses"] <= target)[0][0])
-    ctx.table(f"The {'-'.join(map(str, sizes))} network, {cfg.epochs} epochs from the same "
-              f"weights (training time excludes the loss evaluations)",
+        r["reach"] = time_to_reach(r["losses"], r["clock"], common)
+        r["reach_epoch"] = int(np.nonzero(r["losses"] <= common)[0][0])
+    out: dict[str, Any] = {
+        "final_loss": {r["label"]: float(r["losses"][-1]) for r in runs},
+        "test_accuracy": {r["label"]: r["acc"] for r in runs},
+        "train_seconds": {r["label"]: float(r["clock"][-1]) for r in runs},
+        "seconds_to_common_loss": {r["label"]: r["reach"] for r in runs},
+        "common_loss": float(common), "initial_loss": float(runs[0]["losses"][0]),
+        "majority_accuracy": float(max(np.mean(s.y_test == c) for c in (0, 1))),
+        "n_train": len(s.y_train), "n_test": len(s.y_test)}
+    for r in runs:
+        out.update({f"{r['key']}_final_loss": float(r["losses"][-1]),
+                    f"{r['key']}_test_accuracy": r["acc"], f"{r['key']}_updates": r["steps"],
+                    f"{r['key']}_seconds_per_update": float(r["clock"][-1] / r["steps"])})
+    return out
+
+
+def judge_sgd(ctx: RunContext, cfg: SGDConfig, runs: list[dict[str, Any]],
+              m: dict[str, Any]) -> None:
+    ctx.infer(f"After {cfg.epochs} epochs from the same weights (training loss "
+              f"{m['initial_loss']:.4f}) the final training losses are "
+              + ", ".join(f"{r['label']} {r['losses'][-1]:.4f}" for r in runs) + ".")
+    ctx.compare(f"training loss after {cfg.epochs} epochs", "SGD", m["sgd_final_loss"],
+                "full-batch descent", m["fullbatch_final_loss"],
+                then=f"Per epoch SGD makes {m['sgd_updates'] // cfg.epochs} updates against "
+                     "one.")
+    by_time = min(runs, key=lambda r: r["reach"])
+    ctx.infer(f"To reach loss {m['common_loss']:.4f} (the worst final loss), "
+              + ", ".join(f"{r['label']} needed {r['reach_epoch']} epochs and "
+                          f"{r['reach']:.3f} s" for r in runs)
+              + f": the least wall time was {by_time['label']}'s.")
+    a, b, n = m["sgd_seconds_per_update"], m["fullbatch_seconds_per_update"], m["n_train"]
+    ctx.claim(f"Each NumPy step has a fixed cost that a one-row batch cannot spread: an SGD "
+              f"update took {a * 1e6:.0f} us for 1 row, a full-batch update {b * 1e6:.0f} us "
+              f"for {n} rows, so per row SGD cost {a * n / b:.0f}x as much.",
+              a * n > 10 * b,
+              otherwise=f"Per row, an SGD update ({a * 1e6:.0f} us for 1 row) did not cost "
+                        f"ten times a full-batch update ({b * 1e6:.0f} us for {n} rows).",
+              sgd_seconds_per_update=a, fullbatch_seconds_per_update=b, n_train=n)
+    ctx.infer("Test accuracy: " + ", ".join(f"{r['label']} {r['acc']:.3f}" for r in runs)
+              + f" (always predicting the larger class: {m['majority_accuracy']:.3f}).")
+
+
+def write_sgd(ctx: RunContext, cfg: SGDConfig, init, runs: list[dict[str, Any]],
+              m: dict[str, Any]) -> None:
+    target = m["common_loss"]
+    for r in runs:
+        ctx.add_history([{"model": r["label"], "epoch": e, "loss": v, "seconds": c}
+                         for e, (v, c) in enumerate(zip(r["losses"], r["clock"], strict=True))])
+    ctx.table(f"The {init[0].shape[0]}-{cfg.hidden}-2 network, {cfg.epochs} epochs from the "
+              "same weights (training time excludes the loss evaluations)",
               ["method", "learning rate", "updates", "final training loss", "test accuracy",
                "training seconds", f"epochs to loss {target:.4f}",
                f"seconds to loss {target:.4f}"],
               [[r["label"], r["lr"], r["steps"], r["losses"][-1], r["acc"], r["clock"][-1],
                 r["reach_epoch"], r["reach"]] for r in runs])
-    ctx.metrics.update({
-        "final_loss": {r["label"]: float(r["losses"][-1]) for r in runs},
-        "test_accuracy": {r["label"]: r["acc"] for r in runs},
-        "train_seconds": {r["label"]: float(r["clock"][-1]) for r in runs},
-        "seconds_to_common_loss": {r["label"]: r["reach"] for r in runs},
-        "common_loss": float(target),
-    })
-
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+    fig, (ax1, ax2) = _plt().subplots(1, 2, figsize=(11, 4))
     for r in runs:
         ax1.plot(np.arange(cfg.epochs + 1), r["losses"], marker=".", label=r["label"])
         ax2.plot(r["clock"][1:], r["losses"][1:], marker=".", label=r["label"])
@@ -136,18 +177,24 @@ def run_sgd(cfg: SGDConfig, ctx: RunContext) -> None:
         ax.axhline(target, color="grey", lw=0.7, ls=":")
         ax.legend()
     ax2.set_xscale("log")
-    ax1.set_title("Loss against epochs")
-    ax2.set_title("Loss against wall time")
     fig.tight_layout()
     ctx.figure(fig, "sgd_loss.png", "Training loss of the same network from the same weights "
                "under SGD, mini-batch and full-batch descent, against epochs (left) and "
                "cumulative training wall time after each epoch (right, log axis); the dotted "
                "line is the loss all three reached.")
+    ctx.figure(weight_panels([("before (all)", init)]
+                             + [(r["label"], r["weights"]) for r in runs]),
+               "weights.png", "Kernels of both layers (rows: inputs, columns: units) before "
+               "training and after each method; red positive, blue negative, one colour "
+               "scale per layer.")
 
-    panels = [("before (all)", init)] + [(r["label"], r["weights"]) for r in runs]
-    fig, axes = plt.subplots(2, len(panels), figsize=(3.2 * len(panels), 6.5),
-                             gridspec_kw={"height_ratios": [sizes[0], sizes[1] * 1.5]},
-                             squeeze=False, layout="constrained")
+
+def weight_panels(panels: list[tuple[str, list[np.ndarray]]]):
+    """Heat maps of the two kernels (rows) of each set of weights (columns)."""
+    n_in, n_hidden = panels[0][1][0].shape
+    fig, axes = _plt().subplots(2, len(panels), figsize=(3.2 * len(panels), 6.5),
+                                gridspec_kw={"height_ratios": [n_in, n_hidden * 1.5]},
+                                squeeze=False, layout="constrained")
     for row, idx in enumerate((0, 2)):  # kernels of layers 1 and 2
         lim = max(float(np.abs(w[idx]).max()) for _, w in panels)
         for col, (title, weights) in enumerate(panels):
@@ -158,36 +205,35 @@ def run_sgd(cfg: SGDConfig, ctx: RunContext) -> None:
             axes[row, col].set_xticks(np.arange(weights[idx].shape[1])[::2])
             axes[row, col].tick_params(labelsize=6)
         fig.colorbar(im, ax=axes[row].tolist(), shrink=0.8)
-    ctx.figure(fig, "weights.png", "Kernels of both layers (rows: inputs, columns: units) "
-               "before training and after each method; red positive, blue negative, one "
-               "colour scale per layer.")
+    return fig
 
-    by_epoch = min(runs, key=lambda r: r["losses"][-1])
-    by_time = min(runs, key=lambda r: r["reach"])
-    sgd = runs[0]
-    ctx.infer(f"After {cfg.epochs} epochs the lowest training loss came from "
-              f"{by_epoch['label']} ({by_epoch['losses'][-1]:.4f}); final losses: "
-              + ", ".join(f"{r['label']} {r['losses'][-1]:.4f}" for r in runs) + ".")
-    ctx.infer(f"To reach loss {target:.4f} (the worst final loss), "
-              + ", ".join(f"{r['label']} needed {r['reach_epoch']} epochs and "
-                          f"{r['reach']:.3f} s" for r in runs)
-              + f": fastest in wall time was {by_time['label']}.")
-    ctx.infer(f"SGD takes {sgd['steps'] // cfg.epochs} updates per epoch against 1 for the full "
-              f"batch, and spent {sgd['clock'][-1] / max(runs[2]['clock'][-1], 1e-9):.0f}x the "
-              "full batch's training time: each NumPy step has a fixed cost that one-row "
-              "batches cannot spread.")
-    ctx.infer("Test accuracy: " + ", ".join(f"{r['label']} {r['acc']:.3f}" for r in runs)
-              + ".")
+
+def run_sgd(cfg: SGDConfig, ctx: RunContext) -> None:
+    s = prepare(breast_cancer(), cfg.test_fraction, seed=ctx.seed)
+    ctx.data(breast_cancer().describe())
+    describe_split(ctx, s, "tumours")
+    init, runs = train_methods(cfg, s, ctx.seed)
+    for r in runs:
+        ctx.log(f"{r['label']}: loss {r['losses'][0]:.4f} -> {r['losses'][-1]:.4f} in "
+                f"{r['clock'][-1]:.2f}s, test accuracy {r['acc']:.3f}")
+    ctx.metrics.update(score_sgd(runs, s))
+    judge_sgd(ctx, cfg, runs, ctx.metrics)
+    write_sgd(ctx, cfg, init, runs, ctx.metrics)
 
 
 SGD_COMPARE = Implementation(
     config=SGDConfig, run=run_sgd,
     profiles={"smoke": {"epochs": 2}, "full": {"epochs": 100}},
+    targets=tuple(
+        Target(f"{key}_final_loss", below="initial_loss",
+               why=f"{label} lowers the training loss from the common start")
+        for key, label in (("sgd", "SGD"), ("minibatch", "mini-batch descent"),
+                           ("fullbatch", "full-batch descent"))),
 )
 
 # ============================================ 6.2 normalisation, Keras and PyTorch
 
-FRAMEWORKS = ("both", "torch", "keras")
+FRAMEWORK_NAMES = {"torch": "PyTorch", "keras": "Keras"}
 
 
 @dataclass
@@ -198,13 +244,11 @@ class NormConfig:
     lr: float = 0.001  # Adam learning rate
     test_fraction: float = 0.25  # held-out rows (stratified)
     n_seeds: int = 3  # splits and initialisations; each trains raw and standardised
-    frameworks: str = "both"  # 'both', 'torch' or 'keras'
+    frameworks: Literal["both", "torch", "keras"] = "both"  # which implementations run
     csv: str = ""  # a CSV with a binary target instead of breast cancer ('' = breast cancer)
     target: str = ""  # the CSV's target column
 
     def validate(self) -> None:
-        if self.frameworks not in FRAMEWORKS:
-            raise ValueError(f"frameworks must be one of {', '.join(FRAMEWORKS)}")
         if bool(self.csv) != bool(self.target):
             raise ValueError("csv and target go together: --set csv=FILE --set target=COLUMN")
         if not 0 < self.test_fraction < 1:
@@ -213,10 +257,10 @@ class NormConfig:
             raise ValueError("widths must list positive widths, e.g. 32,16")
 
 
-def load_binary_table(cfg: NormConfig):
+def load_binary_table(cfg: NormConfig) -> tuple[TableData, list | None]:
     """Breast cancer, or the user's CSV with a two-valued target mapped to 0/1 (the
     values' sorted order). Raises DataError for a target without exactly two values."""
-    from dlab.data.tabular import breast_cancer, read_csv
+    from dlab.data.tabular import read_csv
     from dlab.errors import DataError
 
     if not cfg.csv:
@@ -231,132 +275,159 @@ def load_binary_table(cfg: NormConfig):
     return table, values
 
 
-def train_torch(prep, cfg: NormConfig, ctx: RunContext, seed: int, name: str):
-    """The 32-16-1 network in PyTorch with logits and BCEWithLogits; Adam; returns the
+def train_torch(s: Split, cfg: NormConfig, ctx: RunContext, seed: int, name: str):
+    """The 32-16-1 network in PyTorch (one logit, BCE with logits, Adam); returns the
     model and its test accuracy."""
     import torch
+    import torch.nn.functional as F
 
-    from dlab.experiments.exp02_mlp import bce_logits, to_tensors
+    from dlab.data.tabular import as_tensors
     from dlab.models.mlp import MLP
     from dlab.training import accuracy, evaluate, fit
 
-    model = MLP((prep.X_train.shape[1], *cfg.widths, 1), "relu",
+    model = MLP((s.x_train.shape[1], *cfg.widths, 1), "relu",
                 generator=ctx.torch_generator(200 + seed)).to(ctx.device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    fit(model, to_tensors(prep.X_train, prep.y_train, ctx.device), ctx=ctx, epochs=cfg.epochs,
-        optimizer=opt, loss_fn=bce_logits, batch_size=cfg.batch_size,
-        metrics={"acc": accuracy}, name=name, checkpoint=False)
-    test = evaluate(model, to_tensors(prep.X_test, prep.y_test, ctx.device), bce_logits,
-                    {"acc": accuracy}, device=ctx.device)
+    fit(model, as_tensors(s.x_train, s.y_train, ctx.device, binary=True), ctx=ctx,
+        epochs=cfg.epochs, optimizer=opt, loss_fn=F.binary_cross_entropy_with_logits,
+        batch_size=cfg.batch_size, metrics={"acc": accuracy}, name=name, checkpoint=False)
+    test = evaluate(model, as_tensors(s.x_test, s.y_test, ctx.device, binary=True),
+                    F.binary_cross_entropy_with_logits, {"acc": accuracy}, device=ctx.device)
     return model, float(test["acc"])
 
 
-def run_norm(cfg: NormConfig, ctx: RunContext) -> None:
-    import matplotlib
+def train_one(fw: str, s: Split, cfg: NormConfig, ctx: RunContext, k: int, name: str,
+              save: bool) -> float:
+    """Train one network (framework `fw`) on the split; returns its test accuracy."""
+    if fw == "keras":
+        from dlab.keras_programs.breast_cancer import train_and_test
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+        return train_and_test(s.x_train, s.y_train, s.x_test, s.y_test,
+                              seed=ctx.seed * 1000 + k, epochs=cfg.epochs,
+                              batch_size=cfg.batch_size, lr=cfg.lr, widths=cfg.widths,
+                              ctx=ctx, name=name)["test_accuracy"]
+    model, acc = train_torch(s, cfg, ctx, k, name)
+    if save:
+        ctx.save_model(model, sizes=[s.x_train.shape[1], *cfg.widths, 1],
+                       output="logit of class 1", features=s.feature_names,
+                       scaler_mean=[s.pre.means[c] for c in s.pre.numeric],
+                       scaler_scale=[s.pre.stds[c] for c in s.pre.numeric],
+                       preprocessing=s.pre.to_dict())
+    return acc
 
-    from dlab.experiments.exp02_mlp import prepare_table
 
-    table, values = load_binary_table(cfg)
-    ctx.data(table.describe())
-    if values is not None:
-        ctx.data(f"Target `{cfg.target}`: {values[0]!r} -> 0, {values[1]!r} -> 1.")
-    frameworks = ["torch", "keras"] if cfg.frameworks == "both" else [cfg.frameworks]
-    keras_run = None
-    if "keras" in frameworks:
-        from dlab.keras_programs.breast_cancer import train_and_test as keras_run
-
+def train_norm(cfg: NormConfig, ctx: RunContext, table: TableData,
+               frameworks: list[str]) -> tuple[dict, Split]:
+    """Every seed: one split, standardised and raw; both trained in every framework.
+    Returns {(framework, 'raw' | 'standardised'): [test accuracy per seed]} and the
+    first seed's raw split."""
     results: dict[tuple[str, str], list[float]] = {}
-    rows = []
-    spread = None
+    first = None
     for k in range(cfg.n_seeds):
-        split_seed = ctx.seed + k
-        preps = {
-            "raw": prepare_table(table.frame, table.target, cfg.test_fraction, split_seed,
-                                 scale=False),
-            "standardised": prepare_table(table.frame, table.target, cfg.test_fraction,
-                                          split_seed, scale=True),
-        }
-        if spread is None:
-            sd = preps["raw"].X_train.std(axis=0)
-            sd = sd[sd > 0]
-            spread = (float(np.abs(preps["raw"].X_train).max()), float(sd.max() / sd.min()))
-            ctx.data(f"Stratified split per seed: {len(preps['raw'].y_train)} training and "
-                     f"{len(preps['raw'].y_test)} test rows; the scaler (and any imputation "
-                     "or one-hot encoding) is fit on the training rows only.")
+        raw = prepare(table, cfg.test_fraction, seed=ctx.seed + k, scale=False,
+                      stratify=True)
+        preps = {"raw": raw, "standardised": prepare(table, 0, scale=True, rows=raw.rows)}
+        first = first or raw
         for fw in frameworks:
-            accs = {}
-            for label, prep in preps.items():
-                name = f"{fw}_{label}_seed{k}"
-                if fw == "torch":
-                    model, acc = train_torch(prep, cfg, ctx, k, name)
-                    if k == 0 and label == "standardised":
-                        scaler = prep.preprocessor.named_transformers_["num"][-1]
-                        ctx.save_model(model, sizes=[prep.X_train.shape[1], *cfg.widths, 1],
-                                       output="logit of class 1",
-                                       features=prep.feature_names,
-                                       scaler_mean=scaler.mean_.tolist(),
-                                       scaler_scale=scaler.scale_.tolist())
-                else:
-                    acc = keras_run(prep.X_train, prep.y_train, prep.X_test, prep.y_test,
-                                    seed=ctx.seed * 1000 + k, epochs=cfg.epochs,
-                                    batch_size=cfg.batch_size, lr=cfg.lr, widths=cfg.widths,
-                                    ctx=ctx, name=name)["test_accuracy"]
-                accs[label] = acc
+            for label, s in preps.items():
+                acc = train_one(fw, s, cfg, ctx, k, f"{fw}_{label}_seed{k}",
+                                save=k == 0 and label == "standardised")
                 results.setdefault((fw, label), []).append(acc)
                 ctx.log(f"seed {k} {fw} {label}: test accuracy {acc:.4f}")
-            rows.append([k, fw, accs["raw"], accs["standardised"],
-                         accs["standardised"] - accs["raw"]])
-    ctx.table("Test accuracy per seed (same split and initial weights for raw and "
-              "standardised inputs)", ["seed", "framework", "raw inputs", "standardised",
-                                       "gain"], rows)
-    summary = []
+    return results, first
+
+
+def score_norm(results: dict, raw: Split, frameworks: list[str]) -> dict[str, Any]:
+    sd = raw.x_train.std(axis=0)
+    sd = sd[sd > 0]
+    out: dict[str, Any] = {
+        "largest_raw_input": float(np.abs(raw.x_train).max()),
+        "feature_sd_ratio": float(sd.max() / sd.min()),
+        "majority_accuracy": float(max(np.mean(raw.y_test == c) for c in (0, 1)))}
     for fw in frameworks:
-        raw, std = np.array(results[(fw, "raw")]), np.array(results[(fw, "standardised")])
-        summary.append([fw, raw.mean(), raw.std(), std.mean(), std.std(),
-                        int((std > raw).sum()), int((std == raw).sum())])
-        ctx.metrics[fw] = {"raw_accuracy": float(raw.mean()),
-                           "standardised_accuracy": float(std.mean()),
-                           "raw_accuracy_sd": float(raw.std()),
-                           "standardised_accuracy_sd": float(std.std()),
-                           "seeds_standardised_better": int((std > raw).sum())}
+        r, s = np.array(results[(fw, "raw")]), np.array(results[(fw, "standardised")])
+        out[fw] = {"raw_accuracy": float(r.mean()), "standardised_accuracy": float(s.mean()),
+                   "raw_accuracy_sd": float(r.std()), "standardised_accuracy_sd": float(s.std()),
+                   "seeds_standardised_better": int((s > r).sum()),
+                   "seeds_tied": int((s == r).sum()),
+                   "raw_accuracies": r.tolist(), "standardised_accuracies": s.tolist()}
+    return out
+
+
+def judge_norm(ctx: RunContext, cfg: NormConfig, m: dict[str, Any],
+               frameworks: list[str]) -> None:
+    ctx.infer(f"Raw inputs span up to {m['largest_raw_input']:,.1f} and their standard "
+              f"deviations differ by a factor of {m['feature_sd_ratio']:,.0f} between "
+              "features.")
+    for fw in frameworks:
+        f = m[fw]
+        ctx.compare(f"mean test accuracy over {cfg.n_seeds} seed(s)",
+                    f"The standardised-input {FRAMEWORK_NAMES[fw]} network",
+                    f["standardised_accuracy"], "the raw-input network", f["raw_accuracy"],
+                    better="higher")
+        ctx.infer(f"{FRAMEWORK_NAMES[fw]}: standardised inputs scored higher in "
+                  f"{f['seeds_standardised_better']} of {cfg.n_seeds} seeds (ties: "
+                  f"{f['seeds_tied']}); the majority class scores "
+                  f"{m['majority_accuracy']:.4f}.")
+    if len(frameworks) == 2:
+        gap = abs(m["torch"]["standardised_accuracy"] - m["keras"]["standardised_accuracy"])
+        ctx.infer(f"With standardised inputs PyTorch and Keras differ by {gap:.4f} in mean "
+                  "test accuracy (same network, optimiser and data; each framework draws "
+                  "its own initial weights).")
+
+
+def write_norm(ctx: RunContext, cfg: NormConfig, results: dict, m: dict[str, Any],
+               frameworks: list[str]) -> None:
+    ctx.table("Test accuracy per seed (same split and initial weights for raw and "
+              "standardised inputs)", ["seed", "framework", "raw inputs", "standardised"],
+              [[k, fw, results[(fw, "raw")][k], results[(fw, "standardised")][k]]
+               for k in range(cfg.n_seeds) for fw in frameworks])
     ctx.table(f"Mean test accuracy over {cfg.n_seeds} seeds",
               ["framework", "raw mean", "raw sd", "standardised mean", "standardised sd",
-               "seeds where standardised is better", "ties"], summary)
-    ctx.metrics["largest_raw_input"], ctx.metrics["feature_sd_ratio"] = spread
-
-    fig, ax = plt.subplots(figsize=(6, 4))
+               "seeds where standardised is higher", "ties"],
+              [[fw, m[fw]["raw_accuracy"], m[fw]["raw_accuracy_sd"],
+                m[fw]["standardised_accuracy"], m[fw]["standardised_accuracy_sd"],
+                m[fw]["seeds_standardised_better"], m[fw]["seeds_tied"]] for fw in frameworks])
+    fig, ax = _plt().subplots(figsize=(6, 4))
     for i, fw in enumerate(frameworks):
         for j, label in enumerate(("raw", "standardised")):
             accs = np.array(results[(fw, label)])
-            x = i * 3 + j
-            ax.bar(x, accs.mean(), color=("tab:orange", "tab:blue")[j],
+            ax.bar(i * 3 + j, accs.mean(), color=("tab:orange", "tab:blue")[j],
                    label=label if i == 0 else None)
-            ax.scatter(np.full(len(accs), x), accs, color="k", s=12, zorder=3)
+            ax.scatter(np.full(len(accs), i * 3 + j), accs, color="k", s=12, zorder=3)
     ax.set_xticks([i * 3 + 0.5 for i in range(len(frameworks))], frameworks)
-    lo = min(min(v) for v in results.values())
-    ax.set_ylim(max(0.0, lo - 0.05), 1.0)
+    ax.set_ylim(max(0.0, min(min(v) for v in results.values()) - 0.05), 1.0)
     ax.set_ylabel("test accuracy")
     ax.set_title(f"32-16-1 network, {cfg.epochs} epochs: mean over {cfg.n_seeds} seeds")
     ax.legend()
     ctx.figure(fig, "normalisation.png", "Test accuracy with raw and standardised inputs "
                "(bars: mean; dots: seeds) for each framework.")
 
-    ctx.infer(f"Raw inputs span up to {spread[0]:,.1f} and their standard deviations differ "
-              f"by a factor of {spread[1]:,.0f} between features.")
-    for fw, raw_m, _, std_m, _, better, ties in summary:
-        ctx.infer(f"{fw}: standardisation changed mean test accuracy from {raw_m:.4f} to "
-                  f"{std_m:.4f} ({std_m - raw_m:+.4f}); it was better in {better} of "
-                  f"{cfg.n_seeds} seeds (ties: {ties}).")
-    if len(summary) == 2:
-        gap = abs(summary[0][3] - summary[1][3])
-        ctx.infer(f"With standardised inputs PyTorch and Keras differ by {gap:.4f} in mean "
-                  "accuracy (same network, optimiser and data; different initial draws).")
+
+def run_norm(cfg: NormConfig, ctx: RunContext) -> None:
+    table, values = load_binary_table(cfg)
+    ctx.data(table.describe())
+    if values is not None:
+        ctx.data(f"Target `{cfg.target}`: {values[0]!r} -> 0, {values[1]!r} -> 1.")
+    frameworks = ["torch", "keras"] if cfg.frameworks == "both" else [cfg.frameworks]
+    results, raw = train_norm(cfg, ctx, table, frameworks)
+    describe_split(ctx, raw, f"seed {ctx.seed}; each further seed draws its own split")
+    ctx.metrics.update(score_norm(results, raw, frameworks))
+    judge_norm(ctx, cfg, ctx.metrics, frameworks)
+    write_norm(ctx, cfg, results, ctx.metrics, frameworks)
+
+
+def _norm_target(fw: str) -> Target:
+    return Target(f"{fw}.standardised_accuracy", above=f"{fw}.raw_accuracy",
+                  profiles=("quick", "full"), when=lambda m: fw in m,
+                  when_text=f"the {FRAMEWORK_NAMES[fw]} network is trained (frameworks "
+                            f"both or {fw})",
+                  why="standardising the inputs helps a network on features of very "
+                      "different scales")
 
 
 NORMALISATION = Implementation(
     config=NormConfig, run=run_norm,
     profiles={"smoke": {"epochs": 2, "n_seeds": 1}, "full": {"epochs": 50, "n_seeds": 5}},
+    targets=(_norm_target("torch"), _norm_target("keras")),
 )

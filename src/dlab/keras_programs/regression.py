@@ -83,3 +83,9 @@ def predict(model: Any, x: np.ndarray, batch_size: int = 1024) -> np.ndarray:
 
 def count_params(model: Any) -> int:
     return int(model.count_params())
+
+
+def backend_info() -> tuple[str, str]:
+    """(backend name, Keras version), e.g. ("torch", "3.6.0")."""
+    keras = _keras()
+    return keras.backend.backend(), keras.__version__
