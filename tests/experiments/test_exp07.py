@@ -97,9 +97,32 @@ def test_keras_like_program_smoke(smoke):
     manual = m["manual_net"]
     assert manual["max_abs_output_minus_half"] < 0.01  # the 0.01-weight net stays at 0.5
     assert manual["gradient_norm_at_start"] < manual["glorot_gradient_norm_at_start"]
+    # measured inside: hidden units that hardly tell the inputs apart, a tiny W1 gradient
+    assert manual["hidden_spread_start"] < 0.05 < manual["glorot_hidden_spread_start"]
+    assert manual["grad_W1_start"] < 0.01 * manual["glorot_grad_W1_start"]
+    claims = {c["claim"][:20]: c["holds"] for c in meta["record"]["claims"]}
+    assert claims["Why it is stuck, mea"] is True
+    assert {t["name"]: t["met"] for t in meta["targets"]} == {
+        "gradcheck_max_rel_error": True, "success_rate": "not applicable",
+        "manual_net.all_stuck": True}
     titles = [t["title"] for t in meta["record"]["tables"]]
     assert "model.summary() of the network" in titles
     assert (out.folder / "xor_loss.png").exists()
+
+
+def test_manual_network_explanation_needs_the_measurements(smoke, monkeypatch):
+    # With unit-scale initial weights the "manual" network is not stuck: the record must
+    # neither say it stays at 0.5 nor explain why it is stuck.
+    monkeypatch.setattr(e7, "small_normal",
+                        lambda shape, rng, dtype: rng.standard_normal(shape).astype(dtype))
+    out, meta = smoke("7.1", manual_epochs=2000)
+    manual = meta["metrics"]["manual_net"]
+    assert manual["all_stuck"] is False and manual["max_abs_output_minus_half"] > 0.1
+    verdict = {t["name"]: t["met"] for t in meta["targets"]}
+    assert verdict["manual_net.all_stuck"] is False and meta["verdict"] == "missed"
+    analysis = " ".join(meta["record"]["analysis"])
+    assert "stays at 0.5" not in analysis and "Why it is stuck" not in analysis
+    assert "does not stay at 0.5" in analysis
 
 
 def test_two_hidden_program_smoke(smoke):
@@ -108,6 +131,10 @@ def test_two_hidden_program_smoke(smoke):
     assert out.status == "ok"
     assert m["fd_max_rel_error"] < 1e-6 and m["scratch_max_abs_diff"] < 1e-12
     assert m["2-4-1"]["params"] == 17 and m["2-4-4-1"]["params"] == 37
+    assert m["depths"]["2-4-1"] == m["2-4-1"]
+    assert [t["met"] for t in meta["targets"]] == [True, True]
     eq = next(t for t in meta["record"]["tables"] if t["title"].startswith("Forward and back"))
     assert any("delta_2" in row[1] for row in eq["rows"])
+    solved = [c for c in meta["record"]["claims"] if "seeds that solved" in c["written"]]
+    assert len(solved) == 1                               # a measured comparison, either way
     assert (out.folder / "one_vs_two.png").exists()

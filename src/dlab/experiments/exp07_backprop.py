@@ -16,13 +16,13 @@ errors", Nature 323; the equations follow Goodfellow, Bengio and Courville (2016
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
 from dlab.registry import Implementation
 from dlab.runs import RunContext
-
-ACTIVATIONS = ("tanh", "sigmoid", "relu")
+from dlab.verdicts import Target
 
 
 def xor_data() -> tuple[np.ndarray, np.ndarray]:
@@ -78,8 +78,8 @@ def summary_rows(model) -> list[list]:
 @dataclass
 class KerasLikeConfig:
     hidden: int = 4  # hidden units of the 2-hidden-1 network
-    activation: str = "tanh"  # hidden activation
-    optimizer: str = "sgd"  # 'sgd' or 'adam'
+    activation: Literal["tanh", "sigmoid", "relu"] = "tanh"  # hidden activation
+    optimizer: Literal["sgd", "adam"] = "sgd"
     lr: float = 0.5  # learning rate
     epochs: int = 2000  # full-batch epochs per seed
     n_seeds: int = 10  # initialisations
@@ -88,10 +88,6 @@ class KerasLikeConfig:
     manual_seeds: int = 5  # initialisations of the manual's network
 
     def validate(self) -> None:
-        if self.activation not in ACTIVATIONS:
-            raise ValueError(f"activation must be one of {', '.join(ACTIVATIONS)}")
-        if self.optimizer not in ("sgd", "adam"):
-            raise ValueError("optimizer must be 'sgd' or 'adam'")
         if self.manual_epochs < 0 or self.manual_seeds < 1:
             raise ValueError("manual_epochs must be >= 0 and manual_seeds >= 1")
 
@@ -101,36 +97,140 @@ def small_normal(shape, rng, dtype):
     return (0.01 * rng.standard_normal(shape)).astype(dtype)
 
 
-def run_keras_like(cfg: KerasLikeConfig, ctx: RunContext) -> None:
-    import matplotlib
+# An output within this distance of 0.5 on every input counts as "stuck at 0.5".
+STUCK = 0.01
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
-    from dlab.scratch import SGD, Adam, Dense, gradcheck
+def train_xor_seeds(cfg: KerasLikeConfig, ctx: RunContext) -> list[dict]:
+    """The 2-hidden-1 network trained from `n_seeds` initialisations, gradients checked
+    by finite differences before and after training."""
+    from dlab.scratch import SGD, Adam, gradcheck
 
     X, y = xor_data()
-    ctx.data("The four XOR points {0,1}^2 with targets 0, 1, 1, 0 (dlab.data.synthetic.xor); "
-             "training is full batch.")
-
-    def optimizer():
-        return SGD(cfg.lr) if cfg.optimizer == "sgd" else Adam(cfg.lr)
-
     runs = []
     for k in range(cfg.n_seeds):
+        opt = SGD(cfg.lr) if cfg.optimizer == "sgd" else Adam(cfg.lr)
         model = xor_net((cfg.hidden,), cfg.activation, np.random.default_rng((ctx.seed, k)),
-                        optimizer=optimizer())
+                        optimizer=opt)
         err0 = gradcheck(model, X, y)
         history = model.fit(X, y, epochs=cfg.epochs, batch_size=None, shuffle=False)
         loss, acc = model.evaluate(X, y)
         runs.append({"seed": k, "model": model, "history": history.history["loss"],
                      "loss": loss, "acc": acc, "p": model.predict(X).ravel(),
                      "ok": solves(model, X, y), "grad0": err0, "grad1": gradcheck(model, X, y)})
+    return runs
+
+
+def backward_before_forward() -> str:
+    """What dlab.scratch says when backward() comes before any forward() (the manual's
+    order of calls)."""
+    from dlab.scratch import Dense
+
+    layer = Dense(2, "sigmoid", input_dim=2, seed=0)
+    layer.build((None, 2))
+    try:
+        layer.backward(np.zeros((4, 2), np.float32))
+        return "no error"
+    except RuntimeError as exc:
+        return str(exc)
+
+
+def inside(model, X: np.ndarray, y: np.ndarray) -> dict:
+    """Hidden activations and gradients of a 2-2-1 sigmoid network on the four inputs.
+
+    hidden_spread: the largest, over hidden units, of max - min of the unit's activation
+    across the four inputs (0: the unit answers the same for every input).
+    grad_W1 / grad_W2: mean |dL/dW| of the first and second layer's kernel.
+    """
+    W1, b1 = model.get_weights()[:2]
+    hidden = act("sigmoid", X @ W1 + b1)                            # (4, 2)
+    g = model.gradients(X, y)                                      # [dW1, db1, dW2, db2]
+    return {"hidden_spread": float((hidden.max(axis=0) - hidden.min(axis=0)).max()),
+            "grad_W1": float(np.abs(g[0]).mean()), "grad_W2": float(np.abs(g[2]).mean())}
+
+
+def manual_network(cfg: KerasLikeConfig, ctx: RunContext) -> dict:
+    """The manual's 2-2-1 sigmoid network (MSE, plain gradient descent), with its 0.01-scale
+    initial weights and with Glorot-uniform ones; inside each, before and after training."""
+    from dlab.scratch import SGD
+
+    X, y = xor_data()
+    runs: dict[str, list[dict]] = {"manual": [], "glorot": []}
+    for name, init in (("manual", small_normal), ("glorot", "glorot_uniform")):
+        for k in range(cfg.manual_seeds):
+            m = xor_net((2,), "sigmoid", np.random.default_rng((ctx.seed, 100 + k)),
+                        loss="mse", optimizer=SGD(cfg.manual_lr), kernel_initializer=init)
+            start = inside(m, X, y)
+            g0 = float(np.sqrt(sum((g ** 2).sum() for g in m.gradients(X, y))))
+            hist = m.fit(X, y, epochs=cfg.manual_epochs, batch_size=None, shuffle=False)
+            runs[name].append({"seed": k, "start": start, "end": inside(m, X, y),
+                               "grad_norm": g0, "p": m.predict(X).ravel(),
+                               "solved": solves(m, X, y), "history": hist.history["loss"]})
+    return runs
+
+
+def manual_metrics(runs: dict) -> dict:
+    """Plain numbers of the manual-network study (means over seeds)."""
+    def mean(name: str, when: str, key: str) -> float:
+        return float(np.mean([r[when][key] for r in runs[name]]))
+
+    manual = np.array([r["p"] for r in runs["manual"]])            # (seeds, 4)
+    glorot = np.array([r["p"] for r in runs["glorot"]])
+    out = {
+        "max_abs_output_minus_half": float(np.abs(manual - 0.5).max()),
+        "seeds_stuck_at_half": int((np.abs(manual - 0.5).max(axis=1) < STUCK).sum()),
+        "seeds": len(runs["manual"]),
+        "glorot_solved": int(sum(r["solved"] for r in runs["glorot"])),
+        "gradient_norm_at_start": float(np.mean([r["grad_norm"] for r in runs["manual"]])),
+        "glorot_gradient_norm_at_start": float(np.mean([r["grad_norm"]
+                                                        for r in runs["glorot"]])),
+        "glorot_max_abs_output_minus_half": float(np.abs(glorot - 0.5).max()),
+    }
+    for name, prefix in (("manual", ""), ("glorot", "glorot_")):
+        for when in ("start", "end"):
+            for key in ("hidden_spread", "grad_W1", "grad_W2"):
+                out[f"{prefix}{key}_{when}"] = mean(name, when, key)
+    out["all_stuck"] = out["seeds_stuck_at_half"] == out["seeds"]
+    return out
+
+
+def score_keras_like(cfg: KerasLikeConfig, runs: list[dict], message: str) -> dict:
+    n_ok = sum(r["ok"] for r in runs)
+    return {"success_rate": n_ok / cfg.n_seeds, "successes": n_ok, "n_seeds": cfg.n_seeds,
+            "gradcheck_max_rel_error": max(max(r["grad0"], r["grad1"]) for r in runs),
+            "final_loss_median": float(np.median([r["loss"] for r in runs])),
+            "params": runs[0]["model"].count_params(), "backward_before_forward": message}
+
+
+def keras_like_figure(cfg: KerasLikeConfig, runs: list[dict], manual: dict | None) -> object:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2 if manual else 1, figsize=(11, 4), squeeze=False)
+    ax = axes[0, 0]
+    for r in runs:
+        ax.plot(np.arange(1, cfg.epochs + 1), r["history"], lw=1, label=f"seed {r['seed']}")
+    ax.set(yscale="log", xlabel="epoch", ylabel="binary cross-entropy (History)",
+           title=f"2-{cfg.hidden}-1 ({cfg.activation}) on XOR, {cfg.optimizer} lr {cfg.lr:g}")
+    ax.legend(fontsize=7, ncol=2)
+    if manual:
+        for name, label in (("manual", "0.01 N(0, 1) (manual)"), ("glorot", "Glorot uniform")):
+            axes[0, 1].plot(manual[name][0]["history"], label=label)
+        axes[0, 1].set(xlabel="epoch", ylabel="MSE", title="The manual's 2-2-1 network (seed 0)")
+        axes[0, 1].legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def write_keras_like(cfg: KerasLikeConfig, ctx: RunContext, runs: list[dict],
+                     manual: dict | None) -> None:
+    first = runs[0]["model"]
+    ctx.log("\n" + first.summary())
     ctx.add_history([{"model": f"xor_seed{r['seed']}", "epoch": e + 1, "loss": v}
                      for r in runs for e, v in enumerate(r["history"])
                      if e % max(1, cfg.epochs // 200) == 0])
-    first = runs[0]["model"]
-    ctx.log("\n" + first.summary())
     ctx.table("model.summary() of the network", ["Layer (type)", "Output Shape", "Param #"],
               summary_rows(first) + [["Total params", "", first.count_params()]])
     ctx.table("Per seed: evaluate() after training, outputs and gradient checks",
@@ -138,94 +238,95 @@ def run_keras_like(cfg: KerasLikeConfig, ctx: RunContext) -> None:
                "gradcheck at start", "gradcheck at end"],
               [[r["seed"], r["loss"], r["acc"], *np.round(r["p"], 4).tolist(), r["grad0"],
                 r["grad1"]] for r in runs])
-
-    # The manual calls backward() before any forward(): dlab.scratch says what is wrong.
-    layer = Dense(2, "sigmoid", input_dim=2, seed=0)
-    layer.build((None, 2))
-    try:
-        layer.backward(np.zeros((4, 2), np.float32))
-        message = "no error"
-    except RuntimeError as exc:
-        message = str(exc)
-
-    n_ok = sum(r["ok"] for r in runs)
-    worst = max(max(r["grad0"], r["grad1"]) for r in runs)
-    ctx.metrics.update({"success_rate": n_ok / cfg.n_seeds, "successes": n_ok,
-                        "n_seeds": cfg.n_seeds, "gradcheck_max_rel_error": worst,
-                        "final_loss_median": float(np.median([r["loss"] for r in runs])),
-                        "params": first.count_params(),
-                        "backward_before_forward": message})
-
-    fig, axes = plt.subplots(1, 2 if cfg.manual_epochs else 1, figsize=(11, 4), squeeze=False)
-    ax = axes[0, 0]
-    for r in runs:
-        ax.plot(np.arange(1, cfg.epochs + 1), r["history"], lw=1, label=f"seed {r['seed']}")
-    ax.set_yscale("log")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("binary cross-entropy (History)")
-    ax.set_title(f"2-{cfg.hidden}-1 ({cfg.activation}) on XOR, {cfg.optimizer} lr {cfg.lr:g}")
-    ax.legend(fontsize=7, ncol=2)
-
-    ctx.infer(f"{n_ok} of {cfg.n_seeds} seeds solved XOR (all four outputs on the right side of "
-              f"0.5) after {cfg.epochs} epochs; median final loss "
-              f"{ctx.metrics['final_loss_median']:.4f}.")
-    ctx.infer(f"Back-propagated gradients agree with central finite differences (float64) to a "
-              f"relative error of {worst:.1e} or better, at the start and at the end of every "
-              "run.")
-    ctx.infer(f"Calling backward() before any forward pass raises: \"{message}\" (the manual's "
-              "version fails with an AttributeError instead).")
-
-    if cfg.manual_epochs:
-        rows, outs = [], {}
-        for init_name, init in (("0.01 N(0, 1) (manual)", small_normal),
-                                ("Glorot uniform", "glorot_uniform")):
-            outs[init_name] = []
-            for k in range(cfg.manual_seeds):
-                m = xor_net((2,), "sigmoid", np.random.default_rng((ctx.seed, 100 + k)),
-                            loss="mse", optimizer=SGD(cfg.manual_lr),
-                            kernel_initializer=init)
-                g0 = float(np.sqrt(sum((g ** 2).sum() for g in m.gradients(X, y))))
-                hist = m.fit(X, y, epochs=cfg.manual_epochs, batch_size=None, shuffle=False)
-                p = m.predict(X).ravel()
-                outs[init_name].append(p)
-                rows.append([init_name, k, g0, *np.round(p, 4).tolist(),
-                             float(np.abs(p - 0.5).max()), solves(m, X, y)])
-                if k == 0:
-                    axes[0, 1].plot(hist.history["loss"], label=init_name)
+    if manual:
         ctx.table(f"The manual's 2-2-1 sigmoid network (MSE, gradient descent lr "
-                  f"{cfg.manual_lr:g}, {cfg.manual_epochs} epochs), run as meant",
-                  ["initial weights", "seed", "|gradient| at start", "p(00)", "p(01)", "p(10)",
-                   "p(11)", "max |p - 0.5|", "solved"], rows)
-        manual = np.array(outs["0.01 N(0, 1) (manual)"])  # (seeds, 4)
-        glorot = np.array(outs["Glorot uniform"])
-        stuck = int((np.abs(manual - 0.5).max(axis=1) < 0.01).sum())
-        glorot_ok = int(sum(r[-1] for r in rows if r[0] == "Glorot uniform"))
-        g_manual = float(np.mean([r[2] for r in rows if r[0] != "Glorot uniform"]))
-        g_glorot = float(np.mean([r[2] for r in rows if r[0] == "Glorot uniform"]))
-        ctx.metrics["manual_net"] = {
-            "max_abs_output_minus_half": float(np.abs(manual - 0.5).max()),
-            "seeds_stuck_at_half": stuck, "seeds": cfg.manual_seeds,
-            "glorot_solved": glorot_ok, "gradient_norm_at_start": g_manual,
-            "glorot_gradient_norm_at_start": g_glorot,
-            "glorot_max_abs_output_minus_half": float(np.abs(glorot - 0.5).max()),
-        }
-        axes[0, 1].set_xlabel("epoch")
-        axes[0, 1].set_ylabel("MSE")
-        axes[0, 1].set_title("The manual's 2-2-1 network (seed 0)")
-        axes[0, 1].legend(fontsize=8)
-        ctx.infer(f"The manual's 2-2-1 network with 0.01-scale weights, trained for "
-                  f"{cfg.manual_epochs} epochs at lr {cfg.manual_lr:g}, outputs within "
-                  f"{np.abs(manual - 0.5).max():.2g} of 0.5 on every input ({stuck} of "
-                  f"{cfg.manual_seeds} seeds stay within 0.01). Its gradient norm at the "
-                  f"start is {g_manual:.1e} on average against {g_glorot:.1e} with "
-                  "Glorot-uniform weights: every hidden unit outputs about 0.5 for every input "
-                  "and the error reaching the first layer is scaled by the 0.01-size output "
-                  f"weights. With Glorot-uniform weights the same network solved XOR in "
-                  f"{glorot_ok} of {cfg.manual_seeds} seeds.")
-    fig.tight_layout()
-    ctx.figure(fig, "xor_loss.png", "Left: training loss from History for every seed. Right "
-               "(when run): the manual's 2-2-1 network with 0.01-scale and with "
-               "Glorot-uniform initial weights.")
+                  f"{cfg.manual_lr:g}, {cfg.manual_epochs} epochs), inside it before and after "
+                  "training (spread: max - min of a hidden unit over the four inputs; "
+                  "|dL/dW|: mean over the layer's kernel)",
+                  ["initial weights", "seed", "p(00)", "p(01)", "p(10)", "p(11)", "solved",
+                   "hidden spread start", "hidden spread end", "|dL/dW1| start",
+                   "|dL/dW2| start", "|dL/dW1| end", "|dL/dW2| end"],
+                  [[name, r["seed"], *np.round(r["p"], 4).tolist(), r["solved"],
+                    r["start"]["hidden_spread"], r["end"]["hidden_spread"],
+                    r["start"]["grad_W1"], r["start"]["grad_W2"], r["end"]["grad_W1"],
+                    r["end"]["grad_W2"]] for name in manual for r in manual[name]])
+    ctx.figure(keras_like_figure(cfg, runs, manual), "xor_loss.png",
+               "Left: training loss from History for every seed. Right (when run): the "
+               "manual's 2-2-1 network with 0.01-scale and with Glorot-uniform initial weights.")
+
+
+def judge_keras_like(cfg: KerasLikeConfig, ctx: RunContext) -> None:
+    m = ctx.metrics
+    ctx.infer(f"{m['successes']} of {cfg.n_seeds} seeds solved XOR (all four outputs on the "
+              f"right side of 0.5) after {cfg.epochs} epochs; median final loss "
+              f"{m['final_loss_median']:.4f}.")
+    ctx.claim(f"Back-propagated gradients agree with central finite differences (float64) to "
+              f"a relative error of {m['gradcheck_max_rel_error']:.1e} or better, at the start "
+              "and at the end of every run.", m["gradcheck_max_rel_error"] <= 1e-6,
+              otherwise=f"Back-propagated gradients differ from central finite differences by "
+              f"a relative error of up to {m['gradcheck_max_rel_error']:.1e} (above 1e-6).",
+              gradcheck_max_rel_error=m["gradcheck_max_rel_error"])
+    ctx.infer(f"Calling backward() before any forward pass raises: "
+              f"\"{m['backward_before_forward']}\" (the manual's version fails with an "
+              "AttributeError instead).")
+    if "manual_net" in m:
+        judge_manual_network(cfg, ctx, m["manual_net"])
+
+
+def judge_manual_network(cfg: KerasLikeConfig, ctx: RunContext, mn: dict) -> None:
+    ctx.claim(f"The manual's 2-2-1 network with 0.01-scale weights, trained for "
+              f"{cfg.manual_epochs} epochs at lr {cfg.manual_lr:g}, stays at 0.5: its "
+              f"outputs are within {mn['max_abs_output_minus_half']:.2g} of 0.5 on every "
+              f"input in {mn['seeds']} of {mn['seeds']} seeds.", mn["all_stuck"],
+              otherwise=f"The manual's 2-2-1 network with 0.01-scale weights does not stay at "
+              f"0.5: {mn['seeds_stuck_at_half']} of {mn['seeds']} seeds end within {STUCK} of "
+              f"0.5 on every input (largest distance {mn['max_abs_output_minus_half']:.2g}).",
+              seeds_stuck=mn["seeds_stuck_at_half"], seeds=mn["seeds"])
+    # Why: the hidden units answer (almost) the same for all four inputs and the first
+    # layer's gradient is orders of magnitude smaller than with Glorot weights, so W1
+    # never moves; the output settles on the best constant, where the gradient vanishes.
+    cause = (mn["all_stuck"]
+             and mn["hidden_spread_end"] < 0.1 * mn["glorot_hidden_spread_start"]
+             and mn["grad_W1_start"] < 0.01 * mn["glorot_grad_W1_start"])
+    ctx.claim(f"Why it is stuck, measured: its two hidden units vary by at most "
+              f"{mn['hidden_spread_start']:.1e} across the four inputs at the start and "
+              f"{mn['hidden_spread_end']:.1e} at the end "
+              f"({mn['glorot_hidden_spread_start']:.2f} at the start with Glorot-uniform "
+              "weights), so the output unit sees nearly the same hidden vector for every XOR "
+              f"point; the first layer's mean |dL/dW| at the start is "
+              f"{mn['grad_W1_start']:.1e} against {mn['glorot_grad_W1_start']:.1e} with Glorot "
+              "weights, too small to move it.", cause,
+              otherwise=f"The measurements do not single out a cause: hidden spread "
+              f"{mn['hidden_spread_start']:.2g} at the start and {mn['hidden_spread_end']:.2g} "
+              f"at the end (Glorot: {mn['glorot_hidden_spread_start']:.2g}); first-layer mean "
+              f"|dL/dW| {mn['grad_W1_start']:.2g} (Glorot: {mn['glorot_grad_W1_start']:.2g}).",
+              **{k: mn[k] for k in ("hidden_spread_start", "hidden_spread_end",
+                                    "glorot_hidden_spread_start", "grad_W1_start",
+                                    "glorot_grad_W1_start")})
+    end = max(mn["grad_W1_end"], mn["grad_W2_end"])
+    ctx.claim(f"After {cfg.manual_epochs} epochs the output is the best constant (0.5) and the "
+              f"mean |dL/dW| has fallen to {mn['grad_W1_end']:.1e} (first layer) and "
+              f"{mn['grad_W2_end']:.1e} (second): a stationary point that gradient descent "
+              "does not leave.", mn["all_stuck"] and end < 0.01 * mn["glorot_grad_W1_start"],
+              otherwise=f"After {cfg.manual_epochs} epochs the mean |dL/dW| is still "
+              f"{mn['grad_W1_end']:.1e} (first layer) and {mn['grad_W2_end']:.1e} (second): "
+              "not yet at a stationary point.",
+              grad_W1_end=mn["grad_W1_end"], grad_W2_end=mn["grad_W2_end"],
+              glorot_grad_W1_start=mn["glorot_grad_W1_start"])
+    ctx.infer(f"With Glorot-uniform weights the same network solved XOR in "
+              f"{mn['glorot_solved']} of {mn['seeds']} seeds.")
+
+
+def run_keras_like(cfg: KerasLikeConfig, ctx: RunContext) -> None:
+    ctx.data("The four XOR points {0,1}^2 with targets 0, 1, 1, 0 (dlab.data.synthetic.xor); "
+             "training is full batch.")
+    runs = train_xor_seeds(cfg, ctx)
+    manual = manual_network(cfg, ctx) if cfg.manual_epochs else None
+    ctx.metrics.update(score_keras_like(cfg, runs, backward_before_forward()))
+    if manual:
+        ctx.metrics["manual_net"] = manual_metrics(manual)
+    write_keras_like(cfg, ctx, runs, manual)
+    judge_keras_like(cfg, ctx)
 
 
 KERAS_LIKE = Implementation(
@@ -233,6 +334,15 @@ KERAS_LIKE = Implementation(
     profiles={"smoke": {"epochs": 300, "n_seeds": 2, "manual_epochs": 200, "manual_seeds": 1},
               "full": {"epochs": 5000, "n_seeds": 10, "manual_epochs": 10000,
                        "manual_seeds": 10}},
+    targets=(
+        Target("gradcheck_max_rel_error", at_most=1e-6,
+               why="back-propagation agrees with finite differences"),
+        Target("success_rate", at_least=0.9, profiles=("quick", "full"),
+               why="the 2-4-1 tanh network solves XOR from nearly every initialisation"),
+        Target("manual_net.all_stuck", equals=True, when=lambda m: "manual_net" in m,
+               when_text="the manual's network is run (manual_epochs > 0)",
+               why="the manual's 0.01-scale network is shown to stay at 0.5"),
+    ),
 )
 
 # ======================================================= 7.2 two hidden layers
@@ -342,122 +452,152 @@ EQUATIONS = [
 @dataclass
 class TwoHiddenConfig:
     hidden: int = 4  # units per hidden layer: 2-h-1 against 2-h-h-1
-    activation: str = "tanh"  # hidden activation f
+    activation: Literal["tanh", "sigmoid", "relu"] = "tanh"  # hidden activation f
     lr: float = 0.5  # gradient-descent learning rate
     epochs: int = 2000  # most full-batch epochs per seed
     n_seeds: int = 10  # initialisations per architecture
     check_every: int = 10  # epochs between checks of whether XOR is solved
 
     def validate(self) -> None:
-        if self.activation not in ACTIVATIONS:
-            raise ValueError(f"activation must be one of {', '.join(ACTIVATIONS)}")
         if self.check_every < 1:
             raise ValueError("check_every must be at least 1")
 
 
-def run_two_hidden(cfg: TwoHiddenConfig, ctx: RunContext) -> None:
+def check_equations(cfg: TwoHiddenConfig, seed: int) -> list[list]:
+    """The equations coded in this file against finite differences and dlab.scratch (same
+    weights), for three random draws: [draw, rel. error vs FD, max |diff| vs scratch,
+    scratch's own gradcheck]."""
+    from dlab.scratch import gradcheck
+
+    X, y = xor_data()
+    X64, y64 = X.astype(np.float64), y.astype(np.float64)
+    f, h = cfg.activation, cfg.hidden
+    checks = []
+    for k in range(3):
+        twin = xor_net((h, h), f, np.random.default_rng((seed, 50 + k)), dtype=np.float64)
+        params = twin.get_weights()
+        mine = backward_two_hidden(params, forward_two_hidden(params, X64, f), X64, y64, f)
+        fd = fd_two_hidden([p.copy() for p in params], X64, y64, f)
+        lib = twin.gradients(X64, y64)
+        checks.append([k, max_rel_error(mine, fd),
+                       max(float(np.abs(a - b).max()) for a, b in zip(mine, lib, strict=True)),
+                       gradcheck(twin, X64, y64)])
+    return checks
+
+
+def train_depths(cfg: TwoHiddenConfig, seed: int) -> dict[str, list[dict]]:
+    """2-h-1 and 2-h-h-1 trained from `n_seeds` initialisations each:
+    {name: [{"solved": epoch or None, "loss", "params", "curve"}]}."""
+    from dlab.scratch import SGD
+
+    X, y = xor_data()
+    h = cfg.hidden
+    archs = {f"2-{h}-1": (h,), f"2-{h}-{h}-1": (h, h)}
+    results: dict[str, list[dict]] = {name: [] for name in archs}
+    for k in range(cfg.n_seeds):
+        for j, (name, hidden) in enumerate(archs.items()):
+            model = xor_net(hidden, cfg.activation, np.random.default_rng((seed, k, j)),
+                            optimizer=SGD(cfg.lr))
+            losses, solved = train_until(model, X, y, cfg.epochs, cfg.check_every)
+            results[name].append({"solved": solved, "loss": losses[-1],
+                                  "params": model.count_params(), "curve": losses})
+    return results
+
+
+def score_depths(results: dict[str, list[dict]]) -> dict[str, dict]:
+    out = {}
+    for name, res in results.items():
+        solved = [r["solved"] for r in res if r["solved"] is not None]
+        out[name] = {"params": res[0]["params"], "solved": len(solved),
+                     "median_epochs_to_solve": float(np.median(solved)) if solved else None,
+                     "median_final_loss": float(np.median([r["loss"] for r in res]))}
+    return out
+
+
+def depths_figure(cfg: TwoHiddenConfig, results: dict[str, list[dict]]) -> object:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from dlab.scratch import SGD, gradcheck
+    fig, ax = plt.subplots(figsize=(7, 4))
+    epochs = np.arange(1, cfg.epochs + 1)
+    for (name, res), color in zip(results.items(), ("tab:blue", "tab:red"), strict=True):
+        arr = np.array([r["curve"] for r in res])  # (seeds, epochs)
+        ax.plot(epochs, np.median(arr, axis=0), color=color,
+                label=f"{name} (median of {cfg.n_seeds})")
+        ax.fill_between(epochs, arr.min(axis=0), arr.max(axis=0), color=color, alpha=0.2)
+    ax.set(yscale="log", xlabel="epoch", ylabel="binary cross-entropy",
+           title="XOR: one against two hidden layers (band: all seeds)")
+    ax.legend()
+    return fig
 
-    X, y = xor_data()
-    X64, y64 = X.astype(np.float64), y.astype(np.float64)
-    h = cfg.hidden
-    ctx.data("The four XOR points {0,1}^2 with targets 0, 1, 1, 0 (dlab.data.synthetic.xor); "
-             "full-batch training.")
+
+def write_two_hidden(cfg: TwoHiddenConfig, ctx: RunContext, checks: list[list],
+                     results: dict[str, list[dict]]) -> None:
     ctx.table("Forward and backward pass with two hidden layers (f: hidden activation, "
               f"f = {cfg.activation}; sigma: sigmoid; odot: elementwise product)",
               ["pass", "equation", "shape", "with the second hidden layer"], EQUATIONS)
-
-    # The equations above, coded in this file, against finite differences and dlab.scratch.
-    checks = []
-    for k in range(3):
-        twin = xor_net((h, h), cfg.activation, np.random.default_rng((ctx.seed, 50 + k)),
-                       dtype=np.float64)
-        params = twin.get_weights()
-        mine = backward_two_hidden(params, forward_two_hidden(params, X64, cfg.activation),
-                                   X64, y64, cfg.activation)
-        fd = fd_two_hidden([p.copy() for p in params], X64, y64, cfg.activation)
-        lib = twin.gradients(X64, y64)
-        checks.append([k, max_rel_error(mine, fd),
-                       max(float(np.abs(a - b).max()) for a, b in zip(mine, lib, strict=True)),
-                       gradcheck(twin, X64, y64)])
     ctx.table("The equations coded here: finite differences and dlab.scratch (copied weights)",
               ["draw", "rel. error vs finite differences", "max |difference| vs dlab.scratch",
                "dlab.scratch gradcheck"], checks)
-    worst_fd = max(c[1] for c in checks)
-    worst_lib = max(c[2] for c in checks)
-
-    archs = {f"2-{h}-1": (h,), f"2-{h}-{h}-1": (h, h)}
-    results = {name: [] for name in archs}
-    curves = {name: [] for name in archs}
-    for k in range(cfg.n_seeds):
-        for j, (name, hidden) in enumerate(archs.items()):
-            model = xor_net(hidden, cfg.activation, np.random.default_rng((ctx.seed, k, j)),
-                            optimizer=SGD(cfg.lr))
-            losses, solved = train_until(model, X, y, cfg.epochs, cfg.check_every)
-            results[name].append({"solved": solved, "loss": losses[-1],
-                                  "params": model.count_params()})
-            curves[name].append(losses)
     ctx.add_history([{"model": f"{name}_seed{k}", "epoch": e + 1, "loss": v}
-                     for name in archs for k, c in enumerate(curves[name])
-                     for e, v in enumerate(c) if e % max(1, cfg.epochs // 200) == 0])
-    rows = []
-    for name, res in results.items():
-        solved = [r["solved"] for r in res if r["solved"] is not None]
-        rows.append([name, res[0]["params"], len(solved), cfg.n_seeds,
-                     float(np.median(solved)) if solved else None,
-                     float(np.median([r["loss"] for r in res]))])
-        ctx.metrics[name] = {"params": res[0]["params"], "solved": len(solved),
-                             "median_epochs_to_solve": rows[-1][4],
-                             "median_final_loss": rows[-1][5]}
+                     for name, res in results.items() for k, r in enumerate(res)
+                     for e, v in enumerate(r["curve"]) if e % max(1, cfg.epochs // 200) == 0])
     ctx.table(f"One against two hidden layers on XOR ({cfg.activation}, gradient descent lr "
               f"{cfg.lr:g}, up to {cfg.epochs} epochs, checked every {cfg.check_every})",
               ["network", "parameters", "seeds solved", "seeds", "median epochs to solve",
-               "median final loss"], rows)
-    ctx.metrics.update({"fd_max_rel_error": worst_fd, "scratch_max_abs_diff": worst_lib})
+               "median final loss"],
+              [[name, d["params"], d["solved"], cfg.n_seeds, d["median_epochs_to_solve"],
+                d["median_final_loss"]] for name, d in ctx.metrics["depths"].items()])
+    ctx.figure(depths_figure(cfg, results), "one_vs_two.png", "Training loss of the one- and "
+               "two-hidden-layer networks over all seeds: median line, band from the lowest to "
+               "the highest seed.")
 
-    fig, ax = plt.subplots(figsize=(7, 4))
-    for (name, c), color in zip(curves.items(), ("tab:blue", "tab:red"), strict=True):
-        arr = np.array(c)  # (seeds, epochs)
-        ax.plot(np.arange(1, cfg.epochs + 1), np.median(arr, axis=0), color=color,
-                label=f"{name} (median of {cfg.n_seeds})")
-        ax.fill_between(np.arange(1, cfg.epochs + 1), arr.min(axis=0), arr.max(axis=0),
-                        color=color, alpha=0.2)
-    ax.set_yscale("log")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("binary cross-entropy")
-    ax.set_title("XOR: one against two hidden layers (band: all seeds)")
-    ax.legend()
-    ctx.figure(fig, "one_vs_two.png", "Training loss of the one- and two-hidden-layer networks "
-               "over all seeds: median line, band from the lowest to the highest seed.")
 
-    ctx.infer(f"The two-hidden-layer backward pass coded from the equations agrees with "
-              f"central finite differences to a relative error of {worst_fd:.1e}, and with "
-              f"dlab.scratch's gradients to {worst_lib:.1e} (absolute).")
-    (n1, r1), (n2, r2) = results.items()
-    s1 = [r["solved"] for r in r1 if r["solved"] is not None]
-    s2 = [r["solved"] for r in r2 if r["solved"] is not None]
-    text = (f"{n1} solved {len(s1)} of {cfg.n_seeds} seeds"
-            + (f" (median {np.median(s1):.0f} epochs)" if s1 else "")
-            + f"; {n2} solved {len(s2)} of {cfg.n_seeds}"
-            + (f" (median {np.median(s2):.0f} epochs)" if s2 else "") + ".")
-    if s1 and s2:
-        if np.median(s1) == np.median(s2):
-            text += " Both needed the same median number of epochs."
-        else:
-            faster = n2 if np.median(s2) < np.median(s1) else n1
-            text += f" The faster to solve, by median, was {faster}."
-    ctx.infer(text)
+def judge_two_hidden(cfg: TwoHiddenConfig, ctx: RunContext) -> None:
+    m = ctx.metrics
+    ctx.claim(f"The two-hidden-layer backward pass coded from the equations agrees with "
+              f"central finite differences to a relative error of {m['fd_max_rel_error']:.1e}, "
+              f"and with dlab.scratch's gradients to {m['scratch_max_abs_diff']:.1e} "
+              "(absolute).", m["fd_max_rel_error"] <= 1e-6 and m["scratch_max_abs_diff"] <= 1e-12,
+              otherwise=f"The coded backward pass does NOT agree: relative error "
+              f"{m['fd_max_rel_error']:.1e} against finite differences, "
+              f"{m['scratch_max_abs_diff']:.1e} against dlab.scratch.",
+              fd=m["fd_max_rel_error"], scratch=m["scratch_max_abs_diff"])
+    (n1, d1), (n2, d2) = m["depths"].items()
+    ctx.infer(f"{n1} solved {d1['solved']} of {cfg.n_seeds} seeds, {n2} {d2['solved']} of "
+              f"{cfg.n_seeds}, within {cfg.epochs} epochs.")
+    ctx.compare("count of seeds that solved XOR", n2, d2["solved"], n1, d1["solved"],
+                better="higher")
+    if d1["solved"] and d2["solved"]:
+        ctx.compare("median epochs to solve XOR", n2, d2["median_epochs_to_solve"], n1,
+                    d1["median_epochs_to_solve"], better="lower")
     ctx.note("The manual's two-hidden-layer program defines its training function but never "
              "calls it; here every network is trained and measured.")
+
+
+def run_two_hidden(cfg: TwoHiddenConfig, ctx: RunContext) -> None:
+    ctx.data("The four XOR points {0,1}^2 with targets 0, 1, 1, 0 (dlab.data.synthetic.xor); "
+             "full-batch training.")
+    checks = check_equations(cfg, ctx.seed)
+    results = train_depths(cfg, ctx.seed)
+    depths = score_depths(results)
+    ctx.metrics.update({"fd_max_rel_error": max(c[1] for c in checks),
+                        "scratch_max_abs_diff": max(c[2] for c in checks), **depths,
+                        "depths": depths})
+    write_two_hidden(cfg, ctx, checks, results)
+    judge_two_hidden(cfg, ctx)
 
 
 TWO_HIDDEN = Implementation(
     config=TwoHiddenConfig, run=run_two_hidden,
     profiles={"smoke": {"epochs": 200, "n_seeds": 2}, "full": {"epochs": 5000,
                                                               "n_seeds": 20}},
+    targets=(
+        Target("fd_max_rel_error", at_most=1e-6,
+               why="the two-hidden-layer equations agree with finite differences"),
+        Target("scratch_max_abs_diff", at_most=1e-12,
+               why="they give dlab.scratch's gradients with the same weights"),
+    ),
 )
