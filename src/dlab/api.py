@@ -231,10 +231,25 @@ def _mark(ctx: RunContext, status: str, message: str) -> bool:
         return True
     except OSError:
         pass
+    summary = to_jsonable(ctx.summary(status, message))
+    summary["record"] = {}
     try:  # a short summary without the record's content
-        summary = to_jsonable(ctx.summary(status, message))
-        summary["record"] = {}
         write_json(ctx.folder / "metrics.json", summary)
+        return True
+    except OSError:
+        pass
+    # A full disk: rewrite the existing metrics.json in place, in the space it already has
+    # (a failure here leaves the "running" file, which --resume and report also handle).
+    path = ctx.folder / "metrics.json"
+    data = json.dumps(summary, separators=(",", ":")).encode()
+    try:
+        if len(data) > max(path.stat().st_size, 4096):
+            return False
+        with open(path, "r+b") as fh:
+            fh.write(data)
+            fh.truncate()
+            fh.flush()
+            os.fsync(fh.fileno())
         return True
     except OSError:
         return False

@@ -21,8 +21,11 @@ import csv
 import importlib
 import io
 import json
+import math
 import os
+import pickle
 import sys
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -58,6 +61,9 @@ def classifier_metadata(architecture: str, kwargs: dict[str, Any], size: Sequenc
     }
 
 
+MAX_PARAMETERS = 100_000_000  # a model.json describing more is refused before building
+
+
 def build_model(meta: dict[str, Any]):
     """A fresh (untrained) model from `model.json`'s architecture and kwargs."""
     module, name = ARCHITECTURES[meta["architecture"]].split(":")
@@ -65,8 +71,66 @@ def build_model(meta: dict[str, Any]):
     return cls(**meta["kwargs"])
 
 
+def _plain_json(value: Any) -> bool:
+    if isinstance(value, list):
+        return all(_plain_json(v) for v in value)
+    return value is None or isinstance(value, bool | int | float | str)
+
+
+def _numbers(value: Any, n: int | None = None) -> bool:
+    return (isinstance(value, list) and (n is None or len(value) == n) and all(
+        isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+        for v in value))
+
+
+def check_metadata(meta: Any, meta_path: Path) -> dict[str, Any]:
+    """model.json checked field by field: DataError (one line) naming what is wrong."""
+    def bad(why: str) -> DataError:
+        return DataError(f"{meta_path}: {why}; rerun the program that trained it")
+
+    if not isinstance(meta, dict):
+        raise bad(f"holds a JSON {type(meta).__name__}, not a model description")
+    if meta.get("task") != "classification":
+        raise UsageError(f"{meta_path.parent}: program {meta.get('program', '?')} trained a "
+                         f"{meta.get('task', 'non-classifier')} model, not a classifier; "
+                         f"predict takes runs of {CLASSIFIER_PROGRAMS}")
+    if meta.get("architecture") not in ARCHITECTURES:
+        raise bad(f"unknown architecture {str(meta.get('architecture'))[:40]!r} (known: "
+                  f"{', '.join(ARCHITECTURES)})")
+    kwargs = meta.get("kwargs")
+    if not isinstance(kwargs, dict) or not all(_plain_json(v) for v in kwargs.values()):
+        raise bad("'kwargs' is not an object of numbers, strings and lists")
+    inp = meta.get("input")
+    if not isinstance(inp, dict):
+        raise bad("no 'input' object (image size, channels, mean, std)")
+    size, channels = inp.get("size"), inp.get("channels")
+    if not _numbers(size, 2) or not all(isinstance(v, int) and 1 <= v <= 4096 for v in size):
+        raise bad(f"'input.size' must be [height, width] of 1-4096 pixels, got {size!r:.40}")
+    if channels not in (1, 3):
+        raise bad(f"'input.channels' must be 1 or 3, got {channels!r:.20}")
+    for key in ("mean", "std"):
+        if not _numbers(inp.get(key)) or len(inp[key]) not in (1, channels):
+            raise bad(f"'input.{key}' must be {channels} finite number(s)")
+    if any(v <= 0 for v in inp["std"]):
+        raise bad("'input.std' must be positive")
+    src = inp.get("source_size")
+    if src is not None and not (_numbers(src, 2) and all(isinstance(v, int) for v in src)):
+        raise bad("'input.source_size' must be [height, width] or null")
+    classes = meta.get("classes")
+    if not isinstance(classes, list) or not classes or not all(
+            isinstance(c, str | int) for c in classes):
+        raise bad("'classes' must be a non-empty list of class names")
+    return meta
+
+
 def load_classifier(run_dir: str | os.PathLike):
-    """(model in eval mode on the CPU, metadata) from a classifier's run folder."""
+    """(model in eval mode on the CPU, metadata) from a classifier's run folder.
+
+    model.json is checked before anything is built, the model's size is counted on
+    torch's meta device (no memory) before it is made for real, model.pt is loaded with
+    weights_only=True (a file that would run code is refused), and one forward pass
+    checks that the outputs match the class list.
+    """
     import torch
 
     run_dir = Path(run_dir)
@@ -79,23 +143,55 @@ def load_classifier(run_dir: str | os.PathLike):
                          f"model.pt); train a classifier first, e.g. `dlab run 4.1`")
     try:
         meta = json.loads(meta_path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise DataError(f"{meta_path}: unreadable ({exc}); rerun the program") from None
-    if meta.get("task") != "classification":
-        raise UsageError(f"{run_dir}: program {meta.get('program', '?')} trained a "
-                         f"{meta.get('task', 'non-classifier')} model, not a classifier; "
-                         f"predict takes runs of {CLASSIFIER_PROGRAMS}")
-    if meta.get("architecture") not in ARCHITECTURES:
-        raise DataError(f"{meta_path}: unknown architecture {meta.get('architecture')!r}")
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise DataError(f"{meta_path}: unreadable ({' '.join(str(exc).split())[:120]}); "
+                        "rerun the program") from None
+    meta = check_metadata(meta, meta_path)
+    try:
+        with torch.device("meta"):
+            probe = build_model(meta)
+        n_params = sum(p.numel() for p in probe.parameters())
+    except Exception as exc:  # arguments the constructor refuses
+        raise DataError(f"{meta_path}: its kwargs do not build a {meta['architecture']} "
+                        f"({type(exc).__name__}: {' '.join(str(exc).split())[:120]}); rerun "
+                        "the program") from None
+    if n_params > MAX_PARAMETERS:
+        raise DataError(f"{meta_path}: describes a model of {n_params:,} parameters (more "
+                        f"than {MAX_PARAMETERS:,}); refused; rerun the program")
     model = build_model(meta)
     try:
-        state = torch.load(weights, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            state = torch.load(weights, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        from dlab.training import unpickler_detail
+
+        raise DataError(f"{weights}: refused: it holds objects other than tensors "
+                        f"({unpickler_detail(exc)}), which could run code if loaded; nothing "
+                        "in it was run; rerun the program to save the model again") from None
+    except Exception as exc:  # random bytes, a truncated file
+        first = " ".join(str(exc).split())[:120] or type(exc).__name__
+        raise DataError(f"{weights}: not a saved model ({first}); rerun the program") from None
+    try:
         model.load_state_dict(state)
-    except (RuntimeError, OSError, EOFError, KeyError) as exc:
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    except (RuntimeError, TypeError, AttributeError, KeyError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise DataError(f"{weights}: does not hold the weights model.json describes "
-                        f"({first}); rerun the program") from None
+                        f"({first[:160]}); rerun the program") from None
     model.eval()
+    inp = meta["input"]
+    shape = (1, inp["channels"], *inp["size"])
+    try:
+        with torch.inference_mode():
+            x = torch.zeros(shape)
+            out = model(x.reshape(1, -1) if inp.get("flatten") else x)
+    except Exception as exc:
+        raise DataError(f"{meta_path}: the model does not take {inp['channels']}-channel "
+                        f"{inp['size'][0]}x{inp['size'][1]} images as model.json says "
+                        f"({type(exc).__name__}); rerun the program") from None
+    if out.ndim != 2 or out.shape[1] != len(meta["classes"]):
+        raise DataError(f"{meta_path}: lists {len(meta['classes'])} classes but the model has "
+                        f"{out.shape[-1]} outputs; rerun the program")
     return model, meta
 
 

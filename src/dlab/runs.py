@@ -78,8 +78,9 @@ def check_writable(folder: str | os.PathLike, option: str = "--out") -> Path:
                 except OSError:
                     pass
     except OSError as exc:
+        what = "output folder" if option == "--out" else "data folder"
         raise UsageError(
-            f"cannot write to output folder {folder} ({exc.strerror or exc}); "
+            f"cannot write to {what} {folder} ({exc.strerror or exc}); "
             f"choose another with {option}"
         ) from None
     return folder

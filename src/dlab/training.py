@@ -17,6 +17,7 @@ import json
 import math
 import pickle
 import time
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -319,15 +320,26 @@ def _bad_checkpoint(path: Any, why: str) -> DataError:
                      "start the run again, or run without --resume")
 
 
+def unpickler_detail(exc: BaseException) -> str:
+    """The short reason in torch's long weights_only refusal ("Unsupported global: ...")."""
+    text = str(exc)
+    marker = "WeightsUnpickler error:"
+    if marker in text:
+        text = text.split(marker, 1)[1].strip().split("\n\n")[0]
+    return " ".join(text.split())[:120] or type(exc).__name__
+
+
 def load_checkpoint(path: Any, device: str = "cpu") -> dict[str, Any]:
     """A checkpoint written by `fit`, loaded with weights_only=True: a file that holds
     anything but tensors, plain containers and numbers is refused, never run."""
     try:
-        state = torch.load(path, map_location=device, weights_only=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch's notes on pickle protocols
+            state = torch.load(path, map_location=device, weights_only=True)
     except pickle.UnpicklingError as exc:
-        first = " ".join(str(exc).split())[:160]
-        raise _bad_checkpoint(path, "it holds objects other than tensors and numbers, which "
-                              f"could run code when loaded; refused: {first}") from None
+        raise _bad_checkpoint(path, "it holds objects other than tensors and numbers "
+                              f"({unpickler_detail(exc)}), which could run code if loaded; "
+                              "refused, nothing in it was run") from None
     except (RuntimeError, EOFError, OSError, ValueError, KeyError) as exc:
         first = " ".join(str(exc).split())[:160] or type(exc).__name__
         raise _bad_checkpoint(path, f"unreadable: {first}") from None

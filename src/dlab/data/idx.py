@@ -7,6 +7,8 @@ uint32 sizes, then the data. Only unsigned bytes (TYPE 0x08) are used by MNIST.
 from __future__ import annotations
 
 import gzip
+import math
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -23,8 +25,11 @@ def read_idx(path: str | Path) -> np.ndarray:
         raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
     except FileNotFoundError:
         raise DataError(f"{path}: file not found") from None
-    except (OSError, EOFError, gzip.BadGzipFile) as exc:
-        raise DataError(f"{path}: cannot read ({exc}); delete it and fetch it again") from None
+    except IsADirectoryError:
+        raise DataError(f"{path}: is a folder, not an IDX file") from None
+    except (OSError, EOFError, gzip.BadGzipFile, zlib.error) as exc:
+        raise DataError(f"{path}: cannot read ({' '.join(str(exc).split())}): corrupt or not "
+                        "gzip data; delete it and fetch it again") from None
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _DTYPES:
         raise DataError(f"{path}: not an IDX file (bad magic number); delete it and fetch it again")
     ndim = raw[3]
@@ -33,7 +38,7 @@ def read_idx(path: str | Path) -> np.ndarray:
         raise DataError(f"{path}: truncated IDX header; delete it and fetch it again")
     shape = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
     dtype = np.dtype(_DTYPES[raw[2]])
-    expected = header + int(np.prod(shape)) * dtype.itemsize
+    expected = header + math.prod(shape) * dtype.itemsize
     if len(raw) != expected:
         raise DataError(
             f"{path}: IDX file is {len(raw):,} bytes but its header declares shape {shape} "

@@ -195,8 +195,11 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
             elif im.mode != "RGB":
                 im = im.convert("RGB")
             return np.asarray(im, dtype=np.uint8).copy()
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
-        raise DataError(f"{path}: not a readable image ({exc})") from None
+    except Image.DecompressionBombError as exc:
+        raise DataError(f"{path}: not a readable image (too large to decode safely: "
+                        f"{' '.join(str(exc).split()[:4])} ...)") from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, MemoryError) as exc:
+        raise DataError(f"{path}: not a readable image ({' '.join(str(exc).split())})") from None
 
 
 def read_images_file(path: str | os.PathLike) -> np.ndarray:

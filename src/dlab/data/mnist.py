@@ -69,9 +69,25 @@ def find_fashion(root: str | os.PathLike | None = None) -> list[Path] | None:
 
 
 def _load_idx_set(files: list[Path], classes: list[str], prov: Provenance) -> ImageData:
+    """The four IDX files, checked once here: images (N, H, W) of bytes with N > 0, labels
+    (N,) within the classes, image and label files of one length."""
     xtr, ytr, xte, yte = (read_idx(f) for f in files)
-    if xtr.ndim != 3 or len(xtr) != len(ytr) or xte.ndim != 3 or len(xte) != len(yte):
-        raise DataError(f"{files[0].parent}: image and label files do not match in length")
+    fix = "delete it and fetch it again (`dlab data get mnist`)"
+    for path, x in ((files[0], xtr), (files[2], xte)):
+        if x.ndim != 3 or x.dtype != np.uint8:
+            raise DataError(f"{path}: expected images of bytes shaped (N, height, width), got "
+                            f"{x.dtype} {x.shape}; {fix}")
+        if len(x) == 0 or x.shape[1] == 0 or x.shape[2] == 0:
+            raise DataError(f"{path}: holds no images (shape {x.shape}); {fix}")
+    for path, y, x, xpath in ((files[1], ytr, xtr, files[0]), (files[3], yte, xte, files[2])):
+        if y.ndim != 1 or len(y) != len(x):
+            raise DataError(f"{path}: {len(y) if y.ndim else 0:,} labels for {len(x):,} images "
+                            f"in {xpath.name}; the files do not belong together; {fix}")
+        outside = (y.astype(np.int64) < 0) | (y.astype(np.int64) >= len(classes))
+        if outside.any():
+            first = int(np.flatnonzero(outside)[0])
+            raise DataError(f"{path}: {int(outside.sum()):,} labels outside 0-{len(classes) - 1} "
+                            f"(first: {int(y[first])} at position {first}); {fix}")
     return ImageData(xtr, ytr.astype(np.int64), xte, yte.astype(np.int64), classes, prov)
 
 

@@ -7,17 +7,27 @@ PDF of the page when asked and a local Chromium is found.
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
 import subprocess
+import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from dlab.errors import UsageError
-from dlab.io import atomic_path, atomic_write
+from dlab.io import atomic_path
 from dlab.registry import PROGRAMS
 from dlab.report.handin import Student
 from dlab.report.record import lab_blocks, to_html, to_markdown
-from dlab.runs import latest_run
+from dlab.runs import (
+    check_writable,
+    is_locked,
+    latest_run,
+    make_folders,
+    remove_created,
+)
 
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update",
@@ -32,9 +42,14 @@ def find_chromium() -> str | None:
     return None
 
 
+def _warn(message: str) -> None:
+    print(f"dlab: warning: {message}", file=sys.stderr)
+
+
 def write_report(runs_dir: str | Path = "runs", out: str | Path | None = None,
                  pdf: bool = False, student: Student | None = None,
-                 blank_answers: bool = False) -> dict[str, Path]:
+                 blank_answers: bool = False,
+                 warn: Callable[[str], None] | None = None) -> dict[str, Path]:
     """Write the record; return the paths written ({"markdown", "html"[, "pdf"]}).
 
     `out` names the HTML file (default RUNS_DIR/lab-record.html); the Markdown goes
@@ -46,8 +61,8 @@ def write_report(runs_dir: str | Path = "runs", out: str | Path | None = None,
     if not runs_dir.is_dir():
         raise UsageError(f"no runs folder at {runs_dir}; run programs first, e.g. `dlab run 1`")
     latest = {}
-    for pid in PROGRAMS:
-        folder = latest_run(runs_dir, pid)
+    for pid in PROGRAMS:  # a metrics.json that is not a run summary: skipped, named
+        folder = latest_run(runs_dir, pid, warn=warn or _warn)
         if folder is not None:
             latest[pid] = folder
     if not latest:
@@ -55,21 +70,85 @@ def write_report(runs_dir: str | Path = "runs", out: str | Path | None = None,
     html_path = Path(out) if out else runs_dir / "lab-record.html"
     if html_path.suffix.lower() not in (".html", ".htm"):
         raise UsageError(f"--out {html_path}: the record page must be an .html file")
-    try:
-        html_path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UsageError(f"--out {html_path}: cannot create its folder ({exc.strerror})") from None
+    if html_path.is_dir():
+        raise UsageError(f"--out {html_path}: is a folder; give the page's file name, e.g. "
+                         f"--out {html_path / 'lab-record.html'}")
+    check_writable(html_path.parent, "--out")  # creates nothing
     blocks = lab_blocks(runs_dir, latest, student=student, blank_answers=blank_answers)
+    blocks = _unfinished(blocks, latest)
     md_path = html_path.with_suffix(".md")
     if md_path.parent.resolve() == runs_dir.resolve():
-        atomic_write(md_path, to_markdown(blocks))
+        markdown = to_markdown(blocks)
     else:  # figure links in the Markdown are relative to the runs folder
-        atomic_write(md_path, to_markdown(_relink(blocks, runs_dir, md_path.parent)))
-    atomic_write(html_path, to_html(blocks, runs_dir, "Deep Learning lab record"))
+        markdown = to_markdown(_relink(blocks, runs_dir, md_path.parent))
+    html = to_html(blocks, runs_dir, "Deep Learning lab record")
+    _write_both({md_path: markdown, html_path: html})
     written = {"markdown": md_path, "html": html_path}
     if pdf:
         written["pdf"] = print_pdf(html_path)
     return written
+
+
+def _write_both(files: dict[Path, str]) -> None:
+    """Write every file to a temporary name first and rename them only when all are
+    written: a full or read-only disk leaves neither file half-written (one line, exit 2)."""
+    created = make_folders(next(iter(files)).parent) if files else []
+    temps: dict[Path, Path] = {}
+    try:
+        for path, text in files.items():
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+            temps[path] = Path(tmp)
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(text.encode("utf-8"))
+        for path, tmp in temps.items():
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, path)
+    except OSError as exc:
+        for tmp in temps.values():
+            tmp.unlink(missing_ok=True)
+        remove_created(created)
+        path = next(iter(files))
+        raise UsageError(f"--out {path.with_suffix('.html')}: cannot write the lab record "
+                         f"({exc.strerror or exc}); nothing was written; free some space or "
+                         "choose another file with --out") from None
+
+
+def _unfinished(blocks, latest: dict[str, Path]):
+    """A run whose metrics.json still says "running" is shown as "did not finish" when no
+    process holds its folder any more (killed, or the machine stopped)."""
+    from dlab.report.record import anchor
+
+    dead = {pid for pid, folder in latest.items()
+            if _status(folder) == "running" and not is_locked(folder)}
+    if not dead:
+        return blocks
+    label = "did not finish"
+    anchors = {anchor(pid): pid for pid in dead}
+    out, current = [], None
+    for b in blocks:
+        if b[0] == "h" and len(b) > 3:
+            current = anchors.get(b[3], None)
+        if b[0] == "status" and b[1] == "running" and current in dead:
+            b = ("status", label, b[2])
+        elif b[0] == "table" and "status" in b[1]:
+            col = b[1].index("status")
+            rows = []
+            for row in b[2]:
+                first = str(row[0]) if row else ""
+                if row[col] == "running" and any(first == pid or first.startswith(f"[{pid}]")
+                                                  for pid in dead):
+                    row = [*row[:col], label, *row[col + 1:]]
+                rows.append(row)
+            b = (b[0], b[1], rows, *b[3:])
+        out.append(b)
+    return out
+
+
+def _status(folder: Path) -> str:
+    try:
+        return str(json.loads((folder / "metrics.json").read_text()).get("status"))
+    except (OSError, ValueError, AttributeError):
+        return ""
 
 
 def _relink(blocks, runs_dir: Path, target: Path):
