@@ -156,3 +156,44 @@ def test_two_gaussians_density_is_normalised_and_matches_the_samples():
     gx, gy = np.meshgrid(g, g)
     dens = np.exp(binary.two_gaussians_log_density(np.stack([gx.ravel(), gy.ravel()], 1)))
     assert dens.sum() * (g[1] - g[0]) ** 2 == pytest.approx(1.0, abs=1e-6)
+
+
+def test_splits_score_a_stratified_seeded_test_sample_not_a_prefix(bundled):
+    _, d = bundled
+    assert (np.diff(d.y_test) >= 0).all()  # the bundled test split is sorted by class
+    s = binary.splits(d, 400, 0.1, 50)
+    assert {k: len(v) for k, v in s.x.items()} == {"train": 360, "val": 40, "test": 50}
+    assert s.counts("test") == {c: 5 for c in range(10)}  # every class in its share
+    assert s.test_total == 1000
+    again = binary.splits(d, 400, 0.1, 50)
+    assert np.array_equal(s.x["test"], again.x["test"])  # fixed by its seed
+    # the rows and labels belong together: each test row is the test split's row
+    rows = [np.flatnonzero((d.x_test == r).all(1)) for r in s.x["test"]]
+    assert all(d.y_test[r[0]] == y for r, y in zip(rows, s.y["test"], strict=True))
+    whole = binary.splits(d, 0, 0.1, 0)
+    assert np.array_equal(whole.x["test"], d.x_test) and len(whole.x["train"]) == 3600
+    text = s.describe()
+    assert "stratified sample" in text and "0: 5, 1: 5" in text
+    assert "50 test digits (a stratified sample, seed 8765, of the 1,000" in text
+    assert "1,000 test digits (all of the test split)" in whole.describe()
+
+
+def test_odd_sizes_keep_class_shares_and_the_source_is_named(bundled):
+    _, d = bundled
+    s = binary.splits(d, 0, 0.1, 23)
+    counts = s.counts("test")
+    assert sum(counts.values()) == 23 and set(counts) == set(range(10))
+    assert max(counts.values()) - min(counts.values()) <= 1
+    assert d.source == "bundled"
+    with pytest.raises(ValueError):
+        binary.check_val_fraction(0.5)
+
+
+def test_binary_data_does_not_import_the_run_machinery():
+    import ast
+    import inspect
+
+    tree = ast.parse(inspect.getsource(binary))
+    names = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    names |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    assert "dlab.runs" not in names and "dlab.io" in names

@@ -9,12 +9,18 @@ from torch import nn
 
 from dlab import config as configs
 from dlab import runs
+from dlab.api import run_program
+from dlab.data import binary
 from dlab.errors import UsageError
 from dlab.experiments import exp15_pixel as e15
+from dlab.metrics import bernoulli_baseline_nll
+from dlab.models import count_parameters
 from dlab.models.pixelcnn import PixelCNN
 from dlab.models.pixelrnn import PixelRNN
 from dlab.registry import PROGRAMS
-from dlab.runs import RunContext, run_program
+from dlab.runs import RunContext
+from dlab.training import FitResult, mean_nll, nll_step
+from dlab.verdicts import judge
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -82,7 +88,7 @@ def test_mean_nll_by_hand_for_a_constant_model():
         x[k].view(-1)[:n] = 1
     p = 1 / (1 + math.exp(-b))
     want = np.mean([-(n * math.log(p) + (8 - n) * math.log(1 - p)) for n in ones])
-    assert e15.mean_nll(model, x, batch_size=2) == pytest.approx(want, rel=1e-6)
+    assert mean_nll(model, x, batch_size=2) == pytest.approx(want, rel=1e-6)
 
 
 def test_nll_step_returns_the_nll_and_lowers_it():
@@ -90,13 +96,13 @@ def test_nll_step_returns_the_nll_and_lowers_it():
     x = (torch.rand(16, 1, 5, 5) < 0.3).float()
     model = PixelRNN(4, 1, "gru")
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
-    step = e15.nll_step(model, opt)
-    before = e15.mean_nll(model, x)
+    step = nll_step(model, opt)
+    before = mean_nll(model, x)
     out = step((x,))
     assert float(out["loss"]) == pytest.approx(before, rel=1e-5)
     for _ in range(20):
         step((x,))
-    assert e15.mean_nll(model, x) < before - 1.0
+    assert mean_nll(model, x) < before - 1.0
 
 
 def test_train_pixel_keeps_the_best_epoch(tmp_path):
@@ -107,21 +113,13 @@ def test_train_pixel_keeps_the_best_epoch(tmp_path):
     ctx = RunContext(PROGRAMS["15.1"], None, tmp_path, profile="smoke", seed=0, device="cpu",
                      quiet=True)
     model = PixelCNN(8, 1, 3, 3)
-    start = e15.mean_nll(model, x[:16])
+    start = mean_nll(model, x[:16])
     res = e15.train_pixel(model, (x,), x[:16], ctx, epochs=5, lr=1e-2, batch_size=16,
                           patience=2, name="t")
     vals = res.column("val_nll")
     assert min(vals) < 0.7 * start
-    assert e15.mean_nll(model, x[:16]) == pytest.approx(min(vals), rel=1e-6)
+    assert mean_nll(model, x[:16]) == pytest.approx(min(vals), rel=1e-6)
     assert (tmp_path / "history.csv").exists()
-
-
-def test_tile_places_images_row_by_row():
-    imgs = np.stack([np.full((2, 3), v, np.float32) for v in (0.0, 1.0, 0.25)])
-    out = e15.tile(imgs, ncol=2, pad=1)
-    assert out.shape == (2 * 3 + 1, 2 * 4 + 1)
-    assert (out[1:3, 1:4] == 0).all() and (out[1:3, 5:8] == 1).all()
-    assert (out[4:6, 1:4] == 0.25).all() and (out[4:6, 5:8] == 0.5).all()
 
 
 def test_config_validation():
@@ -130,6 +128,8 @@ def test_config_validation():
         configs.build(impl.config, impl.profiles, "smoke", {"models": "made"}, "15.1")
     with pytest.raises(UsageError, match="rnn_cell"):
         configs.build(impl.config, impl.profiles, "smoke", {"rnn_cell": "rnn"}, "15.1")
+    with pytest.raises(UsageError, match="rnn_layer_type"):
+        configs.build(impl.config, impl.profiles, "smoke", {"rnn_layer_type": "column"}, "15.1")
     with pytest.raises(UsageError, match="cnn_kernel"):
         configs.build(impl.config, impl.profiles, "smoke", {"cnn_kernel": "4"}, "15.1")
     cfg = configs.build(impl.config, impl.profiles, "full", None, "15.1")
@@ -149,8 +149,6 @@ def smoke_run(tmp_path_factory):
 
 
 def test_smoke_run(smoke_run):
-    from dlab.data.binary import binarized_mnist
-
     o, data_dir = smoke_run
     assert o.status == "ok"
     meta = json.loads((o.folder / "metrics.json").read_text())
@@ -159,24 +157,94 @@ def test_smoke_run(smoke_run):
     for name in ("samples.png", "val_nll.png", "history.csv", "record.md", "pixelcnn.pt",
                  "pixelrnn.pt"):
         assert (o.folder / name).exists(), name
-    # the recorded test NLL is the saved model's NLL on the first 20 bundled test digits
-    test = binarized_mnist("bundled", data_dir).x_test[:20]
-    x = torch.from_numpy(test).float().reshape(-1, 1, 28, 28)
+    # the scored digits are a stratified sample of the class-sorted test split: 2 per class
+    assert m["n_test"] == 20 and m["test_class_counts"] == {str(c): 2 for c in range(10)}
+    split = binary.splits(binary.binarized_mnist("bundled", data_dir), 40, 0.1, 20)
+    assert sorted(split.y["test"].tolist()) == sorted(list(range(10)) * 2)
+    x = {k: torch.from_numpy(v).float().reshape(-1, 1, 28, 28) for k, v in split.x.items()}
+    assert m["bernoulli_test_nll"] == pytest.approx(
+        bernoulli_baseline_nll(split.x["train"], split.x["test"]), rel=1e-12)
+    assert m["test_mean_pixel"] == pytest.approx(float(split.x["test"].mean()), rel=1e-6)
+    # the recorded NLLs are the saved models' NLLs on those test and validation digits
     for kind, model in (("pixelcnn", PixelCNN(8, 1)), ("pixelrnn", PixelRNN(4, 1))):
         model.load_state_dict(torch.load(o.folder / f"{kind}.pt", weights_only=True))
-        assert e15.mean_nll(model, x) == pytest.approx(m[f"{kind}_test_nll"], rel=1e-5)
+        assert mean_nll(model, x["test"]) == pytest.approx(m[f"{kind}_test_nll"], rel=1e-5)
+        assert mean_nll(model, x["val"]) == pytest.approx(m[f"val_{kind}_nll"], rel=1e-5)
         assert m[f"{kind}_test_bits_per_dim"] == pytest.approx(
             m[f"{kind}_test_nll"] / (d * math.log(2)))
-        assert m[f"{kind}_seconds_per_epoch"] > 0 and m[f"{kind}_epochs_run"] == 1
-        assert 0 <= m[f"{kind}_sample_mean_pixel"] <= 1
-    assert m["pixelcnn_params"] == sum(p.numel() for p in PixelCNN(8, 1).parameters())
-    assert math.isfinite(m["linear_pixelcnn_test_nll"]) and m["bernoulli_test_nll"] > 0
+        assert m[f"{kind}_epochs_run"] == 1
+    assert m["pixelcnn_params"] == count_parameters(PixelCNN(8, 1))
+    assert m["linear_pixelcnn_params"] == count_parameters(e15.LinearPixelCNN(8, 1, 3))
     with open(o.folder / "history.csv") as fh:
-        names = {row["model"] for row in csv.DictReader(fh)}
-    assert names == {"pixelcnn", "pixelrnn", "linear-pixelcnn"}
+        rows = list(csv.DictReader(fh))
+    assert {row["model"] for row in rows} == {"pixelcnn", "pixelrnn", "linear-pixelcnn"}
+    # the validation NLL recorded for each model is that of its best (kept) epoch
+    for kind, tag in (("pixelcnn", "pixelcnn"), ("linear_pixelcnn", "linear-pixelcnn")):
+        best = min(float(r["val_nll"]) for r in rows if r["model"] == tag)
+        assert m[f"val_{kind}_nll"] == pytest.approx(best, rel=1e-6)
     table = meta["record"]["tables"][0]
     assert len(table["rows"]) == 4  # baseline, two models, the manual's linear PixelCNN
     assert any("one linear map" in s for s in meta["record"]["analysis"])
+
+
+def test_smoke_targets_are_judged(smoke_run):
+    o, _ = smoke_run
+    meta = json.loads((o.folder / "metrics.json").read_text())
+    rules = {v["rule"] for v in meta["targets"]}
+    assert {"pixelcnn_test_nll < bernoulli_test_nll", "pixelrnn_test_nll < bernoulli_test_nll",
+            "pixelcnn_test_nll < linear_pixelcnn_test_nll"} <= rules
+    # one epoch on 36 digits: quality targets are for quick and full, not smoke
+    assert all(v["met"] == "not applicable" for v in meta["targets"])
+    assert meta["verdict"] == "n/a"
+
+
+class _BernoulliModel(nn.Module):
+    """Predicts what the independent-Bernoulli baseline predicts, `penalty` nats worse."""
+
+    def __init__(self, train, penalty=0.0):
+        super().__init__()
+        p = np.clip(np.asarray(train, np.float64).mean(0), 1e-6, 1 - 1e-6)
+        self.register_buffer("p", torch.from_numpy(p))
+        self.penalty = penalty
+
+    def log_prob(self, x):
+        x = x.reshape(len(x), -1).double()
+        return (x * self.p.log() + (1 - x) * (-self.p).log1p()).sum(1) - self.penalty
+
+
+def test_a_model_no_better_than_the_baseline_is_reported_as_not_better(tmp_path):
+    split = binary.splits(binary.binarized_mnist("bundled", tmp_path), 200, 0.1, 100)
+    x = {k: torch.from_numpy(v).float().reshape(-1, 1, 28, 28) for k, v in split.x.items()}
+    fake = _BernoulliModel(split.x["train"], penalty=0.01)
+    fit = FitResult(history=[{"epoch": 1, "val_nll": 0.0, "seconds": 1.0}], best_epoch=1)
+    ctx = RunContext(PROGRAMS["15.1"], None, tmp_path, profile="quick", seed=0, device="cpu",
+                     quiet=True)
+    ctx.metrics.update({"data_source": "bundled", "n_train": 180, "n_test": 100,
+                        "test_total": 1000})
+    ctx.metrics.update(e15.score_pixel({"pixelcnn": (fake, fit)}, x))
+    m = ctx.metrics
+    assert m["pixelcnn_test_nll"] == pytest.approx(m["bernoulli_test_nll"] + 0.01, abs=1e-9)
+    e15.judge_pixel(e15.PixelConfig(models=("pixelcnn",)), ctx, m)
+    said = " ".join(ctx.analysis)
+    assert "baseline's" in said and ": worse." in said and ": better." not in said
+    verdicts = judge(e15.PIXEL.targets, m, "quick")
+    cnn = next(v for v in verdicts if v["rule"] == "pixelcnn_test_nll < bernoulli_test_nll")
+    assert cnn["met"] is False
+    assert all(v["met"] == "not applicable" for v in verdicts if v is not cnn
+               and v["name"] != "pixelcnn_test_nll")
+
+
+def test_study_objectives_are_validation_and_choice_ignores_test():
+    cfg = configs.build(e15.PixelStudyConfig, e15.PIXEL_STUDY.profiles, "quick", None)
+    for part, study in e15.pixel_studies(cfg).items():
+        assert study.metric == f"val_{part}_nll" and f"{part}_test_nll" in study.report
+    rows = [{"trial": 0, "cnn_layers": 1, "val_pixelcnn_nll": 120.0, "pixelcnn_test_nll": 110.0,
+             "bernoulli_test_nll": 200.0},
+            {"trial": 1, "cnn_layers": 3, "val_pixelcnn_nll": 115.0, "pixelcnn_test_nll": 112.0,
+             "bernoulli_test_nll": 200.0}]
+    c = e15.score_choice("pixelcnn", rows, ["cnn_layers"])
+    assert c["pixelcnn_chosen_trial"] == 1 and c["pixelcnn_chosen_test_nll"] == 112.0
+    assert c["pixelcnn_test_choice_trial"] == 0 and c["pixelcnn_choice_differs_on_test"]
 
 
 def test_study_smoke(tmp_path):
@@ -184,11 +252,14 @@ def test_study_smoke(tmp_path):
                     data_dir=tmp_path / "data")
     assert o.status == "ok"
     meta = json.loads((o.folder / "metrics.json").read_text())
-    study = meta["metrics"]["pixelcnn_study"]
+    m = meta["metrics"]
+    study = m["pixelcnn_study"]
     assert study["complete"] == study["settings"] == 2 and study["failed"] == 0
     rows = meta["record"]["tables"][0]["rows"]
     cols = meta["record"]["tables"][0]["columns"]
-    nlls = [r[cols.index("pixelcnn_test_nll")] for r in rows]
-    assert meta["metrics"]["best_pixelcnn_test_nll"] == pytest.approx(min(nlls))
+    vals = [r[cols.index("val_pixelcnn_nll")] for r in rows]
+    assert m["best_val_pixelcnn_nll"] == pytest.approx(min(vals))
+    assert m["pixelcnn_chosen_val_nll"] == pytest.approx(min(vals))
     assert sorted(r[cols.index("cnn_layers")] for r in rows) == [0, 1]
     assert (o.folder / "study-pixelcnn-samples.png").exists()
+    assert all(v["met"] == "not applicable" for v in meta["targets"])

@@ -20,15 +20,21 @@ import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
 from dlab.data import Provenance, data_dir, synthetic
 from dlab.data import mnist as mnist_data
+from dlab.data.subsets import class_counts, stratified_sample
 from dlab.errors import DataError
 
 BINARIZE_SEED = 1234  # fixed: the binary draw of each source is made once with this seed
 VALIDATION_SEED = 4321  # fixed: which training rows are held out for validation
+TEST_SEED = 8765  # fixed: which test rows a stratified test subset keeps
+
+Source = Literal["auto", "bundled", "full"]  # MNIST sources a program may ask for
+Binarization = Literal["stochastic", "threshold"]
 
 _MEMORY: dict[tuple[str, str, int, str], BinaryImages] = {}  # the draws made in this process
 
@@ -46,6 +52,7 @@ class BinaryImages:
     method: str
     seed: int
     cache_file: Path | None = None
+    source: str = ""  # "bundled" or "full": the grey images actually loaded
 
     @property
     def dims(self) -> int:
@@ -78,8 +85,8 @@ def _source_key(source: str, root: str | os.PathLike | None) -> tuple[str, str]:
     return "full", hashlib.sha256(repr(stats).encode()).hexdigest()[:16]
 
 
-def binarized_mnist(source: str = "auto", root: str | os.PathLike | None = None,
-                    seed: int = BINARIZE_SEED, method: str = "stochastic",
+def binarized_mnist(source: Source = "auto", root: str | os.PathLike | None = None,
+                    seed: int = BINARIZE_SEED, method: Binarization = "stochastic",
                     cache: bool = True) -> BinaryImages:
     """Binarised MNIST, flattened: x_train (N, 784), x_test (M, 784) uint8 in {0, 1}.
 
@@ -106,7 +113,7 @@ def binarized_mnist(source: str = "auto", root: str | os.PathLike | None = None,
             if not path.exists() or _load_cached(path, finger) is None:
                 _save(path, out, finger)
             out = dataclasses.replace(out, cache_file=path if path.exists() else None)
-        return out
+        return out if out.source == kind else dataclasses.replace(out, source=kind)
     out = _load_cached(path, finger) if cache else None
     if out is None:
         grey = mnist_data.load_mnist(kind, root)
@@ -117,6 +124,7 @@ def binarized_mnist(source: str = "auto", root: str | os.PathLike | None = None,
                            method, int(seed))
         if cache:
             out.cache_file = _save(path, out, finger)
+    out.source = kind
     _MEMORY[key] = out
     return out
 
@@ -164,34 +172,57 @@ def validation_split(n: int, fraction: float, seed: int = VALIDATION_SEED
     return np.sort(order[k:]), np.sort(order[:k])
 
 
-SOURCES = ("auto", "bundled", "full")  # MNIST sources a program may ask for
-BINARIZATIONS = ("stochastic", "threshold")
-
-
-def check_settings(source: str, binarization: str, val_fraction: float) -> None:
-    """ValueError for a data setting no binarised-MNIST program can use."""
-    if source not in SOURCES:
-        raise ValueError(f"source {source!r}: use one of {', '.join(SOURCES)}")
-    if binarization not in BINARIZATIONS:
-        raise ValueError(f"binarization {binarization!r}: use stochastic or threshold")
+def check_val_fraction(val_fraction: float) -> None:
+    """ValueError for a validation share no binarised-MNIST program can use."""
     if not 0 < val_fraction < 0.5:
         raise ValueError(f"val_fraction must be in (0, 0.5), got {val_fraction}")
 
 
-def splits(data: BinaryImages, n_train: int = 0, val_fraction: float = 0.1,
-           n_test: int = 0) -> dict[str, np.ndarray]:
-    """Training, validation and test rows (each (N, H*W) uint8) of binarised images.
+@dataclass
+class Splits:
+    """Rows of binarised images used by a run: x[part] (N, H*W) uint8 and y[part] (N,)
+    labels for part in "train", "val", "test"; `test_total` is the size of the whole
+    test split the test rows were drawn from."""
 
-    n_train > 0 keeps a fixed subset of the training rows (the same in every run); the
-    validation rows are held out of those with a fixed seed; n_test > 0 keeps the first
-    n_test test rows (0: all of them).
+    x: dict[str, np.ndarray]
+    y: dict[str, np.ndarray]
+    test_total: int
+
+    def counts(self, part: str) -> dict[int, int]:
+        return class_counts(self.y[part])
+
+    def describe(self) -> str:
+        """Sizes and how each part was chosen, with the test rows' class counts."""
+        n = {k: len(v) for k, v in self.x.items()}
+        test = ("all of the test split" if n["test"] == self.test_total else
+                f"a stratified sample, seed {TEST_SEED}, of the {self.test_total:,} in the "
+                "test split")
+        per_class = ", ".join(f"{c}: {k}" for c, k in self.counts("test").items())
+        return (f"Used: {n['train']:,} training digits and {n['val']:,} validation digits "
+                f"(held out of the training rows with seed {VALIDATION_SEED}; used for early "
+                f"stopping and for choosing settings), and {n['test']:,} test digits "
+                f"({test}); test digits per class: {per_class}.")
+
+
+def splits(data: BinaryImages, n_train: int = 0, val_fraction: float = 0.1,
+           n_test: int = 0) -> Splits:
+    """Training, validation and test rows of binarised images, with their labels.
+
+    n_train > 0 keeps a fixed random subset of the training rows (the same in every
+    run); the validation rows are held out of those with a fixed seed; n_test > 0
+    keeps a seeded stratified sample of n_test test rows, each class in its share of
+    the test split (the split may be sorted by class, so a prefix would not do); 0
+    keeps every test row.
     """
     idx = np.arange(len(data.x_train))
     if n_train:
         idx = np.sort(np.random.default_rng(VALIDATION_SEED).permutation(len(idx))[:n_train])
     tr, va = validation_split(len(idx), val_fraction)
-    test = data.x_test[:n_test] if n_test else data.x_test
-    return {"train": data.x_train[idx[tr]], "val": data.x_train[idx[va]], "test": test}
+    te = stratified_sample(data.y_test, n_test, TEST_SEED)  # (n_test,) sorted; all when 0
+    rows = {"train": idx[tr], "val": idx[va]}
+    x = {k: data.x_train[v] for k, v in rows.items()} | {"test": data.x_test[te]}
+    y = {k: data.y_train[v] for k, v in rows.items()} | {"test": data.y_test[te]}
+    return Splits(x, y, len(data.x_test))
 
 
 @dataclass
