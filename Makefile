@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-16)
 RUNS ?= runs
 JOBS ?= 2
 
-.PHONY: lab test install clean
+.PHONY: lab test install clean notebooks
 
 install: $(STAMP)
 
@@ -24,6 +24,10 @@ lab: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/python -m pytest -q
+
+notebooks: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[notebooks]'
+	$(BIN)/jupyter lab notebooks
 
 clean:
 	rm -rf $(RUNS) .pytest_cache

@@ -148,6 +148,19 @@ def run(
 
 
 @app.command()
+def notebook(
+    experiment: str = typer.Argument(..., metavar="N", help="experiment 1-16 (or exp04)"),
+    out_dir: Path = typer.Option(Path("notebooks"), "--out", help="Folder for the notebook."),
+) -> None:
+    """Write the Jupyter notebook of experiment N (expNN.ipynb, without outputs)."""
+    from dlab import notebooks
+    from dlab.registry import resolve
+
+    number = resolve([experiment])[0].experiment
+    out.print(f"notebook: {notebooks.write(number, out_dir)}")
+
+
+@app.command()
 def report(
     runs_dir: Path = typer.Argument(Path("runs"), help="Folder of run folders."),
     out_file: Path | None = typer.Option(None, "--out",
