@@ -7,7 +7,8 @@ import torch
 
 from dlab.api import run_program
 from dlab.errors import DataError
-from dlab.models.cnn import ConvNet, convnet_hand_count, count_parameters
+from dlab.models import count_parameters
+from dlab.models.cnn import ConvNet, convnet_hand_count
 from dlab.registry import PROGRAMS
 
 # Counted by hand for 64x64x3 input, 'valid' 3x3 convolutions and 2x2 pooling:
@@ -64,8 +65,24 @@ def test_summary_program_smoke(tmp_path):
     m = out.metrics
     assert m["parameters_by_hand"] == m["parameters_keras"] == m["parameters_torch"] == TOTAL_64
     assert m["counts_equal"] is True and m["max_probability_difference"] < 1e-5
+    assert m["max_probability_difference_own_weights"] > 1e-3  # the check can tell them apart
     assert m["parameters_at_32x32"] == TOTAL_32
+    assert [t["met"] for t in out.targets] == [True, True]
     assert "684,490" in (out.folder / "keras_summary.txt").read_text()
+    assert "the two are the same network" in (out.folder / "record.md").read_text()
+
+
+def test_summary_record_without_copied_weights(tmp_path, monkeypatch):
+    from dlab.keras_programs import convnet as kc
+
+    monkeypatch.setattr(kc, "copy_to_torch", lambda model, net: None)  # weights not copied
+    out = run_program(PROGRAMS["8.1"], profile="smoke", out=tmp_path, quiet=True, device="cpu")
+    m = out.metrics
+    assert m["counts_equal"] is True and m["max_probability_difference"] > 1e-3
+    assert [t["met"] for t in out.targets] == [True, False]
+    record = (out.folder / "record.md").read_text()
+    assert "the two are the same network" not in record
+    assert "not shown to be the same network" in record
 
 
 def test_train_program_on_digit_stand_in(tmp_path):
@@ -77,8 +94,12 @@ def test_train_program_on_digit_stand_in(tmp_path):
     assert "stand" in (out.folder / "record.md").read_text().split("\n## ")[0].lower()
     m = meta["metrics"]
     assert m["stand_in"] is True and m["train_size"] + m["val_size"] == 300
-    assert 25 <= m["val_size"] <= 35                      # 10%, stratified by class
-    assert m["test_accuracy"] > 0.2                       # chance is 0.1
+    assert m["val_size"] == 30                            # 10%, stratified: 3 a class
+    # the bundled test digits are sorted by class: a stratified sample keeps every class
+    assert m["test_size"] == 200 and set(m["test_class_counts"].values()) == {20}
+    assert m["majority_test_accuracy"] == pytest.approx(0.1)
+    assert m["test_accuracy"] > m["majority_test_accuracy"] + 0.15
+    assert [t["met"] for t in meta["targets"]] == ["not applicable"] * 2  # smoke: none apply
     model = json.loads((out.folder / "model.json").read_text())
     assert model["input"]["size"] == [32, 32] and model["input"]["channels"] == 3
     assert model["input"]["source_size"] == [28, 28]

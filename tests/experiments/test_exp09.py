@@ -9,7 +9,8 @@ from PIL import Image
 from dlab.api import run_program
 from dlab.errors import DataError
 from dlab.experiments.exp09_cats_dogs import flatten_size
-from dlab.models.cnn import AnySizeCNN, ManualCatDogCNN, count_parameters
+from dlab.models import count_parameters
+from dlab.models.cnn import AnySizeCNN, ManualCatDogCNN
 from dlab.registry import PROGRAMS
 
 # conv (3*3*C_in + 1) * C_out for 3->32->64->128, then dense (F + 1) * 512 and (512 + 1) * 2
@@ -46,6 +47,8 @@ def test_any_size_program(tmp_path):
     out = run_program(PROGRAMS["9.1"], profile="quick", out=tmp_path, quiet=True, device="cpu")
     m = out.metrics
     assert m["all_shapes_right"] is True and m["manual_runs_at"] == [32]
+    assert [t["met"] for t in out.targets] == [True, True]
+    assert "Only the dense layer's size changes" in (out.folder / "record.md").read_text()
     assert m["flatten_sizes"] == {"32": 2048, "50": 4608, "64": 8192, "128": 32768,
                                   "224": 100352}
 
@@ -80,7 +83,9 @@ def test_image_folder_program_on_a_user_folder(tmp_path):
     assert m["classes"] == ["cat", "dog"] and m["skipped_files"] == 1
     assert m["class_counts"] == {"cat": 40, "dog": 40}
     assert m["train_size"] == 64 and m["val_size"] == 16
-    assert m["val_accuracy"] >= 0.75                      # stripes: an easy task
+    assert m["majority_baseline"] == 0.5
+    assert m["val_accuracy"] >= m["majority_baseline"] + 0.25   # stripes: an easy task
+    assert [t["met"] for t in out.targets] == ["not applicable"]  # smoke: no quality target
     cm = np.array(m["confusion_matrix"])
     assert cm.sum() == 16 and cm.sum(axis=1).tolist() == [8, 8]
     assert m["val_accuracy"] == pytest.approx(np.trace(cm) / 16)
@@ -103,7 +108,31 @@ def test_image_folder_errors(tmp_path):
         run_program(PROGRAMS["9.2"], sets={"data": str(tmp_path / "one")}, **kw)
     with pytest.raises(DataError, match="not found"):
         run_program(PROGRAMS["9.2"], sets={"data": str(tmp_path / "missing")}, **kw)
-    assert not list((tmp_path / "runs" / "9.2").iterdir())  # nothing left behind
+    assert not list((tmp_path / "runs").rglob("*.json"))  # nothing left behind
+
+
+def test_many_classes_too_small_to_split_fail_before_training(tmp_path):
+    root = tmp_path / "tiny"
+    for k in range(60):                                   # 60 classes of 2 images each
+        (root / f"c{k:02d}").mkdir(parents=True)
+        for i in range(2):
+            Image.fromarray(np.full((8, 8), 4 * k + i, np.uint8)).save(root / f"c{k:02d}" /
+                                                                       f"{i}.png")
+    with pytest.raises(DataError) as err:
+        run_program(PROGRAMS["9.2"], profile="smoke", out=tmp_path / "runs", quiet=True,
+                    device="cpu", sets={"data": str(root)})
+    message = str(err.value)
+    assert "\n" not in message and "60 of 60 classes" in message and "at least 3" in message
+    assert not list((tmp_path / "runs").rglob("*.json"))  # nothing trained or left
+
+
+def test_split_check_counts_readable_images(tmp_path):
+    from dlab.experiments.exp09_cats_dogs import check_split, images_needed
+
+    assert images_needed(0.2) == 3 and images_needed(0.1) == 6 and images_needed(0.49) == 2  # round(0.5) = 0
+    check_split(tmp_path, {"cat": 3, "dog": 40}, 0.2)
+    with pytest.raises(DataError, match="1 of 2 classes"):
+        check_split(tmp_path, {"cat": 2, "dog": 40}, 0.2)
 
 
 def test_digit_stand_in_is_named_and_written_as_a_folder(tmp_path):

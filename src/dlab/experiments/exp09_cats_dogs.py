@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
@@ -26,15 +27,18 @@ from dlab.data.images import (
     write_image_folder,
 )
 from dlab.data.mnist import find_fashion, load_fashion, load_mnist, stratified_split
+from dlab.data.subsets import class_counts
 from dlab.errors import DataError
-from dlab.experiments.exp08_convnet import confusion_figure, curves_figure
 from dlab.io import write_csv
 from dlab.metrics import confusion_matrix
-from dlab.models.cnn import AnySizeCNN, ManualCatDogCNN, count_parameters, pool_out
+from dlab.models import count_parameters
+from dlab.models.cnn import AnySizeCNN, ManualCatDogCNN, pool_out
 from dlab.predict import classifier_metadata
 from dlab.registry import Implementation
+from dlab.report import figures
 from dlab.runs import RunContext
 from dlab.training import accuracy, evaluate, fit, supervised_step
+from dlab.verdicts import Target
 
 # ------------------------------------------------------------------ 9.1 any size
 
@@ -60,49 +64,78 @@ def flatten_size(h: int, w: int, channels: int = 128, blocks: int = 3) -> int:
     return channels * h * w
 
 
-def run_any_size(cfg: AnySizeConfig, ctx: RunContext) -> None:
-    ctx.data(f"No data: two random {cfg.channels}-channel images of each size are pushed "
-             "through the networks to check output shapes.")
-    rows, ok_all = [], True
-    manual_ok: dict[int, bool] = {}
+def score_any_size(cfg: AnySizeConfig, ctx: RunContext) -> list[dict]:
+    """Per size: the feature map, flatten size by formula and measured, the output shape,
+    parameter counts, and what the manual's fixed 128*4*4 network does."""
+    out = []
     for s in cfg.sizes:
         net = AnySizeCNN(s, cfg.channels, cfg.n_classes).eval()
         x = torch.rand(2, cfg.channels, s, s, generator=ctx.torch_generator(s))
         with torch.inference_mode():
             feats = net.features(x)                               # (2, 128, s/8, s/8)
-            out = net(x)                                          # (2, n_classes)
-        measured = int(feats[0].numel())
-        formula = flatten_size(s, s)
-        good = measured == formula == net.flatten_size and tuple(out.shape) == (2, cfg.n_classes)
-        ok_all &= good
-        manual = ManualCatDogCNN(cfg.channels, cfg.n_classes).eval()
+            logits = net(x)                                       # (2, n_classes)
         try:
             with torch.inference_mode():
-                manual(x)
-            manual_result, manual_ok[s] = "runs", True
+                ManualCatDogCNN(cfg.channels, cfg.n_classes).eval()(x)
+            manual = "runs"
         except RuntimeError as exc:
-            manual_result, manual_ok[s] = f"error: {str(exc).splitlines()[0]}", False
-        rows.append([f"{s}x{s}", "x".join(map(str, feats.shape[1:])), formula, measured,
-                     "x".join(map(str, out.shape)), count_parameters(net), manual_result])
+            manual = f"error: {str(exc).splitlines()[0]}"
+        out.append({"size": s, "feature_map": tuple(feats.shape[1:]),
+                    "formula": flatten_size(s, s), "measured": int(feats[0].numel()),
+                    "net_flatten": net.flatten_size, "output": tuple(logits.shape),
+                    "parameters": count_parameters(net),
+                    "conv_parameters": count_parameters(net.features), "manual": manual})
+    return out
+
+
+def any_size_metrics(cfg: AnySizeConfig, rows: list[dict]) -> dict:
+    right = all(r["measured"] == r["formula"] == r["net_flatten"]
+                and r["output"] == (2, cfg.n_classes) for r in rows)
+    runs_at = [r["size"] for r in rows if r["manual"] == "runs"]
+    return {"all_shapes_right": right,
+            "flatten_sizes": {str(r["size"]): r["formula"] for r in rows},
+            "parameters": {str(r["size"]): r["parameters"] for r in rows},
+            "manual_runs_at": runs_at,
+            "manual_runs_only_at_32": runs_at == [s for s in cfg.sizes if s == 32]}
+
+
+def judge_any_size(cfg: AnySizeConfig, ctx: RunContext, rows: list[dict]) -> None:
+    m = ctx.metrics
+    sizes = ", ".join(f"{s}x{s}" for s in cfg.sizes)
+    ctx.claim(f"The flatten size computed from the input size matched the measured feature "
+              f"map at every size tried ({sizes}), and each network gave (2, "
+              f"{cfg.n_classes}) outputs.", m["all_shapes_right"],
+              otherwise=f"The flatten size computed from the input size did NOT match the "
+              f"measured feature map (or the output shape was wrong) at some size of {sizes}.",
+              rows=[[r["size"], r["formula"], r["measured"]] for r in rows])
+    fails = [r["size"] for r in rows if r["manual"] != "runs"]
+    ctx.infer(f"The manual's hard-coded 128*4*4 ran at "
+              f"{', '.join(f'{s}x{s}' for s in m['manual_runs_at']) or 'no size'} and failed "
+              f"with a shape error at {', '.join(f'{s}x{s}' for s in fails) or 'no size'}.")
+    convs = {r["conv_parameters"] for r in rows}
+    grows = all(a["parameters"] < b["parameters"] for a, b in zip(rows, rows[1:], strict=False)
+                if a["size"] < b["size"])
+    ctx.claim(f"Only the dense layer's size changes with the input: the convolutions hold "
+              f"{rows[0]['conv_parameters']:,} parameters at every size, while the total "
+              f"grows from {rows[0]['parameters']:,} at {cfg.sizes[0]}x{cfg.sizes[0]} to "
+              f"{rows[-1]['parameters']:,} at {cfg.sizes[-1]}x{cfg.sizes[-1]}.",
+              len(convs) == 1 and grows,
+              otherwise="The convolution parameter counts differ between sizes: "
+              f"{sorted(convs)}.", conv_parameters=sorted(convs))
+
+
+def run_any_size(cfg: AnySizeConfig, ctx: RunContext) -> None:
+    ctx.data(f"No data: two random {cfg.channels}-channel images of each size are pushed "
+             "through the networks to check output shapes.")
+    rows = score_any_size(cfg, ctx)
+    ctx.metrics.update(any_size_metrics(cfg, rows))
     ctx.table("The CNN at several input sizes (the manual's network fixes 128*4*4 = 2048)",
               ["input", "feature map", "flatten (formula)", "flatten (measured)", "output",
-               "parameters", "manual's network"], rows)
-    ctx.metrics.update({
-        "all_shapes_right": ok_all,
-        "flatten_sizes": {str(s): flatten_size(s, s) for s in cfg.sizes},
-        "parameters": {str(s): int(r[5]) for s, r in zip(cfg.sizes, rows, strict=True)},
-        "manual_runs_at": [s for s, ok in manual_ok.items() if ok],
-    })
-    ctx.infer(f"The flatten size computed from the input size matched the measured feature "
-              f"map at every size tried ({', '.join(f'{s}x{s}' for s in cfg.sizes)}): "
-              f"{'yes' if ok_all else 'NO'}; each network gave (2, {cfg.n_classes}) outputs.")
-    fails = [s for s, ok in manual_ok.items() if not ok]
-    ctx.infer(f"The manual's hard-coded 128*4*4 ran only at "
-              f"{', '.join(f'{s}x{s}' for s in ctx.metrics['manual_runs_at']) or 'no size'}"
-              f" and failed with a shape error at {', '.join(f'{s}x{s}' for s in fails) or 'none'}."
-              " Only the dense layer's size changes with the input: the parameter count grows "
-              f"from {rows[0][5]:,} at {cfg.sizes[0]}x{cfg.sizes[0]} to {rows[-1][5]:,} at "
-              f"{cfg.sizes[-1]}x{cfg.sizes[-1]}.")
+               "parameters", "manual's network"],
+              [[f"{r['size']}x{r['size']}", "x".join(map(str, r["feature_map"])),
+                r["formula"], r["measured"], "x".join(map(str, r["output"])),
+                r["parameters"], r["manual"]] for r in rows])
+    judge_any_size(cfg, ctx, rows)
 
 
 # ---------------------------------------------------------------- 9.2 image folder
@@ -120,7 +153,7 @@ class FolderConfig:
     flip: bool = True  # augmentation: random left-right flips (off for digit stand-ins)
     crop_pad: int = 4  # augmentation: random crops shifted up to this many pixels (0: none)
     # without data=: auto (CIFAR-10 cat/dog, else Fashion-MNIST, else MNIST), fashion, mnist
-    stand_in: str = "auto"
+    stand_in: Literal["auto", "fashion", "mnist"] = "auto"
 
     def validate(self) -> None:
         if self.image_size < 8:
@@ -131,8 +164,29 @@ class FolderConfig:
             raise ValueError("per_class and crop_pad must be 0 or positive")
         if self.crop_pad >= self.image_size:
             raise ValueError(f"crop_pad ({self.crop_pad}) must be smaller than image_size")
-        if self.stand_in not in ("auto", "fashion", "mnist"):
-            raise ValueError(f"stand_in must be auto, fashion or mnist, got {self.stand_in!r}")
+
+
+def images_needed(val_fraction: float) -> int:
+    """The fewest images a class needs so that a stratified split (round(n * f) held out)
+    leaves at least one for validation and one for training."""
+    n = 2
+    while round(n * val_fraction) < 1 or n - round(n * val_fraction) < 1:
+        n += 1
+    return n
+
+
+def check_split(root: Path, counts: dict[str, int], val_fraction: float,
+                what: str = "readable images") -> None:
+    """DataError (one line) unless every class can give images to both splits."""
+    need = images_needed(val_fraction)
+    short = {c: n for c, n in counts.items() if n < need}
+    if short:
+        shown = ", ".join(f"{c} {n}" for c, n in list(short.items())[:5])
+        more = f" and {len(short) - 5} more" if len(short) > 5 else ""
+        raise DataError(f"{root}: {len(short)} of {len(counts)} classes have fewer than "
+                        f"{need} {what} ({shown}{more}); with val_fraction={val_fraction:g} "
+                        f"every class needs at least {need} to have one in training and one "
+                        "in validation (add images or raise val_fraction)")
 
 
 # Fashion-MNIST classes 0 and 6 (T-shirt/top and shirt) are the pair most often confused,
@@ -192,9 +246,10 @@ def write_stand_in(cfg: FolderConfig, ctx: RunContext, folder: Path) -> tuple[st
     return text or "CIFAR-10 cat/dog", pair == DIGIT_PAIR
 
 
-def misclassified_figure(ctx: RunContext, images: np.ndarray, true: np.ndarray,
-                         pred: np.ndarray, prob: np.ndarray, classes: list[str],
-                         n: int = 24) -> int:
+def misclassified_figure(images: np.ndarray, true: np.ndarray, pred: np.ndarray,
+                         prob: np.ndarray, classes: list[str], n: int = 24) -> tuple:
+    """(figure or None, number shown): the most confident mistakes, titled with the true
+    class, the predicted one and its probability."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -203,7 +258,7 @@ def misclassified_figure(ctx: RunContext, images: np.ndarray, true: np.ndarray,
     wrong = np.flatnonzero(pred != true)
     wrong = wrong[np.argsort(-prob[wrong])][:n]  # most confident mistakes first
     if len(wrong) == 0:
-        return 0
+        return None, 0
     cols = min(8, len(wrong))
     rows = (len(wrong) + cols - 1) // cols
     fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.45, rows * 1.7), squeeze=False)
@@ -215,52 +270,56 @@ def misclassified_figure(ctx: RunContext, images: np.ndarray, true: np.ndarray,
                   cmap="gray" if img.shape[-1] == 1 else None)
         ax.set_title(f"true {classes[true[i]]}\npred {classes[pred[i]]} {prob[i]:.2f}",
                      fontsize=7, color="red")
-    ctx.figure(fig, "misclassified.png", f"Validation images the network got wrong (the "
-               f"{len(wrong)} most confident mistakes), with the predicted class and its "
-               "probability.")
-    return len(wrong)
+    return fig, len(wrong)
 
 
-def run_folder(cfg: FolderConfig, ctx: RunContext) -> None:
+def load_folder(cfg: FolderConfig, ctx: RunContext) -> tuple[FolderImages, str, bool]:
+    """The image folder (the user's, or a stand-in written into the run folder), decoded,
+    with its class counts checked: (images, origin, digits)."""
     digits = False
     if cfg.data:
         root = Path(cfg.data).expanduser()
-        scan_image_folder(root)                      # clear error before anything heavy
+        files = scan_image_folder(root)              # clear error before anything heavy
+        limit = cfg.per_class or None
+        check_split(root, {c: len(f[:limit]) for c, f in files.items()}, cfg.val_fraction,
+                    "image files")
         origin = f"the image folder {root}"
     else:
         root = ctx.path("image_folder")
         origin, digits = write_stand_in(cfg, ctx, root)
-    flip = cfg.flip and not digits
-    imgs: FolderImages = load_image_folder(root, cfg.image_size, per_class=cfg.per_class if
-                                           cfg.data else 0, rng=ctx.rng, log=ctx.log)
+    imgs = load_image_folder(root, cfg.image_size, per_class=cfg.per_class if cfg.data else 0,
+                             rng=ctx.rng, log=ctx.log)
     ctx.data(imgs.describe())
     if imgs.skipped:
         shown = "; ".join(f"{p.name} ({why})" for p, why in imgs.skipped[:5])
         ctx.data(f"Skipped {len(imgs.skipped)} unreadable files: {shown}"
                  + (" ..." if len(imgs.skipped) > 5 else ""))
-    counts = imgs.counts()
-    if min(counts.values()) < 2:
-        raise DataError(f"{root}: every class needs at least two readable images to split; "
-                        f"counts: {counts}")
+    check_split(root, imgs.counts(), cfg.val_fraction)
+    return imgs, origin, digits
 
+
+def split_folder(cfg: FolderConfig, ctx: RunContext, imgs: FolderImages, flip: bool) -> dict:
+    """Stratified split, normalised once with the training images' statistics."""
     tr, va = stratified_split(imgs.labels, cfg.val_fraction, ctx.seed)
     c = imgs.images.shape[-1]
     size = (cfg.image_size, cfg.image_size)
     mean, std = channel_stats(prepare(imgs.images[tr], size, c, [0.0] * c, [1.0] * c))
-    x = prepare(imgs.images, size, c, mean, std)     # (N, C, S, S), normalised once
-    y = torch.as_tensor(imgs.labels)
+    aug = ", ".join(([] if not flip else ["random left-right flips"])
+                    + ([f"random crops shifted up to {cfg.crop_pad} pixels"]
+                       if cfg.crop_pad else [])) or "none"
     ctx.data(f"Split (stratified, seed {ctx.seed}): {len(tr):,} training and {len(va):,} "
-             f"validation images; per-channel mean {np.round(mean, 4).tolist()} and std "
+             f"validation images (validation per class "
+             f"{ {imgs.classes[k]: n for k, n in class_counts(imgs.labels[va]).items()} }); "
+             f"per-channel mean {np.round(mean, 4).tolist()} and std "
              f"{np.round(std, 4).tolist()} of the training images. Augmentation of training "
-             f"batches: {'random left-right flips, ' if flip else ''}"
-             f"{f'random crops shifted up to {cfg.crop_pad} pixels' if cfg.crop_pad else ''}"
-             f"{'' if flip or cfg.crop_pad else 'none'}.")
-    if cfg.flip and not flip:
-        ctx.note("Left-right flips are off for the digit stand-in: a mirrored 3 or 5 is no "
-                 "longer that digit.")
+             f"batches: {aug}.")
+    return {"tr": tr, "va": va, "x": prepare(imgs.images, size, c, mean, std),  # (N, C, S, S)
+            "y": torch.as_tensor(imgs.labels), "mean": mean, "std": std, "channels": c}
 
-    k = len(imgs.classes)
-    net = AnySizeCNN(cfg.image_size, c, k).to(ctx.device)
+
+def train_folder(cfg: FolderConfig, ctx: RunContext, sp: dict, k: int, flip: bool):
+    """A correct loop: each step augments the batch, zeroes the gradients, steps."""
+    net = AnySizeCNN(cfg.image_size, sp["channels"], k).to(ctx.device)
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
     base = supervised_step(net, opt, F.cross_entropy, {"acc": accuracy})
     gen = ctx.torch_generator(901)
@@ -269,70 +328,122 @@ def run_folder(cfg: FolderConfig, ctx: RunContext) -> None:
         xb, yb = batch
         return base((augment_batch(xb, gen, flip=flip, pad=cfg.crop_pad), yb))
 
-    result = fit(net, (x[tr], y[tr]), val=(x[va], y[va]), ctx=ctx, epochs=cfg.epochs,
-                 optimizer=opt, loss_fn=F.cross_entropy, step=step, batch_size=cfg.batch_size,
-                 metrics={"acc": accuracy}, name="cnn")
-    val = evaluate(net, (x[va], y[va]), F.cross_entropy, {"acc": accuracy}, device=ctx.device)
+    tr, va = sp["tr"], sp["va"]
+    result = fit(net, (sp["x"][tr], sp["y"][tr]), val=(sp["x"][va], sp["y"][va]), ctx=ctx,
+                 epochs=cfg.epochs, optimizer=opt, loss_fn=F.cross_entropy, step=step,
+                 batch_size=cfg.batch_size, metrics={"acc": accuracy}, name="cnn")
+    return net, result
+
+
+def score_folder(net, result, sp: dict, imgs: FolderImages, device: str) -> dict:
+    va = sp["va"]
+    k = len(imgs.classes)
+    val = evaluate(net, (sp["x"][va], sp["y"][va]), F.cross_entropy, {"acc": accuracy},
+                   device=device)
     net.eval()
     with torch.inference_mode():
-        p = torch.cat([torch.softmax(net(x[va][i:i + 512].to(ctx.device)), -1).cpu()
+        p = torch.cat([torch.softmax(net(sp["x"][va][i:i + 512].to(device)), -1).cpu()
                        for i in range(0, len(va), 512)])          # (N_val, k)
-    prob, pred = p.max(dim=-1)
-    prob, pred, true = prob.numpy(), pred.numpy(), imgs.labels[va]
+    prob, pred = (t.numpy() for t in p.max(dim=-1))
+    true = imgs.labels[va]
     cm = confusion_matrix(pred, true, k)
+    errs = {f"{imgs.classes[i]} taken for {imgs.classes[j]}": int(cm[i, j])
+            for i in range(k) for j in range(k) if i != j and cm[i, j]}
+    return {"val_accuracy": float((pred == true).mean()), "val_loss": val["loss"],
+            "majority_baseline": float(max(np.bincount(true, minlength=k)) / len(true)),
+            "classes": imgs.classes, "class_counts": imgs.counts(),
+            "skipped_files": len(imgs.skipped), "train_size": len(sp["tr"]),
+            "val_size": len(va), "channels": sp["channels"], "epochs": len(result.history),
+            "parameters": count_parameters(net), "confusion_matrix": cm.tolist(),
+            "misclassified": int((pred != true).sum()),
+            "most_common_mistake": max(errs, key=errs.get) if errs else None,
+            "most_common_mistake_count": max(errs.values()) if errs else 0,
+            "pred": pred, "prob": prob, "true": true}
+
+
+def write_folder(cfg: FolderConfig, ctx: RunContext, s: dict, sp: dict, imgs: FolderImages,
+                 history: list[dict]) -> int:
+    va, cm = sp["va"], np.array(s["confusion_matrix"])
     write_csv(ctx.path("val_predictions.csv"),
-              [{"file": str(imgs.files[i]), "true": imgs.classes[true[j]],
-                "predicted": int(pred[j]), "probability": f"{prob[j]:.6f}"}
+              [{"file": str(imgs.files[i]), "true": imgs.classes[s["true"][j]],
+                "predicted": int(s["pred"][j]), "probability": f"{s['prob'][j]:.6f}"}
                for j, i in enumerate(va)])
-    ctx.save_model(net, **classifier_metadata(
-        "anysize_cnn", {"input_size": cfg.image_size, "in_channels": c, "n_classes": k},
-        size, c, mean, std, imgs.classes, ctx.program.id, source_size=imgs.source_size))
-
-    h = result.history
-    curves_figure(ctx, h, "curves.png",
-                  "Loss and accuracy per epoch: training batches (augmented) and the "
-                  "validation images.", train_label="training (augmented, mean in epoch)")
-    confusion_figure(ctx, cm, imgs.classes, "confusion.png", "Validation confusion matrix")
-    shown = misclassified_figure(ctx, imgs.images[va], true, pred, prob, imgs.classes)
-
-    majority = max(np.bincount(true, minlength=k)) / len(true)
+    ctx.figure(figures.learning_curves(history, acc=True,
+                                       train_label="training (augmented, mean in epoch)"),
+               "curves.png", "Loss and accuracy per epoch: training batches (augmented) and "
+               "the validation images.")
+    ctx.figure(figures.confusion_figure(cm, imgs.classes, "Validation confusion matrix"),
+               "confusion.png", "Validation confusion matrix: rows are true classes, columns "
+               "predicted ones.")
+    fig, shown = misclassified_figure(imgs.images[va], s["true"], s["pred"], s["prob"],
+                                      imgs.classes)
+    if fig is not None:
+        ctx.figure(fig, "misclassified.png", f"Validation images the network got wrong (the "
+                   f"{shown} most confident mistakes), with the predicted class and its "
+                   "probability.")
     ctx.table("Validation confusion matrix (rows: true, columns: predicted)",
               ["true \\ predicted", *imgs.classes],
               [[cls, *map(int, cm[i])] for i, cls in enumerate(imgs.classes)])
-    ctx.table("Per epoch", ["epoch", "train loss", "train acc", "val loss", "val acc", "seconds"],
+    ctx.table("Per epoch", ["epoch", "train loss", "train acc", "val loss", "val acc",
+                            "seconds"],
               [[r["epoch"], r["loss"], r["acc"], r["val_loss"], r["val_acc"], r["seconds"]]
-               for r in h])
-    ctx.metrics.update({
-        "val_accuracy": val["acc"], "val_loss": val["loss"],
-        "majority_baseline": float(majority), "classes": imgs.classes,
-        "class_counts": counts, "skipped_files": len(imgs.skipped),
-        "train_size": len(tr), "val_size": len(va), "image_size": cfg.image_size,
-        "channels": c, "epochs": len(h), "parameters": count_parameters(net),
-        "confusion_matrix": cm.tolist(), "misclassified": int((pred != true).sum()),
-        "data": origin,
-    })
-    ctx.infer(f"Validation accuracy after {len(h)} epochs: {100 * val['acc']:.2f}% on "
-              f"{len(va):,} held-out images ({', '.join(imgs.classes)}), against "
-              f"{100 * majority:.2f}% for always answering the most common class.")
-    errs = {f"{imgs.classes[i]} taken for {imgs.classes[j]}": int(cm[i, j])
-            for i in range(k) for j in range(k) if i != j}
-    top = max(errs, key=errs.get) if errs else "none"
-    ctx.infer(f"{int((pred != true).sum())} validation images were misclassified; the most "
-              f"common mistake: {top} ({errs.get(top, 0)} times). {shown} of them are shown.")
-    if imgs.skipped:
-        ctx.infer(f"{len(imgs.skipped)} unreadable image files were skipped and counted, "
+               for r in history])
+    return shown
+
+
+def judge_folder(ctx: RunContext, s: dict, shown: int) -> None:
+    ctx.infer(f"Validation accuracy after {s['epochs']} epochs: {100 * s['val_accuracy']:.2f}% "
+              f"on {s['val_size']:,} held-out images ({', '.join(s['classes'])}).")
+    ctx.compare("validation accuracy", "The CNN", s["val_accuracy"], "the majority-class "
+                "baseline (always the most common validation class)", s["majority_baseline"],
+                better="higher")
+    mistake = (f"the most common mistake: {s['most_common_mistake']} "
+               f"({s['most_common_mistake_count']} times)" if s["most_common_mistake"]
+               else "no mistakes")
+    ctx.infer(f"{s['misclassified']} validation images were misclassified; {mistake}. "
+              f"{shown} of them are shown.")
+    if s["skipped_files"]:
+        ctx.infer(f"{s['skipped_files']} unreadable image files were skipped and counted, "
                   "not fatal.")
     ctx.note("The manual's loop never calls optimizer.zero_grad(), so every step adds the "
              "new gradient to all earlier ones; here each step zeroes the gradients first "
              "(dlab.training.supervised_step).")
 
 
+def run_folder(cfg: FolderConfig, ctx: RunContext) -> None:
+    imgs, origin, digits = load_folder(cfg, ctx)
+    flip = cfg.flip and not digits
+    if cfg.flip and not flip:
+        ctx.note("Left-right flips are off for the digit stand-in: a mirrored 3 or 5 is no "
+                 "longer that digit.")
+    sp = split_folder(cfg, ctx, imgs, flip)
+    net, result = train_folder(cfg, ctx, sp, len(imgs.classes), flip)
+    s = score_folder(net, result, sp, imgs, ctx.device)
+    ctx.save_model(net, **classifier_metadata(
+        "anysize_cnn", {"input_size": cfg.image_size, "in_channels": sp["channels"],
+                        "n_classes": len(imgs.classes)},
+        (cfg.image_size, cfg.image_size), sp["channels"], sp["mean"], sp["std"],
+        imgs.classes, ctx.program.id, source_size=imgs.source_size))
+    ctx.metrics.update({k: v for k, v in s.items() if k not in ("pred", "prob", "true")})
+    ctx.metrics.update({"image_size": cfg.image_size, "data": origin})
+    shown = write_folder(cfg, ctx, s, sp, imgs, result.history)
+    judge_folder(ctx, s, shown)
+
+
 ANY_SIZE_CNN = Implementation(config=AnySizeConfig, run=run_any_size, profiles={
     "smoke": {"sizes": (32, 64)},
     "full": {},
-})
+}, targets=(
+    Target("all_shapes_right", equals=True,
+           why="the flatten size follows the input size at every size tried"),
+    Target("manual_runs_only_at_32", equals=True,
+           why="the manual's fixed 128*4*4 is shown to fit only 32x32 input"),
+))
 
 IMAGE_FOLDER = Implementation(config=FolderConfig, run=run_folder, profiles={
     "smoke": {"epochs": 1, "per_class": 60, "image_size": 16, "crop_pad": 2},
     "full": {"epochs": 10, "per_class": 0, "image_size": 64, "crop_pad": 8},
-})
+}, targets=(
+    Target("val_accuracy", above="majority_baseline", profiles=("quick", "full"),
+           why="the CNN beats always answering the most common class"),
+))

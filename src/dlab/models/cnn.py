@@ -146,10 +146,6 @@ class ManualCatDogCNN(nn.Module):
         return self.fc2(torch.relu(self.fc1(x)))
 
 
-def count_parameters(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
-
-
 def convnet_hand_count(input_size: int = 64, in_channels: int = 3, n_classes: int = 10,
                        filters: Sequence[int] = (32, 64, 128), dense: int = 128) -> list[tuple]:
     """Parameters of each ConvNet layer from the formulas, as (layer, output shape, count).
