@@ -1,4 +1,5 @@
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -142,7 +143,9 @@ def _toy_digits(n, seed):
     return x, y
 
 
-def test_classifier_is_trained_once_cached_and_seeded_apart_from_the_run(tmp_path):
+def test_classifier_is_trained_once_cached_and_seeded_apart_from_the_run(tmp_path,
+                                                                        monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "user-cache"))
     xtr, ytr = _toy_digits(300, 0)
     xte, yte = _toy_digits(100, 1)
     spec = quality.ClassifierSpec((4, 8), 16, epochs=4, batch_size=32, lr=2e-2, seed=4)
@@ -177,3 +180,76 @@ def test_classifier_is_trained_once_cached_and_seeded_apart_from_the_run(tmp_pat
     d = quality.load_or_train_classifier(xtr, ytr, xte, yte, source="toy",
                                          ctx=_ctx(tmp_path / "c"), spec=spec)
     assert not d.cached and torch.load(d.path, weights_only=True).keys() == saved.keys()
+
+
+SPEC = quality.ClassifierSpec((4, 8), 16, epochs=4, batch_size=32, lr=2e-2, seed=4)
+
+
+def test_a_read_only_data_folder_falls_back_to_the_user_cache(tmp_path, monkeypatch):
+    import errno
+
+    xtr, ytr = _toy_digits(300, 0)
+    xte, yte = _toy_digits(100, 1)
+    user = tmp_path / "user-cache"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(user))
+    data = tmp_path / "data"
+    data.mkdir()
+    real_atomic = quality.atomic_path
+
+    def read_only(path):  # the data folder refuses writes as a read-only mount does
+        if data in Path(path).parents:
+            raise OSError(errno.EROFS, "Read-only file system", str(path))
+        return real_atomic(path)
+
+    monkeypatch.setattr(quality, "atomic_path", read_only)
+    a = quality.load_or_train_classifier(xtr, ytr, xte, yte, source="toy",
+                                         ctx=_ctx(data), spec=SPEC)
+    assert not a.cached and a.path.parent == user / "dlab" / "classifiers"
+    assert "Read-only file system" in a.note and str(user / "dlab" / "classifiers") in a.note
+    # the next run finds it there
+    b = quality.load_or_train_classifier(xtr, ytr, xte, yte, source="toy",
+                                         ctx=_ctx(data), spec=SPEC)
+    assert b.cached and b.path == a.path and b.test_accuracy == a.test_accuracy
+
+    # neither folder writable (a file where the folders should be): trained, not cached
+    monkeypatch.setattr(quality, "atomic_path", real_atomic)
+    blocked = tmp_path / "blocked"
+    blocked.mkdir()
+    (blocked / "classifiers").write_text("a file, not a folder")
+    (tmp_path / "file-cache").write_text("a file, not a folder")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "file-cache"))
+    c = quality.load_or_train_classifier(xtr, ytr, xte, yte, source="toy",
+                                         ctx=_ctx(blocked), spec=SPEC)
+    assert c.path is None and not c.cached and "trained for this run only" in c.note
+    assert c.test_accuracy == pytest.approx(a.test_accuracy)
+
+
+def test_the_judge_is_calibrated_on_real_digits(tmp_path, monkeypatch):
+    """A classifier that reaches its accuracy calls real digits not collapsed, puts two
+    halves of them at the floor, and calls a one-class set collapsed."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "user-cache"))
+    xtr, ytr = _toy_digits(300, 0)
+    xte, yte = _toy_digits(400, 1)
+    clf = quality.load_or_train_classifier(xtr, ytr, xte, yte, source="toy",
+                                           ctx=_ctx(tmp_path), spec=SPEC)
+    assert clf.test_accuracy >= 0.95
+    ref = quality.quality_reference(clf.model, xtr, xte, 200, torch.Generator().manual_seed(0))
+    cal = quality.real_calibration(clf.model, xte, ref, torch.Generator().manual_seed(1))
+    assert cal["real_rare_classes"] == 0 and cal["real_mode_collapse"] is False
+    assert cal["real_class_entropy_fraction"] > 0.99
+    assert cal["n_real_half"] == 200
+    assert cal["frechet_real_halves"] < 0.05 * ref.ceiling  # real vs real far below noise
+    assert abs(cal["frechet_real_halves_relative"]) < 0.05  # at the floor
+    ones = xte[yte == 3]  # every digit of one class: collapsed by the same criterion
+    cal1 = quality.real_calibration(clf.model, ones, ref, torch.Generator().manual_seed(1))
+    assert cal1["real_rare_classes"] == 9 and cal1["real_mode_collapse"] is True
+
+
+def test_scores_are_plain_numbers_that_load_with_weights_only(tmp_path):
+    rng = np.random.default_rng(5)
+    real = rng.normal(size=(200, 4))
+    probs = np.full((100, 10), 0.1)
+    s = quality.quality_score(real + 0.5, probs, _reference(real))
+    assert {type(v) for v in s.values()} <= {float, int, bool}
+    torch.save({"history": [s]}, tmp_path / "c.pt")
+    assert torch.load(tmp_path / "c.pt", weights_only=True)["history"][0] == s

@@ -17,16 +17,23 @@ generated images in its terms:
 The classifier is cached as a state_dict (loaded with weights_only=True) in
 `<data dir>/classifiers/`, named after the data source, the training set size, the
 architecture and training settings, the seed and `CLASSIFIER_VERSION`, so every run
-with the same settings scores against the very same network. Its training draws its
-randomness from its own seed inside `torch.random.fork_rng`, so whether it was
-trained or loaded leaves the caller's random state (and thus the rest of a run)
+with the same settings scores against the very same network. Where that folder cannot
+be written (a read-only data folder) the user cache folder is used, and where neither
+can, the classifier is trained for this run only; the run says which. Its training
+draws its randomness from its own seed inside `torch.random.fork_rng`, so whether it
+was trained or loaded leaves the caller's random state (and thus the rest of a run)
 unchanged.
+
+The judge is itself checked (`real_calibration`): real held-out digits scored by the
+classifier must not be called collapsed, and the Frechet distance between two disjoint
+halves of the real digits must sit at the floor, far below noise.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
 import time
 import warnings
 from dataclasses import dataclass
@@ -42,7 +49,7 @@ from dlab.metrics import class_spread, frechet_distance
 from dlab.models.classifier import MNISTClassifier
 from dlab.runs import RunContext
 
-CLASSIFIER_VERSION = "2"  # bump when the classifier's code or training changes
+CLASSIFIER_VERSION = "3"  # bump when the classifier's code or training data change
 RARE_FRACTION = 0.02  # a class is "rare" among generated digits below this share
 
 
@@ -76,9 +83,10 @@ class ClassifierSpec:
 class TrainedClassifier:
     model: MNISTClassifier
     test_accuracy: float  # on the test split of the same source
-    path: Path  # the cached state_dict
+    path: Path | None  # the cached state_dict (None: trained for this run only)
     cached: bool  # True when loaded from the cache rather than trained now
     train_seconds: float  # time the training took (when it was trained)
+    note: str = ""  # where it was cached when the data folder could not take it
 
 
 class _SeededBatches:
@@ -106,36 +114,61 @@ def cache_dir(ctx: RunContext | None = None) -> Path:
     return data_dir(ctx.data_dir if ctx is not None else None) / "classifiers"
 
 
-def load_or_train_classifier(x_train: torch.Tensor, y_train: torch.Tensor,
-                             x_test: torch.Tensor, y_test: torch.Tensor, *, source: str,
-                             ctx: RunContext, spec: ClassifierSpec = ClassifierSpec(),
-                             folder: Path | None = None) -> TrainedClassifier:
-    """The scoring classifier for one data source: from the cache, else trained and cached.
+def user_cache_dir() -> Path:
+    """The fallback cache: $XDG_CACHE_HOME/dlab/classifiers, else ~/.cache/dlab/classifiers."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base).expanduser() / "dlab" / "classifiers"
 
-    x_train, x_test: images (N, 1, 28, 28) in [-1, 1]; y_train, y_test: labels (N,) int64.
-    source: a short name of the data ("bundled", "full") for the cache key.
-    Training goes through `dlab.training.fit` (history rows named "classifier").
-    """
-    from dlab.training import accuracy, evaluate, fit
 
-    folder = Path(folder) if folder is not None else cache_dir(ctx)
-    name = spec.cache_name(source, len(x_train))
+def _folders(folder: Path) -> list[Path]:
+    fallback = user_cache_dir()
+    return [folder] if fallback == folder else [folder, fallback]
+
+
+def _load_cached(folder: Path, name: str, spec: ClassifierSpec, ctx: RunContext,
+                 forked: list[int]) -> TrainedClassifier | None:
     path, meta_path = folder / f"{name}.pt", folder / f"{name}.json"
-    device = ctx.device
-    forked = [torch.cuda.current_device()] if device == "cuda" else []
-    if path.exists() and meta_path.exists():
-        try:
-            with torch.random.fork_rng(devices=forked):  # building it draws initial weights
-                model = MNISTClassifier(spec.channels, spec.feature_dim)
-            model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-            meta = json.loads(meta_path.read_text())
-            ctx.log(f"scoring classifier loaded from {path}")
-            return TrainedClassifier(model.to(device).eval(), float(meta["test_accuracy"]),
-                                     path, True, float(meta.get("train_seconds", 0.0)))
-        except Exception as exc:  # any unreadable cache entry is trained again, not trusted
-            ctx.log(f"cached classifier {path} unreadable ({exc}); training it again")
+    if not (path.exists() and meta_path.exists()):
+        return None
+    try:
+        with torch.random.fork_rng(devices=forked):  # building it draws initial weights
+            model = MNISTClassifier(spec.channels, spec.feature_dim)
+        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        meta = json.loads(meta_path.read_text())
+        ctx.log(f"scoring classifier loaded from {path}")
+        return TrainedClassifier(model.to(ctx.device).eval(), float(meta["test_accuracy"]),
+                                 path, True, float(meta.get("train_seconds", 0.0)))
+    except Exception as exc:  # any unreadable cache entry is trained again, not trusted
+        ctx.log(f"cached classifier {path} unreadable ({exc}); training it again")
+        return None
 
-    t0 = time.perf_counter()
+
+def _save(folders: list[Path], name: str, model: MNISTClassifier,
+          meta: dict[str, Any]) -> tuple[Path | None, str]:
+    """Cache the classifier in the first folder that takes it: (path or None, a note)."""
+    refused = []
+    for folder in folders:
+        path = folder / f"{name}.pt"
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            with atomic_path(path) as tmp:
+                torch.save({k: v.cpu() for k, v in model.state_dict().items()}, tmp)
+            write_json(folder / f"{name}.json", meta)
+        except OSError as exc:
+            refused.append(f"{folder} ({exc.strerror or exc})")
+            continue
+        note = (f"{' and '.join(refused)} could not be written, so it is cached in {folder}"
+                if refused else "")
+        return path, note
+    return None, (f"{' and '.join(refused)} could not be written, so it was trained for "
+                  "this run only")
+
+
+def _train(x_train: torch.Tensor, y_train: torch.Tensor, spec: ClassifierSpec,
+           ctx: RunContext, forked: list[int]) -> MNISTClassifier:
+    from dlab.training import accuracy, fit
+
+    device = ctx.device
     with torch.random.fork_rng(devices=forked):
         torch.manual_seed(spec.seed)  # initial weights and dropout
         model = MNISTClassifier(spec.channels, spec.feature_dim).to(device)
@@ -146,18 +179,44 @@ def load_or_train_classifier(x_train: torch.Tensor, y_train: torch.Tensor,
                               spec.seed)
         fit(model, data, ctx=ctx, epochs=spec.epochs, optimizer=opt, loss_fn=F.cross_entropy,
             metrics={"acc": accuracy}, name="classifier", scheduler=schedule)
+    return model.eval()
+
+
+def load_or_train_classifier(x_train: torch.Tensor, y_train: torch.Tensor,
+                             x_test: torch.Tensor, y_test: torch.Tensor, *, source: str,
+                             ctx: RunContext, spec: ClassifierSpec = ClassifierSpec(),
+                             folder: Path | None = None) -> TrainedClassifier:
+    """The scoring classifier for one data source: from the cache, else trained and cached.
+
+    x_train, x_test: images (N, 1, 28, 28) in [-1, 1]; y_train, y_test: labels (N,) int64.
+    source: a short name of the data ("bundled", "full") for the cache key.
+    Training goes through `dlab.training.fit` (history rows named "classifier"). The cache
+    is `folder` (default `cache_dir(ctx)`), else `user_cache_dir()` when that folder
+    cannot be written, else none (the returned `note` says so).
+    """
+    from dlab.training import accuracy, evaluate
+
+    folders = _folders(Path(folder) if folder is not None else cache_dir(ctx))
+    name = spec.cache_name(source, len(x_train))
+    forked = [torch.cuda.current_device()] if ctx.device == "cuda" else []
+    for f in folders:
+        found = _load_cached(f, name, spec, ctx, forked)
+        if found is not None:
+            return found
+
+    t0 = time.perf_counter()
+    model = _train(x_train, y_train, spec, ctx, forked)
     seconds = time.perf_counter() - t0
     test_acc = evaluate(model, (x_test, y_test), None, {"acc": accuracy},
-                        device=device)["acc"]
-    model.eval()
-    with atomic_path(path) as tmp:
-        torch.save({k: v.cpu() for k, v in model.state_dict().items()}, tmp)
-    write_json(meta_path, {"source": source, "n_train": len(x_train), "n_test": len(x_test),
-                           "test_accuracy": test_acc, "train_seconds": seconds,
-                           "spec": {k: getattr(spec, k) for k in spec.__dataclass_fields__},
-                           "version": CLASSIFIER_VERSION})
-    ctx.log(f"scoring classifier trained ({test_acc:.2%} test accuracy) and cached at {path}")
-    return TrainedClassifier(model, test_acc, path, False, seconds)
+                        device=ctx.device)["acc"]
+    meta = {"source": source, "n_train": len(x_train), "n_test": len(x_test),
+            "test_accuracy": test_acc, "train_seconds": seconds,
+            "spec": {k: getattr(spec, k) for k in spec.__dataclass_fields__},
+            "version": CLASSIFIER_VERSION}
+    path, note = _save(folders, name, model, meta)
+    ctx.log(f"scoring classifier trained ({test_acc:.2%} test accuracy); "
+            + (f"cached at {path}" if path else "not cached") + (f": {note}" if note else ""))
+    return TrainedClassifier(model, float(test_acc), path, False, seconds, note)
 
 
 @torch.inference_mode()
@@ -199,10 +258,10 @@ def frechet(features1: np.ndarray, features2: np.ndarray) -> float:
 class QualityReference:
     """What generated samples are compared with, computed once per run."""
 
-    real_features: np.ndarray  # (N_test, F) features of the real test digits
-    floor: float  # distance of n real training digits to the test digits
-    ceiling: float  # distance of n uniform-noise images to the test digits
-    real_confidence: float  # mean classifier confidence on the real test digits
+    real_features: np.ndarray  # (N_ref, F) features of the reference digits (held out)
+    floor: float  # distance of n real training digits to the reference digits
+    ceiling: float  # distance of n uniform-noise images to the reference digits
+    real_confidence: float  # mean classifier confidence on the reference digits
     n_samples: int  # n, the sample size of floor, ceiling and every score
 
 
@@ -211,8 +270,9 @@ def quality_reference(model: MNISTClassifier, x_train: torch.Tensor, x_test: tor
                       device: str = "cpu") -> QualityReference:
     """Floor and ceiling of the Frechet distance for samples of size n_samples.
 
-    x_train, x_test: real images (N, 1, 28, 28) in [-1, 1]. The floor draws n_samples
-    training digits (without replacement, with `generator`); the ceiling draws
+    x_train: real training images, x_test: the reference images (validation or test
+    digits, held out from training), both (N, 1, 28, 28) in [-1, 1]. The floor draws
+    n_samples training digits (without replacement, with `generator`); the ceiling draws
     n_samples images of uniform noise in [-1, 1]. Both are compared with all of x_test,
     as generated samples will be, so the three numbers share the same small-sample bias.
     """
@@ -224,6 +284,33 @@ def quality_reference(model: MNISTClassifier, x_train: torch.Tensor, x_test: tor
     noise_f, _ = classify(model, noise, device=device)
     return QualityReference(real_f, frechet(train_f, real_f), frechet(noise_f, real_f),
                             float(real_p.max(axis=1).mean()), n)
+
+
+def real_calibration(model: MNISTClassifier, x_real: torch.Tensor, ref: QualityReference,
+                     generator: torch.Generator, collapse_rare_classes: int = 5,
+                     device: str = "cpu") -> dict[str, Any]:
+    """The judge applied to real digits, where the answers are known.
+
+    x_real: real held-out digits (N, 1, 28, 28) in [-1, 1] (the reference set of `ref`).
+    Returns the class spread of the classifier's predictions on them (a working judge
+    calls them not collapsed) and the Frechet distance between two disjoint random halves
+    of them (a working judge puts it at the floor: `frechet_real_halves_relative`, its
+    place between ref's floor and ceiling, near 0).
+    """
+    feats, probs = classify(model, x_real, device=device)
+    spread = class_spread(probs.argmax(axis=1), probs.shape[1], RARE_FRACTION)
+    order = torch.randperm(len(x_real), generator=generator).numpy()
+    half = len(order) // 2
+    d = frechet(feats[order[:half]], feats[order[half:2 * half]])
+    span = ref.ceiling - ref.floor
+    return {
+        "real_class_entropy_fraction": float(spread["class_entropy_fraction"]) + 0.0,
+        "real_rare_classes": int(spread["rare_classes"]),
+        "real_mode_collapse": bool(spread["rare_classes"] >= collapse_rare_classes),
+        "frechet_real_halves": d,
+        "frechet_real_halves_relative": (d - ref.floor) / span if span > 0 else float("nan"),
+        "n_real_half": half,
+    }
 
 
 def collapse_criterion(collapse_rare_classes: int) -> str:
@@ -245,10 +332,12 @@ def quality_score(features: np.ndarray, probs: np.ndarray, ref: QualityReference
     spread["class_entropy"] += 0.0  # -0.0 (one class) prints as 0
     spread["class_entropy_fraction"] += 0.0
     span = ref.ceiling - ref.floor
-    return {
-        "frechet": fd,
-        "frechet_relative": (fd - ref.floor) / span if span > 0 else float("nan"),
-        **spread,
+    return {  # plain Python numbers: they go into checkpoints loaded with weights_only
+        "frechet": float(fd),
+        "frechet_relative": float((fd - ref.floor) / span) if span > 0 else float("nan"),
+        "class_entropy": float(spread["class_entropy"]),
+        "class_entropy_fraction": float(spread["class_entropy_fraction"]),
+        "rare_classes": int(spread["rare_classes"]),
         "mean_confidence": float(probs.max(axis=1).mean()),
         "mode_collapse": bool(spread["rare_classes"] >= collapse_rare_classes),
     }

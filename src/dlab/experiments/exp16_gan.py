@@ -15,7 +15,11 @@ while D is still winning. Both networks use Adam with lr 2e-4 and betas (0.5, 0.
 Samples from the same fixed noise are drawn after every epoch; quality is measured
 once an epoch (never per batch) with `dlab.quality`: a Frechet distance in the
 features of an MNIST classifier, between a floor (real digits) and a ceiling (noise),
-the spread of the generated classes, and the classifier's confidence.
+the spread of the generated classes, and the classifier's confidence. The distance to
+validation digits (carved from the training split, never trained on) chooses the best
+epoch and the study's best setting; the distance to the test digits is only reported.
+The judge is checked before it judges: collapse and class-spread verdicts are issued
+only when the classifier reaches its target accuracy and real digits pass its criteria.
 """
 
 from __future__ import annotations
@@ -24,22 +28,29 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from dlab.errors import DataError, DlabError
 from dlab.io import atomic_path
 from dlab.registry import Implementation
 from dlab.runs import RunContext
 from dlab.studies import Study, StudySettings, execute, record
+from dlab.verdicts import Target
 
 KINDS = ("mlp", "dcgan")
+Kind = Literal["mlp", "dcgan"]
 TITLES = {"mlp": "MLP GAN", "dcgan": "DCGAN"}
-DATA_SOURCES = ("auto", "bundled", "full")
 D_WINS = 0.05  # D "wins outright" when its mean output on fakes ends below this
+VAL_SEED = 16  # the validation split is fixed, so every run's classifier is the same
+TARGET_ACCURACY = {"bundled": 0.95, "full": 0.99}  # the scoring classifier's, per source
+REAL_AT_FLOOR = 0.02  # real-vs-real Frechet within 2% of the floor-to-noise span
+NEAR_FLOOR = 0.1  # "near the floor": within 10% of the way from real digits to noise
+IMAGE_SIZE = (28, 28)
 
 
 # ------------------------------------------------------------------ the step
@@ -92,23 +103,17 @@ def gan_step(gan: nn.ModuleDict, opt_g: torch.optim.Optimizer, opt_d: torch.opti
 # ------------------------------------------------------------------ pictures
 
 
-def sample_grid(images: torch.Tensor | np.ndarray, ncol: int, pad: int = 2,
-                background: int = 64) -> np.ndarray:
+def sample_grid(images: torch.Tensor | np.ndarray, ncol: int, pad: int = 2) -> np.ndarray:
     """Tile images (N, 1, H, W) in [-1, 1] into one uint8 picture, row by row.
 
     Returns (rows * (H + pad) + pad, ncol * (W + pad) + pad) uint8, rows = ceil(N / ncol);
-    -1 maps to 0 and 1 to 255; gaps are `background`.
+    -1 maps to 0 and 1 to 255; the gaps are mid-grey (128), as `report.figures.tile` makes.
     """
+    from dlab.report.figures import tile
+
     x = np.asarray(images.detach().cpu() if isinstance(images, torch.Tensor) else images)
-    n, _, h, w = x.shape
-    rows = math.ceil(n / ncol)
-    pix = np.clip(np.round((x[:, 0] + 1.0) * 127.5), 0, 255).astype(np.uint8)  # (N, H, W)
-    out = np.full((rows * (h + pad) + pad, ncol * (w + pad) + pad), background, np.uint8)
-    for i in range(n):
-        r, c = divmod(i, ncol)
-        top, left = pad + r * (h + pad), pad + c * (w + pad)
-        out[top:top + h, left:left + w] = pix[i]
-    return out
+    picture = tile((x[:, 0] + 1.0) / 2.0, ncol, pad=pad)  # (N, H, W) in [0, 1]
+    return np.clip(np.round(picture * 255.0), 0, 255).astype(np.uint8)
 
 
 def _save_png(path: Path, picture: np.ndarray) -> None:
@@ -142,14 +147,15 @@ def _save_gif(path: Path, frames: list[Path], ms_per_frame: int = 300) -> bool:
     return True
 
 
-# ------------------------------------------------------------------ 16.1
+# ------------------------------------------------------------------ 16.1 settings
 
 
 @dataclass
 class GANConfig:
-    models: tuple[str, ...] = ("mlp", "dcgan")  # GANs to train: mlp (the manual's), dcgan
-    data: str = "auto"  # MNIST: auto (full when in the data folder, else bundled), bundled, full
-    n_train: int = 0  # training digits the GANs see (0 = all of the training split)
+    models: tuple[Kind, ...] = ("mlp", "dcgan")  # GANs to train: mlp (the manual's), dcgan
+    source: Literal["auto", "bundled", "full"] = "auto"  # MNIST: auto = full when present
+    n_train: int = 0  # training digits the GANs see (0 = all not held out for validation)
+    n_val: int = 1000  # validation digits carved from the training split (stratified)
     epochs: int = 10  # epochs per GAN
     batch_size: int = 128  # the manual's
     lr: float = 2e-4  # Adam learning rate of both networks (the manual's)
@@ -163,19 +169,19 @@ class GANConfig:
     classifier_channels: tuple[int, ...] = (16, 32)  # scoring classifier's conv channels
     classifier_features: int = 64  # its feature layer (the Frechet distance's space)
     classifier_epochs: int = 10  # its training epochs (trained once, then cached)
+    classifier_batch_size: int = 128  # its batch size
     classifier_seed: int = 0  # its seed (fixed, so every run scores with the same network)
-    classifier_n_train: int = 0  # digits it trains on (0 = the whole training split)
+    classifier_n_train: int = 0  # digits it trains on (0 = all not held out for validation)
     collapse_rare_classes: int = 5  # mode collapse: at least this many classes under 2%
 
     def validate(self) -> None:
-        if not self.models or len(set(self.models)) != len(self.models) or not set(
-                self.models) <= set(KINDS):
+        if not self.models or len(set(self.models)) != len(self.models):
             raise ValueError(f"models must be distinct names from {', '.join(KINDS)}, "
                              f"e.g. --set models=mlp,dcgan; got {','.join(self.models)}")
-        if self.data not in DATA_SOURCES:
-            raise ValueError(f"data must be one of {', '.join(DATA_SOURCES)}, got {self.data!r}")
         if self.n_train < 0 or (0 < self.n_train < self.batch_size):
             raise ValueError(f"n_train must be 0 (all) or at least batch_size, got {self.n_train}")
+        if self.n_val < 100:
+            raise ValueError(f"n_val must be at least 100 (a covariance is fit), got {self.n_val}")
         if not 0.0 <= self.beta1 < 1.0:
             raise ValueError(f"beta1 must be in [0, 1), got {self.beta1}")
         if self.latent_dim < 1 or min(self.g_hidden, default=0) < 1 or min(
@@ -188,26 +194,207 @@ class GANConfig:
             raise ValueError(f"grid must be 1 to 16, got {self.grid}")
         if len(self.classifier_channels) != 2 or min(self.classifier_channels) < 1:
             raise ValueError("classifier_channels must be two positive counts, e.g. 32,64")
-        if self.classifier_n_train < 0:
-            raise ValueError("classifier_n_train must be 0 (all) or more")
+        if self.classifier_n_train < 0 or self.classifier_batch_size < 1:
+            raise ValueError("classifier_n_train must be 0 (all) or more, "
+                             "classifier_batch_size at least 1")
         if self.classifier_features < 2:
             raise ValueError("classifier_features must be at least 2")
         if not 1 <= self.collapse_rare_classes <= 10:
             raise ValueError("collapse_rare_classes must be 1 to 10")
 
 
-def _stability(last: dict[str, Any]) -> str:
-    """A one-word stability mark from the last epoch's row."""
-    if last.get("mode_collapse"):
-        return "mode collapse"
-    if last["d_fake"] < D_WINS:
-        return "D wins"
-    return "stable"
+# ------------------------------------------------------------------ 16.1 data
+
+
+@dataclass
+class Digits:
+    """MNIST for 16.1, images (N, 1, 28, 28) in [-1, 1] and labels (N,) int64."""
+
+    source: str  # "bundled" or "full"
+    x_gan: torch.Tensor  # what the GANs train on (no labels used)
+    x_pool: torch.Tensor  # the training split less the validation digits
+    y_pool: torch.Tensor
+    x_val: torch.Tensor  # validation digits, carved from the training split
+    y_val: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+
+
+def check_image_size(data: Any, program: str = "16.1") -> None:
+    """One clear DataError when the images are not 28x28 (the networks' input)."""
+    for split, x in (("training", data.x_train), ("test", data.x_test)):
+        if tuple(x.shape[1:]) != IMAGE_SIZE:
+            size = "x".join(str(s) for s in x.shape[1:])
+            raise DataError(f"{data.provenance.name} ({data.provenance.source}): the {split} "
+                            f"images are {size}; {program}'s networks take 28x28 digits")
+
+
+def load_digits(cfg: GANConfig, ctx: RunContext) -> Digits:
+    """Load MNIST, check it, carve the validation digits and pick the GANs' digits."""
+    from dlab.data.mnist import load_mnist
+    from dlab.data.subsets import stratified_sample
+    from dlab.quality import to_unit_range
+
+    data = load_mnist(cfg.source, ctx.data_dir)
+    check_image_size(data)
+    if cfg.n_val >= len(data.y_train):
+        raise DataError(f"{data.provenance.name} has {len(data.y_train):,} training digits; "
+                        f"n_val ({cfg.n_val}) must leave some to train on")
+    source = "full" if "full" in data.provenance.name else "bundled"
+    ctx.data(data.describe())
+    val = stratified_sample(data.y_train, cfg.n_val, VAL_SEED)
+    pool = np.setdiff1d(np.arange(len(data.y_train)), val)
+    x_pool, y_pool = to_unit_range(data.x_train[pool]), torch.as_tensor(data.y_train[pool])
+    x_gan = x_pool
+    if cfg.n_train and cfg.n_train < len(pool):
+        pick = stratified_sample(data.y_train[pool], cfg.n_train, ctx.seed * 1_000_003 + 16)
+        x_gan = x_pool[torch.as_tensor(pick)]
+    return Digits(source, x_gan, x_pool, y_pool.long(), to_unit_range(data.x_train[val]),
+                  torch.as_tensor(data.y_train[val]).long(), to_unit_range(data.x_test),
+                  torch.as_tensor(data.y_test).long())
+
+
+def describe_digits(ctx: RunContext, d: Digits) -> None:
+    from dlab.data.subsets import class_counts
+
+    def counts(y: torch.Tensor) -> str:
+        return ", ".join(f"{k}: {n}" for k, n in class_counts(y.numpy()).items())
+
+    ctx.data(f"The GANs train on {len(d.x_gan):,} training digits scaled to [-1, 1] "
+             f"(x / 127.5 - 1), the range of the generators' tanh; no labels are used.")
+    ctx.data(f"Validation: {len(d.x_val):,} digits carved from the training split (seeded, "
+             f"stratified; never trained on by the GANs or the scoring classifier), class "
+             f"counts {counts(d.y_val)}. They choose the best epoch (and the study's best "
+             "setting).")
+    ctx.data(f"Test: all {len(d.x_test):,} test digits, class counts {counts(d.y_test)}; "
+             "their Frechet distance is reported, never used to choose.")
+
+
+# ------------------------------------------------------------------ 16.1 the judge
+
+
+@dataclass
+class Judge:
+    """The scoring classifier, the two references it scores against, and its checks."""
+
+    classifier: Any  # dlab.quality.TrainedClassifier
+    target_accuracy: float
+    val_ref: Any  # dlab.quality.QualityReference on the validation digits
+    test_ref: Any  # ... on the test digits
+    calibration: dict[str, Any]  # dlab.quality.real_calibration on the test digits
+
+    @property
+    def ready(self) -> bool:
+        """Whether the classifier is accurate enough for its verdicts to mean anything."""
+        return self.classifier.test_accuracy >= self.target_accuracy
+
+
+def build_judge(cfg: GANConfig, ctx: RunContext, d: Digits) -> Judge:
+    from dlab.data.subsets import stratified_sample
+    from dlab.quality import (
+        ClassifierSpec,
+        load_or_train_classifier,
+        quality_reference,
+        real_calibration,
+    )
+
+    spec = ClassifierSpec(tuple(cfg.classifier_channels), cfg.classifier_features,
+                          cfg.classifier_epochs, cfg.classifier_batch_size,
+                          seed=cfg.classifier_seed)
+    x, y = d.x_pool, d.y_pool
+    if cfg.classifier_n_train and cfg.classifier_n_train < len(x):
+        pick = torch.as_tensor(stratified_sample(y.numpy(), cfg.classifier_n_train,
+                                                 cfg.classifier_seed))
+        x, y = x[pick], y[pick]
+    clf = load_or_train_classifier(x, y, d.x_test, d.y_test, source=d.source, ctx=ctx,
+                                   spec=spec)
+    n = min(cfg.n_quality, len(d.x_pool))  # the floor cannot use more real digits
+    val_ref = quality_reference(clf.model, d.x_pool, d.x_val, n, ctx.torch_generator(6),
+                                ctx.device)
+    test_ref = quality_reference(clf.model, d.x_pool, d.x_test, n, ctx.torch_generator(7),
+                                 ctx.device)
+    calibration = real_calibration(clf.model, d.x_test, test_ref, ctx.torch_generator(8),
+                                   cfg.collapse_rare_classes, ctx.device)
+    return Judge(clf, TARGET_ACCURACY[d.source], val_ref, test_ref, calibration)
+
+
+def judge_metrics(cfg: GANConfig, judge: Judge, source: str) -> dict[str, Any]:
+    """The judge's own measured values, for metrics.json (and its targets)."""
+    from dlab.quality import collapse_criterion
+
+    clf = judge.classifier
+    return {
+        "data": source,  # the older key, kept
+        "data_source": source,
+        "classifier_test_acc": clf.test_accuracy,
+        "classifier_target_acc": judge.target_accuracy,
+        "classifier_cached": clf.cached,
+        "judge_ready": judge.ready,
+        "frechet_floor": judge.test_ref.floor,
+        "frechet_ceiling": judge.test_ref.ceiling,
+        "val_frechet_floor": judge.val_ref.floor,
+        "val_frechet_ceiling": judge.val_ref.ceiling,
+        "real_confidence": judge.test_ref.real_confidence,
+        "n_quality": judge.test_ref.n_samples,
+        "n_val": len(judge.val_ref.real_features),
+        **judge.calibration,
+        "mode_collapse_criterion": collapse_criterion(cfg.collapse_rare_classes),
+    }
+
+
+# ------------------------------------------------------------------ 16.1 training
+
+
+def _build(kind: str, cfg: GANConfig, ctx: RunContext):
+    """The GAN pair (seeded by run seed and kind, not by training order) and its two Adams."""
+    from dlab.models.gan import build_gan
+
+    k = KINDS.index(kind) + 1
+    forked = [torch.cuda.current_device()] if ctx.device == "cuda" else []
+    with torch.random.fork_rng(devices=forked):
+        torch.manual_seed(ctx.seed * 1_000_003 + 100 + k)
+        gan = build_gan(kind, cfg.latent_dim, cfg.g_hidden, cfg.d_hidden,
+                        cfg.dcgan_width).to(ctx.device)
+    betas = (cfg.beta1, 0.999)
+    opt_g = torch.optim.Adam(gan["generator"].parameters(), lr=cfg.lr, betas=betas)
+    opt_d = torch.optim.Adam(gan["discriminator"].parameters(), lr=cfg.lr, betas=betas)
+    return gan, opt_g, opt_d
+
+
+def _resume_epoch(ctx: RunContext, kind: str) -> int:
+    """The first epoch to train: 1, or after the last checkpointed one on --resume.
+
+    The checkpoint is read with weights_only=True (tensors, numbers and plain containers
+    only), so a tampered file cannot run code; one that does not load so is refused."""
+
+    ckpt = ctx.checkpoint_path(kind)
+    if not (ctx.resume and ckpt.exists()):
+        return 1
+    try:
+        state = torch.load(ckpt, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise DlabError(f"{ckpt}: not a checkpoint that loads safely ({type(exc).__name__}); "
+                        "remove it or run again without --resume") from None
+    return int(state["epoch"]) + 1
+
+
+def epoch_scores(features: np.ndarray, probs: np.ndarray, judge: Judge,
+                 collapse_rare_classes: int) -> dict[str, Any]:
+    """Scores of one epoch's samples: val_frechet(_relative) against the validation digits
+    (used to choose), frechet(_relative) against the test digits (reported only), and the
+    class spread and confidence (the same against either)."""
+    from dlab.quality import frechet, quality_score
+
+    out = quality_score(features, probs, judge.test_ref, collapse_rare_classes)
+    v, ref = frechet(features, judge.val_ref.real_features), judge.val_ref
+    out["val_frechet"] = float(v)
+    out["val_frechet_relative"] = (float((v - ref.floor) / (ref.ceiling - ref.floor))
+                                   if ref.ceiling > ref.floor else float("nan"))
+    return out
 
 
 def train_gan(kind: str, cfg: GANConfig, ctx: RunContext, x_train: torch.Tensor,
-              classifier: Any, reference: Any, z_fixed: torch.Tensor,
-              z_quality: torch.Tensor) -> dict[str, Any]:
+              judge: Judge, z_fixed: torch.Tensor, z_quality: torch.Tensor) -> dict[str, Any]:
     """Train one GAN through `fit`; sample and score it after every epoch.
 
     x_train: (N, 1, 28, 28) in [-1, 1] on ctx.device. z_fixed (grid^2, latent_dim) and
@@ -215,33 +402,15 @@ def train_gan(kind: str, cfg: GANConfig, ctx: RunContext, x_train: torch.Tensor,
     FitResult (per-epoch losses, D outputs and scores), "gan": the trained pair,
     "frames": the per-epoch grid PNGs, "pred_counts": (10,) classes of the final samples}.
     """
-    from dlab.models.gan import build_gan
-    from dlab.quality import classify, quality_score
+    from dlab.quality import classify
     from dlab.training import fit
 
-    k = KINDS.index(kind) + 1  # seeds depend on the kind, not on the order trained
-    forked = [torch.cuda.current_device()] if ctx.device == "cuda" else []
-    with torch.random.fork_rng(devices=forked):
-        torch.manual_seed(ctx.seed * 1_000_003 + 100 + k)
-        gan = build_gan(kind, cfg.latent_dim, cfg.g_hidden, cfg.d_hidden,
-                        cfg.dcgan_width).to(ctx.device)
-    G = gan["generator"]
-    betas = (cfg.beta1, 0.999)
-    opt_g = torch.optim.Adam(G.parameters(), lr=cfg.lr, betas=betas)
-    opt_d = torch.optim.Adam(gan["discriminator"].parameters(), lr=cfg.lr, betas=betas)
-
+    gan, opt_g, opt_d = _build(kind, cfg, ctx)
+    G, k = gan["generator"], KINDS.index(kind) + 1
     # z for epoch e comes from a generator seeded with (run seed, kind, e), so a resumed
     # run draws exactly the noise an uninterrupted one would.
     noise = ctx.torch_generator(0, device=ctx.device)
-
-    def seed_noise(epoch: int) -> None:
-        noise.manual_seed(ctx.seed * 1_000_003 + 10_000 * k + epoch)
-
-    start = 1
-    ckpt = ctx.checkpoint_path(kind)
-    if ctx.resume and ckpt.exists():
-        start = int(torch.load(ckpt, map_location="cpu", weights_only=False)["epoch"]) + 1
-    seed_noise(start)
+    noise.manual_seed(ctx.seed * 1_000_003 + 10_000 * k + _resume_epoch(ctx, kind))
     samples_dir = ctx.path("samples")
 
     @torch.inference_mode()
@@ -253,13 +422,12 @@ def train_gan(kind: str, cfg: GANConfig, ctx: RunContext, x_train: torch.Tensor,
 
     def on_epoch_end(epoch: int, row: dict[str, Any]) -> dict[str, Any]:
         t0 = time.perf_counter()
-        seed_noise(epoch + 1)
+        noise.manual_seed(ctx.seed * 1_000_003 + 10_000 * k + epoch + 1)
         _save_png(samples_dir / f"{kind}-epoch{epoch:03d}.png",
                   sample_grid(generate(z_fixed), cfg.grid))
-        feats, probs = classify(classifier, generate(z_quality), device=ctx.device)
-        score = quality_score(feats, probs, reference, cfg.collapse_rare_classes)
-        score["score_seconds"] = time.perf_counter() - t0
-        return score
+        feats, probs = classify(judge.classifier.model, generate(z_quality), device=ctx.device)
+        score = epoch_scores(feats, probs, judge, cfg.collapse_rare_classes)
+        return {**score, "score_seconds": time.perf_counter() - t0}
 
     result = fit(gan, (x_train,), ctx=ctx, epochs=cfg.epochs, optimizer=[opt_g, opt_d],
                  step=gan_step(gan, opt_g, opt_d, cfg.latent_dim, noise),
@@ -272,16 +440,248 @@ def train_gan(kind: str, cfg: GANConfig, ctx: RunContext, x_train: torch.Tensor,
     ctx.save_model(G, name=f"{kind}-generator.pt", kind=kind, latent_dim=cfg.latent_dim,
                    output="images (B, 1, 28, 28) in [-1, 1]; pixel = (x + 1) * 127.5",
                    noise="z ~ N(0, I)", **arch)
-    final_probs = classify(classifier, generate(z_quality), device=ctx.device)[1]
+    final_probs = classify(judge.classifier.model, generate(z_quality), device=ctx.device)[1]
     return {"result": result, "gan": gan, "frames": frames,
             "pred_counts": np.bincount(final_probs.argmax(1), minlength=10)[:10]}
 
 
-def _figures(ctx: RunContext, cfg: GANConfig, runs: dict[str, dict[str, Any]],
-             reference: Any) -> None:
-    import matplotlib
+def train_all(cfg: GANConfig, ctx: RunContext, d: Digits, judge: Judge) -> dict[str, Any]:
+    """Every GAN of cfg.models, trained on the same digits and scored on the same noise."""
+    n = judge.test_ref.n_samples
+    z_fixed = torch.randn(cfg.grid ** 2, cfg.latent_dim, generator=ctx.torch_generator(3))
+    z_quality = torch.randn(n, cfg.latent_dim, generator=ctx.torch_generator(4))
+    x = d.x_gan.to(ctx.device)
+    return {kind: train_gan(kind, cfg, ctx, x, judge, z_fixed, z_quality)
+            for kind in cfg.models}
 
-    matplotlib.use("Agg")
+
+# ------------------------------------------------------------------ 16.1 score
+
+
+def _stability(last: dict[str, Any], judged: bool) -> str:
+    """A one-word stability mark from the last epoch's row ("mode collapse" only when
+    the judge is ready and calibrated)."""
+    if judged and last["mode_collapse"]:
+        return "mode collapse"
+    if last["d_fake"] < D_WINS:
+        return "D wins"
+    return "stable" if judged else "collapse not judged"
+
+
+def score_gan(run: dict[str, Any], judged: bool) -> dict[str, Any]:
+    """Measured values of one trained GAN; its best epoch is chosen on validation digits."""
+    from dlab.models import count_parameters
+
+    hist = run["result"].history
+    last = hist[-1]
+    best = min(hist, key=lambda r: r["val_frechet"])
+    keys = ("frechet", "frechet_relative", "val_frechet", "val_frechet_relative",
+            "class_entropy", "class_entropy_fraction", "rare_classes", "mean_confidence",
+            "d_real", "d_fake")
+    return {
+        **{k: last[k] for k in keys},
+        "mode_collapse": bool(last["mode_collapse"]) if judged else None,
+        "stability": _stability(last, judged),
+        "best_epoch": best["epoch"],  # the lowest validation Frechet
+        "best_val_frechet": best["val_frechet"],
+        "best_frechet": best["frechet"],  # test, at that epoch: reported, not chosen on
+        "seconds_per_epoch": float(np.mean([r["seconds"] for r in hist])),
+        "score_seconds_per_epoch": float(np.mean([r["score_seconds"] for r in hist])),
+        "generator_parameters": count_parameters(run["gan"]["generator"]),
+        "discriminator_parameters": count_parameters(run["gan"]["discriminator"]),
+    }
+
+
+def score(cfg: GANConfig, judge: Judge, d: Digits, runs: dict[str, Any]) -> dict[str, Any]:
+    """Every measured value of the run, as one plain dict."""
+    m = judge_metrics(cfg, judge, d.source)
+    m["judge_calibrated"] = calibrated(m)
+    judged = bool(m["judge_ready"] and m["judge_calibrated"])
+    for kind, run in runs.items():
+        m[kind] = score_gan(run, judged)
+    collapses = [m[k]["mode_collapse"] for k in runs]
+    m["mode_collapse"] = any(collapses) if judged else None  # any GAN here collapsed
+    if len(runs) == 1:  # a run of one GAN (a study's trial) lists its scores at the top too
+        (only,) = runs
+        for key in ("frechet", "frechet_relative", "val_frechet", "val_frechet_relative",
+                    "class_entropy_fraction", "rare_classes", "mean_confidence",
+                    "stability", "d_real", "d_fake", "seconds_per_epoch", "best_epoch"):
+            m[key] = m[only][key]
+    return m
+
+
+def calibrated(m: dict[str, Any]) -> bool:
+    """Real digits pass the judge's criteria: not collapsed, and real vs real at the floor."""
+    return (m["real_mode_collapse"] is False
+            and m["frechet_real_halves_relative"] <= REAL_AT_FLOOR)
+
+
+# ------------------------------------------------------------------ 16.1 judge
+
+
+READY_TEXT = "the scoring classifier reaches its target test accuracy"
+JUDGED_TEXT = ("the DCGAN is trained and the scoring classifier reaches its target accuracy "
+               "and passes its calibration on real digits")
+
+
+def _ready(m: dict[str, Any]) -> bool:
+    return bool(m["judge_ready"])
+
+
+def _dcgan_judged(m: dict[str, Any]) -> bool:
+    return bool(m["judge_ready"] and m["judge_calibrated"] and "dcgan" in m)
+
+
+GAN_TARGETS = (
+    Target("classifier_test_acc", at_least=TARGET_ACCURACY["bundled"], profiles=("quick", "full"),
+           when=lambda m: m["data_source"] == "bundled", when_text="the bundled digits are used",
+           why="the judge classifies 95% of the bundled test digits"),
+    Target("classifier_test_acc", at_least=TARGET_ACCURACY["full"], profiles=("quick", "full"),
+           when=lambda m: m["data_source"] == "full", when_text="full MNIST is used",
+           why="the judge classifies 99% of MNIST's test digits"),
+    Target("real_mode_collapse", equals=False, when=_ready, when_text=READY_TEXT,
+           why="real test digits scored by the judge are not called collapsed"),
+    Target("frechet_real_halves_relative", at_most=REAL_AT_FLOOR, when=_ready,
+           when_text=READY_TEXT,
+           why="two halves of the real test digits are at the Frechet floor, far from noise"),
+    Target("dcgan.mode_collapse", equals=False, profiles=("quick", "full"), when=_dcgan_judged,
+           when_text=JUDGED_TEXT, why="the DCGAN's samples cover the digit classes"),
+    Target("dcgan.frechet_relative", at_most=NEAR_FLOOR, profiles=("full",), when=_dcgan_judged,
+           when_text=JUDGED_TEXT,
+           why="after 50 epochs the DCGAN's test Frechet distance is near the real-digit "
+               "floor (within 10% of the way from real digits to noise)"),
+)
+
+
+def record_judge(ctx: RunContext, cfg: GANConfig, judge: Judge, m: dict[str, Any]) -> None:
+    """Sentences on the judge: its accuracy against its target and its calibration."""
+    clf, acc, target = judge.classifier, m["classifier_test_acc"], m["classifier_target_acc"]
+    how = (f"loaded from the cache ({clf.path.name})" if clf.cached
+           else f"trained in {clf.train_seconds:.0f} s"
+           + (f" and cached as {clf.path.name}" if clf.path else ", not cached"))
+    n_test = len(judge.test_ref.real_features)
+    ctx.claim(f"The scoring classifier reaches {acc:.2%} test accuracy on {n_test:,} test "
+              f"digits, at least its {target:.0%} target; it was {how}.", holds=judge.ready,
+              otherwise=f"The scoring classifier reaches {acc:.2%} test accuracy on "
+              f"{n_test:,} test digits, under its {target:.0%} target ({cfg.classifier_epochs} "
+              f"epochs at this profile; it was {how}): sample quality cannot be judged at this "
+              "profile, so no collapse or class-spread verdict is given.",
+              test_accuracy=acc, target=target)
+    if clf.note:
+        ctx.note(f"Scoring classifier: {clf.note}.")
+    ctx.infer(f"With {m['n_quality']} samples, real training digits lie at Frechet distance "
+              f"{m['frechet_floor']:.3g} from the test digits (the floor) and uniform noise "
+              f"at {m['frechet_ceiling']:.3g} (the ceiling); from the validation digits "
+              f"{m['val_frechet_floor']:.3g} and {m['val_frechet_ceiling']:.3g}.")
+    if judge.ready:
+        _record_calibration(ctx, m)
+
+
+def _record_calibration(ctx: RunContext, m: dict[str, Any]) -> None:
+    rare, ent = m["real_rare_classes"], m["real_class_entropy_fraction"]
+    ctx.claim(f"Calibration: the real test digits, scored by the classifier, are judged not "
+              f"collapsed ({rare} of 10 classes under 2%, class entropy {ent:.1%} of uniform).",
+              holds=not m["real_mode_collapse"],
+              otherwise=f"Calibration failed: the real test digits would be judged collapsed "
+              f"({rare} of 10 classes under 2%), so no collapse verdict is given.",
+              real_rare_classes=rare, real_class_entropy_fraction=ent)
+    d, rel, half = (m["frechet_real_halves"], m["frechet_real_halves_relative"],
+                    m["n_real_half"])
+    where = f"{abs(rel):.2%} of the floor-to-noise span {'below' if rel < 0 else 'above'} the floor"
+    ctx.claim(f"Calibration: two disjoint halves of the test digits ({half:,} each) lie at "
+              f"Frechet distance {d:.3g}, at the floor ({where}; allowed: "
+              f"{REAL_AT_FLOOR:.0%} above).", holds=rel <= REAL_AT_FLOOR,
+              otherwise=f"Calibration failed: two disjoint halves of the test digits lie at "
+              f"Frechet distance {d:.3g}, {where}, more than the {REAL_AT_FLOOR:.0%} allowed; "
+              "no collapse verdict is given.",
+              frechet_real_halves=d, frechet_real_halves_relative=rel)
+
+
+def record_gans(ctx: RunContext, cfg: GANConfig, m: dict[str, Any], n_gan: int) -> None:
+    """Measured sentences per GAN, its collapse verdict when the judge can give one, and
+    the comparison of the two GANs."""
+    judged = bool(m["judge_ready"] and m["judge_calibrated"])
+    kinds = [k for k in KINDS if k in m]
+    epochs = f"{cfg.epochs} epoch{'s' if cfg.epochs != 1 else ''}"
+    for kind in kinds:
+        g, title = m[kind], TITLES[kind]
+        ctx.infer(f"{title} after {epochs}: test Frechet distance {g['frechet']:.3g} "
+                  f"(relative {g['frechet_relative']:.3f}: 0 = real digits, 1 = noise), "
+                  f"validation {g['val_frechet']:.3g}. The lowest validation Frechet is at "
+                  f"epoch {g['best_epoch']} ({g['best_val_frechet']:.3g}; test there "
+                  f"{g['best_frechet']:.3g}, reported only). Class entropy "
+                  f"{g['class_entropy']:.3f} nats ({g['class_entropy_fraction']:.0%} of a "
+                  f"uniform spread), {g['rare_classes']} of 10 classes under 2% of samples, "
+                  f"mean confidence {g['mean_confidence']:.3f} (real test digits: "
+                  f"{m['real_confidence']:.3f}).")
+        ctx.claim(f"{title}'s samples are farther from the test digits than uniform noise is "
+                  f"(relative {g['frechet_relative']:.2f}): they are not yet digits, and their "
+                  "class spread says little about modes.", holds=g["frechet_relative"] > 1,
+                  frechet_relative=g["frechet_relative"])
+        if judged:
+            ctx.claim(f"{title}: mode collapse by the criterion ({g['rare_classes']} of 10 "
+                      "classes under 2%).", holds=g["mode_collapse"],
+                      otherwise=f"{title}: no mode collapse by the criterion "
+                      f"({g['rare_classes']} of 10 classes under 2%).",
+                      rare_classes=g["rare_classes"])
+        ctx.infer(f"{title}: in the last epoch D(x) = {g['d_real']:.3f} and D(G(z)) = "
+                  f"{g['d_fake']:.3f}; at the game's optimum both are 0.5 (Goodfellow et al. "
+                  f"2014, Proposition 1); stability mark: {g['stability']}. One epoch took "
+                  f"{g['seconds_per_epoch']:.2f} s of training and "
+                  f"{g['score_seconds_per_epoch']:.2f} s of sampling and scoring.")
+    if len(kinds) == 2:
+        ctx.compare("test Frechet distance", "The DCGAN", m["dcgan"]["frechet"],
+                    "the MLP GAN", m["mlp"]["frechet"], better="lower")
+    if "mlp" in kinds and judged:
+        ctx.claim(f"The manual's MLP GAN, trained as the manual sets it (Adam 2e-4, betas "
+                  f"0.5/0.999, batch 128) on {n_gan:,} digits for {epochs}, "
+                  "collapsed by the criterion.", holds=m["mlp"]["mode_collapse"],
+                  otherwise=f"The manual's MLP GAN, trained as the manual sets it (Adam 2e-4, "
+                  f"betas 0.5/0.999, batch 128) on {n_gan:,} digits for {epochs}, "
+                  "did not collapse by the criterion.")
+    ctx.note("The manual itself reports no quality measure for its GAN.")
+    ctx.note(m["mode_collapse_criterion"] + "; issued only when the scoring classifier "
+             "reaches its target accuracy and real test digits pass the same criterion; a "
+             "collapsed run is recorded as such, not as a failure.")
+    ctx.note("Per-epoch sample grids are in samples/<model>-epochNNN.png and animated in "
+             "<model>-samples.gif; the generators are saved as <model>-generator.pt.")
+
+
+def _collapse_cell(value: bool | None) -> Any:
+    return "not judged" if value is None else value
+
+
+def write_table(ctx: RunContext, cfg: GANConfig, m: dict[str, Any]) -> None:
+    ctx.table(f"Quality after {cfg.epochs} epoch(s) ({m['n_quality']} samples; test Frechet "
+              f"floor {m['frechet_floor']:.3g} = real training digits, ceiling "
+              f"{m['frechet_ceiling']:.3g} = uniform noise; best epoch chosen on "
+              f"{m['n_val']:,} validation digits)",
+              ["model", "G params", "D params", "test Frechet", "relative (0 real, 1 noise)",
+               "val Frechet", "best epoch (val)", "test Frechet there", "class entropy / ln 10",
+               "rare classes", "mean confidence", "mode collapse", "D(x)", "D(G(z))",
+               "s / epoch"],
+              [[TITLES[k], g["generator_parameters"], g["discriminator_parameters"],
+                g["frechet"], g["frechet_relative"], g["val_frechet"], g["best_epoch"],
+                g["best_frechet"], g["class_entropy_fraction"], g["rare_classes"],
+                g["mean_confidence"], _collapse_cell(g["mode_collapse"]), g["d_real"],
+                g["d_fake"], g["seconds_per_epoch"]]
+               for k, g in ((k, m[k]) for k in KINDS if k in m)])
+    ctx.table("The judge checked on real digits",
+              ["check", "value", "compare with"],
+              [["classifier test accuracy", m["classifier_test_acc"],
+                f"target {m['classifier_target_acc']:.0%}"],
+               ["rare classes among real test digits", m["real_rare_classes"],
+                f"collapse at {cfg.collapse_rare_classes} or more"],
+               ["Frechet, real test half vs half", m["frechet_real_halves"],
+                f"floor {m['frechet_floor']:.3g}, ceiling {m['frechet_ceiling']:.3g}"],
+               ["its place between floor (0) and ceiling (1)",
+                m["frechet_real_halves_relative"], f"at most {REAL_AT_FLOOR:g}"]])
+
+
+# ------------------------------------------------------------------ 16.1 figures
+
+
+def _training_figure(ctx: RunContext, runs: dict[str, Any], m: dict[str, Any]) -> None:
     import matplotlib.pyplot as plt
 
     kinds = list(runs)
@@ -299,9 +699,12 @@ def _figures(ctx: RunContext, cfg: GANConfig, runs: dict[str, dict[str, Any]],
         row[1].axhline(0.5, color="grey", ls=":", label="0.5 (equilibrium)")
         row[1].set_ylim(0, 1)
         row[1].set_title(f"{TITLES[kind]}: discriminator outputs")
-        row[2].plot(ep, res.column("frechet"), "o-", color="tab:purple", label="generated")
-        row[2].axhline(reference.floor, color="tab:green", ls="--", label="floor: real digits")
-        row[2].axhline(reference.ceiling, color="tab:red", ls="--", label="ceiling: noise")
+        row[2].plot(ep, res.column("val_frechet"), "o-", color="tab:purple", label="validation")
+        row[2].plot(ep, res.column("frechet"), "s--", color="tab:grey",
+                    label="test (not used to choose)")
+        row[2].axvline(m[kind]["best_epoch"], color="tab:purple", ls=":", label="best (val)")
+        row[2].axhline(m["frechet_floor"], color="tab:green", ls="--", label="floor: real digits")
+        row[2].axhline(m["frechet_ceiling"], color="tab:red", ls="--", label="ceiling: noise")
         row[2].set_yscale("log")
         row[2].set_title(f"{TITLES[kind]}: Frechet distance (classifier features)")
         for ax in row:
@@ -309,12 +712,15 @@ def _figures(ctx: RunContext, cfg: GANConfig, runs: dict[str, dict[str, Any]],
             ax.legend(fontsize=8)
     ctx.figure(fig, "training.png", "Per epoch: generator and discriminator losses, the mean "
                "discriminator output on real and on generated digits, and the Frechet distance "
-               f"of {reference.n_samples} samples from fixed noise, between the floor (real "
-               "training digits) and the ceiling (uniform noise).")
+               f"of {m['n_quality']} samples from fixed noise to the validation digits (which "
+               "choose the best epoch) and to the test digits (reported only), between the "
+               "floor (real training digits) and the ceiling (uniform noise).")
 
-    # A strip of grids at a few epochs, from the per-epoch PNGs.
-    n_cols = min(6, cfg.epochs)
-    picks = sorted({int(round(e)) for e in np.linspace(1, cfg.epochs, n_cols)})
+
+def _strip_figure(ctx: RunContext, cfg: GANConfig, kinds: list[str]) -> None:
+    import matplotlib.pyplot as plt
+
+    picks = sorted({int(round(e)) for e in np.linspace(1, cfg.epochs, min(6, cfg.epochs))})
     fig, axes = plt.subplots(len(kinds), len(picks), figsize=(2.4 * len(picks), 2.6 * len(kinds)),
                              squeeze=False, layout="constrained")
     for row, kind in zip(axes, kinds, strict=True):
@@ -328,17 +734,22 @@ def _figures(ctx: RunContext, cfg: GANConfig, runs: dict[str, dict[str, Any]],
                "selected epochs (every epoch's grid is in samples/, animated in "
                "<model>-samples.gif).")
 
+
+def _final_figure(ctx: RunContext, cfg: GANConfig, runs: dict[str, Any],
+                  m: dict[str, Any]) -> None:
+    import matplotlib.pyplot as plt
+
+    kinds = list(runs)
     fig, axes = plt.subplots(2, len(kinds), figsize=(5.2 * len(kinds), 8.5), squeeze=False,
                              gridspec_kw={"height_ratios": [3, 1.2]}, layout="constrained")
     for col, kind in enumerate(kinds):
-        last = runs[kind]["frames"][-1] if runs[kind]["frames"] else None
-        if last is not None:
-            axes[0, col].imshow(_read_png(last), cmap="gray", vmin=0, vmax=255)
+        if runs[kind]["frames"]:
+            axes[0, col].imshow(_read_png(runs[kind]["frames"][-1]), cmap="gray", vmin=0,
+                                vmax=255)
         axes[0, col].axis("off")
         axes[0, col].set_title(f"{TITLES[kind]} after {cfg.epochs} epochs")
         counts = runs[kind]["pred_counts"]
-        share = counts / max(counts.sum(), 1)
-        axes[1, col].bar(range(10), share, color="tab:blue")
+        axes[1, col].bar(range(10), counts / max(counts.sum(), 1), color="tab:blue")
         axes[1, col].axhline(0.1, color="grey", ls=":", label="uniform (10%)")
         axes[1, col].axhline(0.02, color="tab:red", ls="--", label="rare (< 2%)")
         axes[1, col].set_xticks(range(10))
@@ -346,162 +757,49 @@ def _figures(ctx: RunContext, cfg: GANConfig, runs: dict[str, dict[str, Any]],
         axes[1, col].set_ylabel("share of samples")
         axes[1, col].legend(fontsize=8)
     ctx.figure(fig, "final-samples.png", "Final samples from fixed noise, and the classes the "
-               f"scoring classifier assigns to {reference.n_samples} generated digits: a "
-               "collapsed generator leaves most classes empty.")
+               f"scoring classifier ({m['classifier_test_acc']:.1%} test accuracy) assigns to "
+               f"{m['n_quality']} generated digits: a collapsed generator leaves most classes "
+               "empty.")
+
+
+def write_figures(ctx: RunContext, cfg: GANConfig, runs: dict[str, Any],
+                  m: dict[str, Any]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    _training_figure(ctx, runs, m)
+    _strip_figure(ctx, cfg, list(runs))
+    _final_figure(ctx, cfg, runs, m)
+
+
+# ------------------------------------------------------------------ 16.1 the program
 
 
 def run_gan(cfg: GANConfig, ctx: RunContext) -> None:
-    from dlab.data.mnist import load_mnist
-    from dlab.quality import (
-        ClassifierSpec,
-        collapse_criterion,
-        load_or_train_classifier,
-        quality_reference,
-        to_unit_range,
-    )
-
-    data = load_mnist(cfg.data, ctx.data_dir)
-    source = "full" if "full" in data.provenance.name else "bundled"
-    ctx.data(data.describe())
-    x_all = to_unit_range(data.x_train)  # (N, 1, 28, 28) in [-1, 1]
-    x_test = to_unit_range(data.x_test)
-    y_train, y_test = torch.as_tensor(data.y_train), torch.as_tensor(data.y_test)
-    if cfg.n_train and cfg.n_train < len(x_all):
-        idx = np.sort(ctx.rng.choice(len(x_all), cfg.n_train, replace=False))
-        x_gan = x_all[torch.as_tensor(idx)]
-    else:
-        x_gan = x_all
-    ctx.data(f"The GANs train on {len(x_gan):,} training digits scaled to [-1, 1] "
-             f"(x / 127.5 - 1), the range of the generators' tanh; no labels are used.")
-    ctx.data(f"Quality is measured against the {len(x_test):,} test digits.")
-
-    spec = ClassifierSpec(tuple(cfg.classifier_channels), cfg.classifier_features,
-                          cfg.classifier_epochs, seed=cfg.classifier_seed)
-    x_clf, y_clf = x_all, y_train
-    if cfg.classifier_n_train and cfg.classifier_n_train < len(x_all):
-        pick = np.random.default_rng(cfg.classifier_seed).choice(len(x_all), cfg.classifier_n_train,
-                                                                 replace=False)
-        x_clf, y_clf = x_all[torch.as_tensor(pick)], y_train[torch.as_tensor(pick)]
-    clf = load_or_train_classifier(x_clf, y_clf, x_test, y_test, source=source, ctx=ctx,
-                                   spec=spec)
-    target = 0.99 if source == "full" else 0.95
-    n_quality = min(cfg.n_quality, len(x_all))  # the floor cannot use more real digits
-    reference = quality_reference(clf.model, x_all, x_test, n_quality,
-                                  ctx.torch_generator(7), ctx.device)
-    ctx.metrics.update({
-        "data": source,
-        "classifier_test_acc": clf.test_accuracy,
-        "classifier_target_acc": target,
-        "classifier_cached": clf.cached,
-        "frechet_floor": reference.floor,
-        "frechet_ceiling": reference.ceiling,
-        "real_confidence": reference.real_confidence,
-        "n_quality": reference.n_samples,
-        "mode_collapse_criterion": collapse_criterion(cfg.collapse_rare_classes),
-    })
-
-    z_fixed = torch.randn(cfg.grid ** 2, cfg.latent_dim, generator=ctx.torch_generator(3))
-    z_quality = torch.randn(n_quality, cfg.latent_dim, generator=ctx.torch_generator(4))
-    x_gan = x_gan.to(ctx.device)
-    runs: dict[str, dict[str, Any]] = {}
-    collapse: dict[str, bool] = {}
-    for kind in cfg.models:
-        run = train_gan(kind, cfg, ctx, x_gan, clf.model, reference, z_fixed, z_quality)
-        runs[kind] = run
-        hist = run["result"].history
-        last = hist[-1]
-        best = min(hist, key=lambda r: r["frechet"])
-        collapse[kind] = bool(last["mode_collapse"])
-        ctx.metrics[kind] = {
-            "frechet": last["frechet"],
-            "frechet_relative": last["frechet_relative"],
-            "class_entropy": last["class_entropy"],
-            "class_entropy_fraction": last["class_entropy_fraction"],
-            "rare_classes": last["rare_classes"],
-            "mean_confidence": last["mean_confidence"],
-            "mode_collapse": collapse[kind],
-            "stability": _stability(last),
-            "d_real": last["d_real"],
-            "d_fake": last["d_fake"],
-            "best_frechet": best["frechet"],
-            "best_epoch": best["epoch"],
-            "seconds_per_epoch": float(np.mean([r["seconds"] for r in hist])),
-            "score_seconds_per_epoch": float(np.mean([r["score_seconds"] for r in hist])),
-            "generator_parameters": sum(p.numel() for p in run["gan"]["generator"].parameters()),
-            "discriminator_parameters": sum(
-                p.numel() for p in run["gan"]["discriminator"].parameters()),
-        }
-    ctx.metrics["mode_collapse"] = any(collapse.values())  # True when any GAN here collapsed
-    if len(runs) == 1:  # a run of one GAN (a study's trial) lists its scores at the top too
-        (only,) = runs
-        for key in ("frechet", "frechet_relative", "class_entropy_fraction", "rare_classes",
-                    "mean_confidence", "stability", "d_real", "d_fake", "seconds_per_epoch"):
-            ctx.metrics[key] = ctx.metrics[only][key]
-
-    _figures(ctx, cfg, runs, reference)
-    ctx.table(f"Quality after {cfg.epochs} epochs ({reference.n_samples} samples; Frechet "
-              f"floor {reference.floor:.3g} = real training digits, ceiling "
-              f"{reference.ceiling:.3g} = uniform noise)",
-              ["model", "G params", "D params", "Frechet", "relative (0 real, 1 noise)",
-               "best Frechet (epoch)", "class entropy / ln 10", "rare classes",
-               "mean confidence", "mode collapse", "D(x)", "D(G(z))", "s / epoch"],
-              [[TITLES[k], m["generator_parameters"], m["discriminator_parameters"],
-                m["frechet"], m["frechet_relative"], f"{m['best_frechet']:.4g} ({m['best_epoch']})",
-                m["class_entropy_fraction"], m["rare_classes"], m["mean_confidence"],
-                m["mode_collapse"], m["d_real"], m["d_fake"], m["seconds_per_epoch"]]
-               for k, m in ((k, ctx.metrics[k]) for k in runs)])
-
-    acc_word = "meets" if clf.test_accuracy >= target else "misses"
-    how = (f"loaded from the cache ({clf.path.name})" if clf.cached
-           else f"trained in {clf.train_seconds:.0f} s and cached as {clf.path.name}")
-    ctx.infer(f"The scoring classifier reaches {clf.test_accuracy:.2%} test accuracy on "
-              f"{len(x_test):,} test digits ({acc_word} the {target:.0%} target); it was {how}.")
-    ctx.infer(f"With {reference.n_samples} samples, real training digits lie at Frechet distance "
-              f"{reference.floor:.3g} from the test digits and uniform noise at "
-              f"{reference.ceiling:.3g}: a generator is judged between these two.")
-    for kind in runs:
-        m = ctx.metrics[kind]
-        where = (f"{m['frechet_relative']:.1%} of the way from real digits to noise"
-                 if m["frechet_relative"] <= 1 else "farther from the test digits than noise is")
-        ctx.infer(f"{TITLES[kind]} after {cfg.epochs} epochs: Frechet distance {m['frechet']:.3g} "
-                  f"({where}; best "
-                  f"{m['best_frechet']:.3g} at epoch {m['best_epoch']}), class entropy "
-                  f"{m['class_entropy']:.3f} nats ({m['class_entropy_fraction']:.0%} of a uniform "
-                  f"spread), {m['rare_classes']} of 10 classes under 2% of samples, mean "
-                  f"confidence {m['mean_confidence']:.3f} (real test digits: "
-                  f"{reference.real_confidence:.3f}); "
-                  f"{'MODE COLLAPSE' if m['mode_collapse'] else 'no mode collapse'} by the "
-                  f"criterion; stability: {m['stability']}.")
-        ctx.infer(f"{TITLES[kind]}: in the last epoch D(x) = {m['d_real']:.3f} and D(G(z)) = "
-                  f"{m['d_fake']:.3f}; at the game's optimum both are 0.5 (Goodfellow et al. "
-                  f"2014, Proposition 1). One epoch took {m['seconds_per_epoch']:.2f} s of "
-                  f"training and {m['score_seconds_per_epoch']:.2f} s of sampling and scoring.")
-    if len(runs) == 2:
-        a, b = (ctx.metrics[k]["frechet"] for k in KINDS)
-        better, worse = ("DCGAN", "MLP GAN") if b < a else ("MLP GAN", "DCGAN")
-        ctx.infer(f"The {better}'s samples are closer to real digits than the {worse}'s "
-                  f"(Frechet distance {min(a, b):.3g} against {max(a, b):.3g}).")
-    if "mlp" in runs:
-        m = ctx.metrics["mlp"]
-        ctx.infer(f"The manual's MLP GAN, trained here as the manual sets it (Adam 2e-4, "
-                  f"betas 0.5/0.999, batch 128) on {len(x_gan):,} digits, "
-                  f"{'collapsed' if m['mode_collapse'] else 'did not collapse'} "
-                  f"({m['rare_classes']} rare classes); the manual itself reports no quality "
-                  "measure at all.")
-    ctx.note(collapse_criterion(cfg.collapse_rare_classes) + "; a collapsed run is recorded "
-             "as such, not as a failure.")
-    ctx.note("Per-epoch sample grids are in samples/<model>-epochNNN.png and animated in "
-             "<model>-samples.gif; the generators are saved as <model>-generator.pt.")
+    """load digits -> the judge -> train the GANs -> score -> judge -> write."""
+    digits = load_digits(cfg, ctx)
+    describe_digits(ctx, digits)
+    judge = build_judge(cfg, ctx, digits)
+    runs = train_all(cfg, ctx, digits, judge)
+    m = score(cfg, judge, digits, runs)
+    ctx.metrics.update(m)
+    record_judge(ctx, cfg, judge, m)
+    record_gans(ctx, cfg, m, len(digits.x_gan))
+    write_table(ctx, cfg, m)
+    write_figures(ctx, cfg, runs, m)
 
 
 GAN = Implementation(
     config=GANConfig, run=run_gan,
     profiles={
+        # smoke: GANs train for seconds; the judge is small but accurate (about 97% on the
+        # bundled digits, trained once in a few seconds and cached)
         "smoke": {"epochs": 1, "n_train": 256, "n_quality": 200, "grid": 4,
-                  "dcgan_width": 8, "classifier_channels": (4, 8), "classifier_features": 16,
-                  "classifier_epochs": 1, "classifier_n_train": 1000},
+                  "dcgan_width": 8, "classifier_epochs": 4, "classifier_batch_size": 32,
+                  "classifier_n_train": 3000},
         "full": {"epochs": 50, "dcgan_width": 32, "n_quality": 5000},
     },
+    targets=GAN_TARGETS,
 )
 
 
@@ -523,7 +821,7 @@ def parse_widths(text: str) -> tuple[int, ...]:
 class GANStudyConfig(StudySettings):
     trial_epochs: int = 5  # epochs of every trial
     trial_n_train: int = 2048  # training digits of every trial (0 = all)
-    models: tuple[str, ...] = ("mlp", "dcgan")  # GAN kinds; the base setting is the MLP GAN
+    models: tuple[Kind, ...] = ("mlp", "dcgan")  # GAN kinds; the base setting is the MLP GAN
     lrs: tuple[float, ...] = (5e-5, 2e-4, 1e-3)  # Adam learning rates (base: 2e-4)
     batch_sizes: tuple[int, ...] = (32, 128, 512)  # (base: 128)
     g_hiddens: tuple[str, ...] = ("128-256-512", "256-512-1024", "256")  # MLP generator
@@ -533,7 +831,7 @@ class GANStudyConfig(StudySettings):
         super().validate()
         if self.trial_n_train < 0:
             raise ValueError("trial_n_train must be 0 (all) or more")
-        if not self.models or not set(self.models) <= set(KINDS):
+        if not self.models:
             raise ValueError(f"models must be names from {', '.join(KINDS)}")
         if not (self.lrs and self.batch_sizes and self.g_hiddens and self.d_hiddens):
             raise ValueError("every list of values tried needs at least one value")
@@ -546,8 +844,9 @@ class GANStudyConfig(StudySettings):
             parse_widths(text)
 
 
-STUDY_REPORT = ("stability", "frechet_relative", "class_entropy_fraction", "rare_classes",
-                "mean_confidence", "d_fake", "seconds_per_epoch")
+# The objective is val_frechet (validation digits); the test Frechet is only reported.
+STUDY_REPORT = ("frechet", "stability", "val_frechet_relative", "class_entropy_fraction",
+                "rare_classes", "mean_confidence", "d_fake", "seconds_per_epoch")
 
 
 def gan_study(cfg: GANStudyConfig) -> Study:
@@ -559,36 +858,50 @@ def gan_study(cfg: GANStudyConfig) -> Study:
                         "batch_size": cfg.batch_sizes,
                         "g_hidden": [parse_widths(t) for t in cfg.g_hiddens],
                         "d_hidden": [parse_widths(t) for t in cfg.d_hiddens]},
-                 metric="frechet", direction="minimize", mode=cfg.mode,
+                 metric="val_frechet", direction="minimize", mode=cfg.mode,
                  n_trials=cfg.n_trials, report=STUDY_REPORT,
-                 plot=("frechet", "class_entropy_fraction"))
+                 plot=("val_frechet", "class_entropy_fraction"))
+
+
+def stability_counts(rows: list[dict[str, Any]]) -> dict[str, int]:
+    marks: dict[str, int] = {}
+    for r in rows:
+        mark = str(r.get("stability") if r["status"] == "ok" else r["status"])
+        marks[mark] = marks.get(mark, 0) + 1
+    return marks
+
+
+def record_study(ctx: RunContext, cfg: GANStudyConfig, result: Any) -> None:
+    """The chosen setting's test value, and the stability marks, as measured."""
+    best = result.best
+    if best is not None:
+        ctx.metrics["best_frechet"] = best.get("frechet")  # test, of the setting chosen on val
+        ctx.infer(f"Chosen by validation Frechet: trial {best['trial']} ({_changed(best)}), "
+                  f"val_frechet {best['val_frechet']:.4g}; its test Frechet distance is "
+                  f"{best.get('frechet', float('nan')):.4g} (reported, not used to choose).")
+    marks = ctx.metrics["stability_counts"] = stability_counts(result.rows)
+    ctx.note("Stability marks: " + collapse_text() + " (given only when the scoring "
+             "classifier reaches its target and passes its calibration; else 'collapse not "
+             f"judged'); 'D wins' = the discriminator's mean output on generated digits ended "
+             f"below {D_WINS}; 'diverged' = a loss became NaN or infinite (the trial stopped); "
+             "'stable' = none of these.")
+    ctx.infer(f"Of {len(result.rows)} settings: " + ", ".join(
+        f"{n} {mark}" for mark, n in sorted(marks.items(), key=lambda kv: -kv[1])) + ".")
+    collapsed = [r for r in result.complete if r.get("stability") == "mode collapse"]
+    if collapsed:
+        everyone = len(collapsed) == len(result.rows)
+        ctx.claim(f"Every setting ended in mode collapse after {cfg.trial_epochs} epochs, so "
+                  "the ranking compares generators that all cover few digit classes.",
+                  holds=everyone, otherwise="Collapsed settings: " + "; ".join(
+                      f"trial {r['trial']} ({_changed(r)}, {r['rare_classes']} rare classes)"
+                      for r in collapsed) + ".", collapsed=len(collapsed),
+                  settings=len(result.rows))
 
 
 def run_gan_study(cfg: GANStudyConfig, ctx: RunContext) -> None:
     result = execute(gan_study(cfg), ctx, workers=cfg.workers, storage=cfg.storage or None)
     record(result, ctx)
-    marks: dict[str, int] = {}
-    for r in result.rows:
-        mark = r.get("stability") if r["status"] == "ok" else r["status"]
-        marks[str(mark)] = marks.get(str(mark), 0) + 1
-    ctx.metrics["stability_counts"] = marks
-    ctx.note("Stability marks: " + collapse_text() + "; 'D wins' = the "
-             f"discriminator's mean output on generated digits ended below {D_WINS}; "
-             "'diverged' = a loss became NaN or infinite (the trial stopped); 'stable' = "
-             "none of these.")
-    ctx.infer(f"Of {len(result.rows)} settings: " + ", ".join(
-        f"{n} {mark}" for mark, n in sorted(marks.items(), key=lambda kv: -kv[1])) + ".")
-    collapsed = [r for r in result.complete if r.get("stability") == "mode collapse"]
-    if collapsed and len(collapsed) == len(result.rows):
-        ctx.infer(f"Every setting ended in mode collapse after {cfg.trial_epochs} epochs of "
-                  f"{'all' if not cfg.trial_n_train else cfg.trial_n_train} training digits, "
-                  "so the ranking above compares generators that have not yet learnt the "
-                  "digits; longer trials (the full profile) are needed to separate the "
-                  "settings.")
-    elif collapsed:
-        ctx.infer("Collapsed settings: " + "; ".join(
-            f"trial {r['trial']} ({_changed(r)}, {r['rare_classes']} rare classes)"
-            for r in collapsed) + ".")
+    record_study(ctx, cfg, result)
 
 
 def collapse_text() -> str:
@@ -599,7 +912,7 @@ def collapse_text() -> str:
 
 def _changed(row: dict[str, Any]) -> str:
     v = row.get("varied")
-    return "base setting" if v in ("base", "") else f"{v}={row[v]}"
+    return "base setting" if v in ("base", "", None) else f"{v}={row[v]}"
 
 
 GAN_STUDY = Implementation(
