@@ -413,11 +413,12 @@ def run_curves(cfg: CurvesConfig, ctx: RunContext) -> None:
     judge_curves(ctx, s, result.history)
 
 
+# 4.2's aim is measured curves; the accuracy the network should reach is 4.1's target.
 CURVES = Implementation(config=CurvesConfig, run=run_curves, profiles={
     "smoke": {"epochs": 2, "train_limit": 1000},
     "full": {},
 }, targets=(
-    *ACCURACY_TARGETS,
+    ACCURACY_TARGETS[0],
     Target("train_loss_decreased", equals=True,
            why="the measured training loss falls from the first epoch to the last"),
 ))

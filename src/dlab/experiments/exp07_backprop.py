@@ -306,8 +306,8 @@ def judge_manual_network(cfg: KerasLikeConfig, ctx: RunContext, mn: dict) -> Non
     end = max(mn["grad_W1_end"], mn["grad_W2_end"])
     ctx.claim(f"After {cfg.manual_epochs} epochs the output is the best constant (0.5) and the "
               f"mean |dL/dW| has fallen to {mn['grad_W1_end']:.1e} (first layer) and "
-              f"{mn['grad_W2_end']:.1e} (second): a stationary point that gradient descent "
-              "does not leave.", mn["all_stuck"] and end < 0.01 * mn["glorot_grad_W1_start"],
+              f"{mn['grad_W2_end']:.1e} (second): the network sits at a stationary point, "
+              "where gradient descent barely moves it.", mn["all_stuck"] and end < 0.01 * mn["glorot_grad_W1_start"],
               otherwise=f"After {cfg.manual_epochs} epochs the mean |dL/dW| is still "
               f"{mn['grad_W1_end']:.1e} (first layer) and {mn['grad_W2_end']:.1e} (second): "
               "not yet at a stationary point.",
