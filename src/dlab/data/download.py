@@ -15,14 +15,12 @@ import tempfile
 from pathlib import Path
 
 from dlab.data import data_dir
-from dlab.data.idx import read_idx
-from dlab.data.mnist import _FILES, find_mnist
+from dlab.data.mnist import _FILES, check_mnist_files, find_mnist
 from dlab.errors import DataError
 
 
 def _install(files: list[Path], target: Path) -> None:
-    for f in files:
-        read_idx(f)  # raises DataError when the file is bad
+    check_mnist_files(files)  # raises DataError when a file is bad
     target.mkdir(parents=True, exist_ok=True)
     for f in files:
         tmp = target / f".{f.name}.tmp"
@@ -78,8 +76,7 @@ def get_mnist(root: str | Path | None = None, log=print) -> Path:
     check_data_dir(base, option)
     present = find_mnist(base)
     if present:
-        for f in present:
-            read_idx(f)  # a truncated or corrupt file is reported, not trusted
+        check_mnist_files(present)  # a truncated or corrupt file is reported, not trusted
         log(f"full MNIST already present in {base / 'MNIST' / 'raw'}")
         return base / "MNIST" / "raw"
     check_writable(base, option)  # before any download; creates nothing

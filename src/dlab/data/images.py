@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,8 +45,11 @@ def check_array(images: np.ndarray, where: str = "images") -> np.ndarray:
     if a.size == 0:
         raise DataError(f"{where}: no images (shape {a.shape})")
     if np.issubdtype(a.dtype, np.floating):
-        lo, hi = float(np.nanmin(a)), float(np.nanmax(a))
-        if not np.isfinite(a).all() or lo < 0.0 or hi > 1.0:
+        if not np.isfinite(a).all():
+            raise DataError(f"{where}: {int((~np.isfinite(a)).sum()):,} pixel values are NaN "
+                            "or infinite; float images must lie in [0, 1]")
+        lo, hi = float(a.min()), float(a.max())
+        if lo < 0.0 or hi > 1.0:
             raise DataError(f"{where}: float images must lie in [0, 1]; got values from "
                             f"{lo:g} to {hi:g} (divide 0-255 images by 255, or save uint8)")
     elif np.issubdtype(a.dtype, np.integer):
@@ -215,17 +219,21 @@ def read_images_file(path: str | os.PathLike) -> np.ndarray:
         return read_image(path)[None]                 # (1, H, W[, C])
     if suffix in (".npy", ".npz"):
         try:
-            loaded = np.load(path, allow_pickle=False)
-        except (OSError, ValueError) as exc:
-            raise DataError(f"{path}: not a readable NumPy file ({exc})") from None
-        if suffix == ".npz":
-            with loaded:
-                if "images" not in loaded.files:
-                    raise DataError(f"{path}: no array named 'images' (found: "
-                                    f"{', '.join(loaded.files) or 'none'})")
-                arr = loaded["images"]
-        else:
-            arr = loaded
+            with open(path, "rb") as fh:
+                loaded = np.load(fh, allow_pickle=False)
+                if suffix == ".npz" or not isinstance(loaded, np.ndarray):
+                    if not hasattr(loaded, "files"):
+                        raise ValueError("not an .npz archive")
+                    with loaded:
+                        if "images" not in loaded.files:
+                            raise DataError(f"{path}: no array named 'images' (found: "
+                                            f"{', '.join(loaded.files) or 'none'})")
+                        arr = loaded["images"]
+                else:
+                    arr = loaded
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+            raise DataError(f"{path}: not a readable NumPy file "
+                            f"({' '.join(str(exc).split())[:160]})") from None
         return check_array(arr, str(path))
     raise DataError(f"{path}: unsupported file type {suffix or '(none)'}; use .png, .jpg, "
                     ".npy or .npz")

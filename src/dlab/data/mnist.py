@@ -91,6 +91,13 @@ def _load_idx_set(files: list[Path], classes: list[str], prov: Provenance) -> Im
     return ImageData(xtr, ytr.astype(np.int64), xte, yte.astype(np.int64), classes, prov)
 
 
+def check_mnist_files(files: list[Path]) -> None:
+    """The four MNIST IDX files (train images, labels, test images, labels) checked as
+    loading checks them: DataError (one line naming the file) when one is bad."""
+    prov = Provenance("MNIST", str(files[0].parent), "", "")
+    _load_idx_set(files, DIGITS, prov)
+
+
 def stratified_split(y: np.ndarray, test_fraction: float, seed: int) -> tuple[np.ndarray,
                                                                               np.ndarray]:
     """Indices (train, test) with each class split in the same proportion."""
