@@ -4,9 +4,10 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.linear_model import LinearRegression
 
 from dlab.api import run_program
-from dlab.data.tabular import TableData
+from dlab.data.tabular import TableData, prepare
 from dlab.errors import DataError, UsageError
 from dlab.experiments import exp03_regression as e3
 from dlab.registry import PROGRAMS
@@ -21,26 +22,12 @@ def _table():
     return TableData(frame, "t", "regression", None)
 
 
-def test_preprocessing_is_fit_on_training_rows_only():
-    rows = {"train": np.array([0, 1, 2, 3]), "val": np.array([4]), "test": np.array([5])}
-    s = e3.preprocess(_table(), rows)
-    # training column a: 1, 2, 3, gap -> median 2 (all rows would give 3), then mean 2
-    assert s.pre.medians["a"] == 2.0
-    assert s.pre.means["a"] == 2.0
-    assert s.pre.stds["a"] == pytest.approx(math.sqrt(0.5))
-    assert s.pre.categories["c"] == ["x", "y"]          # 'z' and the gap come from other rows
-    assert s.pre.feature_names == ["a", "c=x", "c=y"]
-    assert np.allclose(s.x_train[:, 0], [-1 / math.sqrt(0.5), 0, 1 / math.sqrt(0.5), 0])
-    assert s.x_train[:, 0].mean() == pytest.approx(0.0, abs=1e-12)
-    assert s.x_val[0, 0] == pytest.approx(98 / math.sqrt(0.5))
-    assert s.x_val[0, 1:].tolist() == [0.0, 0.0]          # unseen category -> zeros
-    assert s.y_mean == 25.0 and s.y_std == pytest.approx(np.std([10, 20, 30, 40]))
-    assert s.y_test.tolist() == [2000.0]                  # targets stay in their own units
-
-
 def test_manual_split_leaks_the_test_rows():
     rows = {"train": np.array([0, 1, 2, 3]), "val": np.array([4]), "test": np.array([5])}
     leak, mean, std = e3.manual_leaky_split(_table(), rows)
+    fair = prepare(_table(), 0, rows=rows)
+    assert fair.pre.medians["a"] == 2.0 and e3.target_scale(fair) == (
+        25.0, pytest.approx(np.std([10, 20, 30, 40])))
     assert mean == pytest.approx(np.mean([10, 20, 30, 40, 1000, 2000]))
     assert leak.pre.medians["a"] == 3.0                   # the median of every row
     assert leak.y_test[0] == pytest.approx((2000 - mean) / std)
@@ -53,23 +40,58 @@ def test_regression_scores_by_hand():
     assert e3.regression_scores(np.arange(5.0), np.arange(5.0))["r2"] == 1.0
 
 
-def test_split_rows_are_disjoint_and_complete():
-    rows = e3.split_rows(398, 0.2, 0.2, np.random.default_rng(0))
-    allrows = np.concatenate(list(rows.values()))
-    assert sorted(allrows.tolist()) == list(range(398))
-    assert (len(rows["test"]), len(rows["val"]), len(rows["train"])) == (80, 64, 254)
+def _metrics(out):
+    return json.loads((out.folder / "metrics.json").read_text())
 
 
 def test_torch_program_smoke(tmp_path):
     out = run_program(PROGRAMS["3.2"], profile="smoke", out=tmp_path, quiet=True, device="cpu")
     assert out.status == "ok"
-    m = json.loads((out.folder / "metrics.json").read_text())["metrics"]
+    meta = _metrics(out)
+    m = meta["metrics"]
     assert m["unit"] == "mpg" and m["parameters"] == (9 + 1) * 64 + (64 + 1) * 32 + 33
     assert m["test_mse"] == pytest.approx(m["test_rmse"] ** 2)
-    assert 0.7 < m["baseline_linear"]["r2"] < 0.95          # linear model on Auto MPG
-    assert m["baseline_mean"]["r2"] <= 0.0 + 1e-2           # a constant explains nothing
+    # the baselines are what they say: least squares on the same rows, and a constant
+    s = prepare(e3.load_table(e3.RegressionConfig()), 0.2, 0.2, seed=0, stratify=False)
+    linear = LinearRegression().fit(s.x_train, s.y_train).predict(s.x_test)
+    assert m["baseline_linear"]["mse"] == pytest.approx(np.mean((s.y_test - linear) ** 2))
+    assert m["baseline_mean"]["mse"] == pytest.approx(
+        np.mean((s.y_test - s.y_train.mean()) ** 2))
+    assert m["baseline_mean"]["r2"] <= 0.0                # a constant explains nothing
+    assert m["baseline_linear"]["mse"] < m["baseline_mean"]["mse"]
+    assert m["n_test"] == 80 and m["epochs_run"] <= 3
     assert json.loads((out.folder / "model.json").read_text())["task"] == "regression"
     assert (out.folder / "predicted_vs_true.png").read_bytes()[:4] == b"\x89PNG"
+    # the quality target is for quick and full runs
+    assert [(t["name"], t["reference"], t["met"]) for t in meta["targets"]] == [
+        ("test_mse", "baseline_linear.mse", "not applicable")]
+
+
+@pytest.mark.parametrize("fake", ["linear", "mean"])
+def test_record_of_a_network_that_only_copies_a_baseline(tmp_path, monkeypatch, fake):
+    """A 'network' whose predictions are the linear baseline's (or the training mean) must
+    miss the target and must not be written up as beating the baseline."""
+    def predict(model, s, device):
+        if fake == "linear":
+            return e3.linear_baseline(s)
+        return np.full(len(s.y_test), s.y_train.mean())
+
+    monkeypatch.setattr(e3, "predict_torch", predict)
+    out = run_program(PROGRAMS["3.2"], profile="quick", out=tmp_path, quiet=True,
+                      device="cpu", sets={"epochs": "2"})
+    meta = _metrics(out)
+    target = meta["targets"][0]
+    assert target["met"] is False and meta["verdict"] == "missed"
+    assert target["value"] >= target["reference_value"]
+    record = (out.folder / "record.md").read_text()
+    assert "**Targets: missed.**" in record
+    versus_linear = [a for a in meta["record"]["analysis"]
+                     if a.startswith("The PyTorch network") and "linear regression" in a]
+    assert len(versus_linear) == 1
+    sentence = versus_linear[0]
+    assert "better" not in sentence
+    assert not any("beat" in a for a in meta["record"]["analysis"])
+    assert ("have the same" in sentence) if fake == "linear" else sentence.endswith("worse.")
 
 
 def test_keras_program_smoke(tmp_path):
@@ -77,6 +99,7 @@ def test_keras_program_smoke(tmp_path):
     assert out.status == "ok"
     m = out.metrics
     assert m["parameters"] == 2753 and m["keras_backend"] == "torch"
+    assert m["baseline_mean"]["r2"] <= 0.0 < m["baseline_linear"]["r2"]
     assert m["manual_mse_in_units"] == pytest.approx(m["manual_scores_in_units"]["mse"])
     assert m["manual_mse_standardised"] < m["manual_mse_in_units"]
     hist = (out.folder / "history.csv").read_text().splitlines()

@@ -5,9 +5,11 @@ import pytest
 import torch
 
 from dlab import api, runs
+from dlab.errors import UsageError
 from dlab.experiments import exp05_gradient_descent as e5
 from dlab.registry import PROGRAMS
-from dlab.scratch import SGD, Dense, Sequential
+from dlab.scratch import SGD, Dense, Sequential, train
+from dlab.verdicts import judge
 
 
 @pytest.fixture
@@ -33,25 +35,25 @@ def test_one_update_by_hand_bias_uses_a_not_a_squared():
     model.compile("categorical_crossentropy", SGD(0.1))
     model.set_weights([np.zeros((2, 2)), np.zeros(2)])
     X, Y = np.array([[1.0, 2.0]]), np.array([[1.0, 0.0]])
-    e5.gd_step(model, X, Y, lr=0.1)
+    train.gd_step(model, X, Y, lr=0.1)
     W, b = model.get_weights()
     np.testing.assert_allclose(W, [[0.05, -0.05], [0.1, -0.1]], rtol=1e-12)
     np.testing.assert_allclose(b, [0.05, -0.05], rtol=1e-12)  # a * db, not a^2 * db = 0.005
     # the manual's rule, when asked for, really is a^2
     model.set_weights([np.zeros((2, 2)), np.zeros(2)])
-    e5.gd_step(model, X, Y, lr=0.1, bias_lr=0.1 ** 2)
+    train.gd_step(model, X, Y, lr=0.1, bias_lr=0.1 ** 2)
     np.testing.assert_allclose(model.get_weights()[1], [0.005, -0.005], rtol=1e-12)
 
 
 def test_gd_step_equals_torch_sgd_on_a_4_2_2_network():
-    model = e5.make_net((4, 2, 2), "tanh", seed=3)
+    model = train.make_net((4, 2, 2), "tanh", seed=3)
     rng = np.random.default_rng(0)
     X, labels = rng.normal(size=(7, 4)), rng.integers(0, 2, 7)
     Y = np.eye(2)[labels]
     W1, b1, W2, b2 = (torch.tensor(w, requires_grad=True) for w in model.get_weights())
     opt = torch.optim.SGD([W1, b1, W2, b2], lr=0.3)
     for _ in range(3):
-        e5.gd_step(model, X, Y, lr=0.3)
+        train.gd_step(model, X, Y, lr=0.3)
         logits = torch.tanh(torch.tensor(X) @ W1 + b1) @ W2 + b2
         loss = torch.nn.functional.cross_entropy(logits, torch.tensor(labels))
         opt.zero_grad()
@@ -64,25 +66,17 @@ def test_gd_step_equals_torch_sgd_on_a_4_2_2_network():
 def test_gd_epoch_batch_sizes():
     X = np.random.default_rng(1).normal(size=(10, 4))
     Y = np.eye(2)[np.arange(10) % 2]
-    full, one = e5.make_net((4, 2, 2), "tanh", 0), e5.make_net((4, 2, 2), "tanh", 0)
-    e5.gd_epoch(full, X, Y, 0.1, batch_size=10, rng=np.random.default_rng(0))
-    e5.gd_step(one, X, Y, 0.1)
+    full, one = train.make_net((4, 2, 2), "tanh", 0), train.make_net((4, 2, 2), "tanh", 0)
+    train.gd_epoch(full, X, Y, 0.1, batch_size=10, rng=np.random.default_rng(0))
+    train.gd_step(one, X, Y, 0.1)
     for a, b in zip(full.get_weights(), one.get_weights(), strict=True):
         np.testing.assert_array_equal(a, b)  # a batch of N is one full-batch step
-    sgd, by_hand = e5.make_net((4, 2, 2), "tanh", 0), e5.make_net((4, 2, 2), "tanh", 0)
-    e5.gd_epoch(sgd, X, Y, 0.1, batch_size=1, rng=np.random.default_rng(5))
+    sgd, by_hand = train.make_net((4, 2, 2), "tanh", 0), train.make_net((4, 2, 2), "tanh", 0)
+    train.gd_epoch(sgd, X, Y, 0.1, batch_size=1, rng=np.random.default_rng(5))
     for i in np.random.default_rng(5).permutation(10):  # same order, one row per step
-        e5.gd_step(by_hand, X[i:i + 1], Y[i:i + 1], 0.1)
+        train.gd_step(by_hand, X[i:i + 1], Y[i:i + 1], 0.1)
     for a, b in zip(sgd.get_weights(), by_hand.get_weights(), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-12)
-
-
-def test_standardise_uses_training_statistics_only():
-    tr = np.array([[1.0, 10.0], [3.0, 30.0]])
-    te = np.array([[5.0, 50.0]])
-    a, b = e5.standardise(tr, te)
-    np.testing.assert_allclose(a, [[-1, -1], [1, 1]])
-    np.testing.assert_allclose(b, [[3, 3]])  # (5 - 2) / 1 and (50 - 20) / 10
 
 
 def test_oscillation_counts_rising_steps():
@@ -90,13 +84,14 @@ def test_oscillation_counts_rising_steps():
     assert e5.oscillation(np.array([1.0, 2.0, 1.0, 2.0, 1.0])) == 0.5
 
 
-def test_iris_splits_are_stratified():
-    X_tr, X_te, y_tr, y_te = e5.iris_split(0, 0.2)
-    assert X_tr.shape == (120, 4) and X_te.shape == (30, 4)
-    assert np.bincount(y_te).tolist() == [10, 10, 10]
-    np.testing.assert_allclose(X_tr.mean(axis=0), 0, atol=1e-6)
-    a, b, c, d = e5.iris_two_classes(0)
-    assert set(np.unique(c)) == {0, 1} and len(c) + len(d) == 100
+def test_iris_splits_are_stratified_with_a_validation_part():
+    s = e5.iris_split(0, e5.IrisConfig())
+    assert s.x_train.shape == (96, 4) and s.x_val.shape == (24, 4) and s.x_test.shape == (30, 4)
+    assert np.bincount(s.y_test).tolist() == [10, 10, 10]
+    assert np.bincount(s.y_val).tolist() == [8, 8, 8]
+    np.testing.assert_allclose(s.x_train.mean(axis=0), 0, atol=1e-12)
+    two = e5.iris_two_classes()
+    assert sorted(two.frame["target"].unique().tolist()) == [0, 1] and len(two.frame) == 100
 
 
 def test_repeat_batch_gives_k_full_batch_steps(tmp_path):
@@ -135,18 +130,41 @@ def test_gradient_descent_program_smoke(smoke):
     losses = m["final_loss"]
     assert losses["0.5"] < losses["0.01"]  # the good rate beats the tiny one
     assert m["rising_steps"]["30"] > 0.1 and m["rising_steps"]["0.5"] == 0
-    assert m["best_lr"] == 0.5
+    assert m["best_lr"] == 0.5 and m["good_lr"] == 0.5 and m["large_lr"] == 30
     assert (out.folder / "learning_rates.png").exists()
     hist = (out.folder / "history.csv").read_text().splitlines()
     assert hist[0].startswith("model,epoch,loss") and len(hist) == 1 + 3 * 61
+    assert [t["met"] for t in meta["targets"]] == [True, True, True]
+    # with a db the biases move further than with the manual's a^2 db (a = 0.1)
+    assert m["bias_a_moved"] > 3 * m["bias_a2_moved"]
+
+
+def test_learning_rate_targets_are_missed_when_the_rates_are_swapped():
+    # a "good" rate that does worse than the small one, and a large one that never rises
+    m = {"initial_loss": 0.9, "good_final_loss": 0.95, "small_final_loss": 0.5,
+         "large_rising_steps": 0.0, "good_rising_steps": 0.1}
+    assert [v["met"] for v in judge(e5.GD_SCRATCH.targets, m, "smoke")] == [False] * 3
+
+
+def test_gd_config_wants_three_rates(smoke):
+    with pytest.raises(UsageError, match="three different"):
+        smoke("5.1", lrs="0.1,0.5")
+    with pytest.raises(UsageError, match="must be one of"):
+        smoke("5.1", activation="softplus")
 
 
 def test_iris_program_smoke(smoke):
     out, meta = smoke("5.2")
     m = meta["metrics"]
-    assert out.status == "ok" and m["n_test"] == 30
-    assert np.array(m["confusion_matrix"]).sum() == 30
-    assert np.trace(np.array(m["confusion_matrix"])) == 30 - m["test_errors"]
+    assert out.status == "ok" and m["n_test"] == 30 and m["n_val"] == 24
+    cm = np.array(m["confusion_matrix"])
+    assert cm.sum() == 30 and cm.sum(axis=1).tolist() == [10, 10, 10]
+    assert np.trace(cm) == 30 - m["test_errors"]
     assert m["test_accuracy"] == pytest.approx(1 - m["test_errors"] / 30)
     assert m["test_accuracy"] > 0.5  # 30 full-batch steps already beat chance (1/3)
-    assert (out.folder / "model.pt").exists() and (out.folder / "iris.png").exists()
+    assert (out.folder / "model.pt").exists() and (out.folder / "confusion.png").exists()
+    # the curve is on validation flowers: history's val_loss is not the test loss
+    rows = [r for r in meta["record"]["data"] if "validation classes" in r]
+    assert rows and "setosa 8" in rows[0]
+    target = meta["targets"][0]
+    assert target["met"] == "not applicable" and target["threshold"] == 0.9333

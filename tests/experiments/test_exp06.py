@@ -9,6 +9,7 @@ from dlab import api, runs
 from dlab.errors import DataError, UsageError
 from dlab.experiments import exp06_sgd as e6
 from dlab.registry import PROGRAMS
+from dlab.verdicts import judge
 
 
 @pytest.fixture
@@ -33,18 +34,6 @@ def test_time_to_reach():
     seconds = np.array([0.0, 0.1, 0.25, 0.4])
     assert e6.time_to_reach(losses, seconds, 0.3) == 0.25
     assert e6.time_to_reach(losses, seconds, 0.1) == float("inf")
-
-
-def test_breast_cancer_split_is_standardised_on_training_rows():
-    from dlab.data.tabular import breast_cancer
-
-    X_tr, X_te, y_tr, y_te = e6.breast_cancer_split(0, 0.25)
-    assert X_tr.shape == (426, 30) and X_te.shape == (143, 30)
-    np.testing.assert_allclose(X_tr.mean(axis=0), 0, atol=1e-10)
-    np.testing.assert_allclose(X_tr.std(axis=0), 1, atol=1e-10)
-    assert np.abs(X_te.mean(axis=0)).max() > 1e-3  # test rows were not used for the scaler
-    raw = breast_cancer().frame["target"].to_numpy()
-    assert abs(y_tr.mean() - raw.mean()) < 0.01 and abs(y_te.mean() - raw.mean()) < 0.01
 
 
 def test_keras_and_torch_networks_have_the_same_parameter_count():
@@ -80,13 +69,19 @@ def test_sgd_program_smoke(smoke):
     m = meta["metrics"]
     assert out.status == "ok"
     assert set(m["final_loss"]) == {"SGD (batch 1)", "mini-batch (32)", "full batch (426)"}
-    assert all(v < 0.69 for v in m["final_loss"].values())  # below the initial ~log 2 level
-    assert all(v > 0.8 for v in m["test_accuracy"].values())
-    assert all(v > 0 for v in m["train_seconds"].values())
+    assert m["sgd_updates"] == 2 * 426 and m["minibatch_updates"] == 2 * 14
+    assert m["fullbatch_updates"] == 2
+    assert all(v < m["initial_loss"] for v in m["final_loss"].values())
+    assert all(v > m["majority_accuracy"] + 0.2 for v in m["test_accuracy"].values())
     # one-sample steps cost more time per epoch than one full-batch step
     assert m["train_seconds"]["SGD (batch 1)"] > m["train_seconds"]["full batch (426)"]
     for name in ("sgd_loss.png", "weights.png", "history.csv"):
         assert (out.folder / name).exists()
+    assert [t["met"] for t in meta["targets"]] == [True, True, True]
+    cost = next(c for c in meta["record"]["claims"] if "fixed cost" in c["claim"])
+    e = cost["evidence"]
+    assert cost["holds"] == (e["sgd_seconds_per_update"] * 426
+                             > 10 * e["fullbatch_seconds_per_update"])
 
 
 def test_normalisation_program_smoke_both_frameworks(smoke):
@@ -94,13 +89,28 @@ def test_normalisation_program_smoke_both_frameworks(smoke):
     m = meta["metrics"]
     assert out.status == "ok"
     for fw in ("torch", "keras"):
-        assert 0.8 < m[fw]["standardised_accuracy"] <= 1, fw
-        assert 0 <= m[fw]["raw_accuracy"] <= 1
+        assert m[fw]["standardised_accuracy"] > m["majority_accuracy"], fw
+        assert len(m[fw]["raw_accuracies"]) == 1
     assert m["largest_raw_input"] > 1000  # breast cancer's 'area' features are in the 1000s
     model = json.loads((out.folder / "model.json").read_text())
     assert len(model["scaler_mean"]) == 30
     rows = (out.folder / "history.csv").read_text()
     assert "keras_standardised_seed0" in rows and "torch_raw_seed0" in rows
+    assert [t["met"] for t in meta["targets"]] == ["not applicable"] * 2
+
+
+def test_normalisation_targets():
+    better = {"raw_accuracy": 0.9, "standardised_accuracy": 0.96}
+    worse = {"raw_accuracy": 0.9, "standardised_accuracy": 0.88}
+    v = judge(e6.NORMALISATION.targets, {"torch": better, "keras": worse}, "quick")
+    assert [t["met"] for t in v] == [True, False]
+    v = judge(e6.NORMALISATION.targets, {"torch": better}, "quick")  # frameworks=torch
+    assert v[1]["met"] == "not applicable" and "Keras" in v[1]["why"]
+
+
+def test_frameworks_setting_is_a_choice(smoke):
+    with pytest.raises(UsageError, match="must be one of"):
+        smoke("6.2", frameworks="jax")
 
 
 def test_normalisation_program_on_a_user_csv(smoke, tmp_path):

@@ -532,8 +532,8 @@ def judge_credit(ctx: RunContext, m: dict[str, Any], log: WeightLog) -> None:
     ctx.compare("ROC AUC", "The MLP", m["test_auc"], "logistic regression", m["logreg_auc"],
                 better="higher", digits=3)
     w0, w1 = log.snapshots[0][1][0], log.snapshots[-1][1][0]
-    stop = (f"early stopping kept the weights of epoch {m['best_epoch']} (lowest validation "
-            f"loss) after {m['epochs_trained']} epochs" if m["stopped_early"]
+    stop = (f"early stopping kept the weights of epoch {m['best_epoch']}, the lowest "
+            f"validation loss, after {m['epochs_trained']} epochs" if m["stopped_early"]
             else f"training ran all {m['epochs_trained']} epochs")
     ctx.infer(f"The first layer's weights moved by "
               f"{np.linalg.norm(w1 - w0) / np.linalg.norm(w0):.2f} of their initial norm "
