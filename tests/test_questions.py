@@ -1,0 +1,204 @@
+"""The question bank: every manual question answered, files validated, evidence links real."""
+
+import json
+import re
+import string
+from pathlib import Path
+
+import pytest
+
+from dlab.questions import (
+    EvidenceError,
+    QuestionFileError,
+    load,
+    load_all,
+    load_file,
+    lookup,
+    parse,
+)
+from dlab.registry import EXPERIMENTS, PROGRAMS
+
+# (pre-lab, viva) questions per experiment, counted in the printed manual
+MANUAL_COUNTS = {1: (5, 4), 2: (3, 4), 3: (3, 4), 4: (3, 4), 5: (4, 4), 6: (4, 5), 7: (4, 4),
+                 8: (4, 4), 9: (4, 4), 10: (4, 5), 11: (4, 4), 12: (5, 5), 13: (4, 5),
+                 14: (4, 7), 15: (4, 5), 16: (4, 5)}
+MANUAL = Path(__file__).resolve().parents[2] / "shared" / "seed" / "000_2dcb498ceddd9a60.txt"
+
+
+def test_every_manual_question_is_answered_in_order():
+    sets = load_all()
+    assert [q.experiment for q in sets] == list(range(1, 17))
+    assert sum(v[0] for v in MANUAL_COUNTS.values()) == 63
+    assert sum(v[1] for v in MANUAL_COUNTS.values()) == 73
+    ids = []
+    for q in sets:
+        pre, viva = MANUAL_COUNTS[q.experiment]
+        assert (q.count("pre-lab"), q.count("viva")) == (pre, viva), q.source
+        for kind, n in (("pre-lab", pre), ("viva", viva)):
+            assert [e.number for e in q.entries if e.kind == kind] == list(range(1, n + 1))
+        assert q.title == EXPERIMENTS[q.experiment - 1].title and len(q.aim) > 40
+        for e in q.entries:
+            ids.append(e.id)
+            assert len(e.question) > 10 and e.question.endswith(("?", ".")), e.id
+            # one to five sentences (a sentence ends with . ! or ? then a space)
+            sentences = len(re.findall(r"[.!?](?:\s|$)", e.answer))
+            assert len(e.answer) >= 60 and 1 <= sentences <= 6, (e.id, sentences)
+            if e.kind == "ours":
+                assert e.manual is None and e.section in ("pre-lab", "viva")
+            else:
+                assert e.section == e.kind and e.manual in ("right", "incomplete", "wrong")
+                assert (e.manual_note is None) == (e.manual == "right"), e.id
+    assert len(ids) == len(set(ids))
+    assert sum(q.count("ours") for q in sets) >= 16  # at least one of ours per experiment
+
+
+def test_verdicts_include_the_known_wrong_answers():
+    wrong = {e.id for q in load_all() for e in q.entries if e.manual == "wrong"}
+    # NOT with threshold 0 always fires and "NAND" with weights 1, threshold 2 is AND
+    assert "1.V4" in wrong
+    assert "14.V5" in wrong  # MADE is the Masked Autoencoder for Distribution Estimation
+    assert "15.V3" in wrong  # PixelCNN still samples one pixel at a time
+    note = load(1).entries[8].manual_note
+    assert "AND" in note and "threshold 0" in note
+
+
+@pytest.mark.skipif(not MANUAL.is_file(), reason="the printed manual is not beside the repository")
+def test_written_in_our_own_words():
+    """No run of 7 words from the manual's questions and answers appears in ours."""
+
+    def words(text):
+        return re.findall(r"[a-z0-9']+", text.lower())
+
+    def shingles(ws, n=7):
+        return {" ".join(ws[i:i + n]) for i in range(len(ws) - n + 1)}
+
+    manual = set()
+    for line in MANUAL.read_text(encoding="utf-8").splitlines():
+        if "TO BE FILLED" not in line and not line.startswith(("Course", "import", "from")):
+            manual |= shingles(words(line))
+    copied = []
+    for q in load_all():
+        for e in q.entries:
+            for field in (e.question, e.answer):
+                copied += [(e.id, s) for s in shingles(words(field)) & manual]
+    assert copied == []
+
+
+# ------------------------------------------------------------------------ validation
+
+GOOD = '''
+experiment = 3
+aim = "An aim long enough to say what the experiment is for, in a sentence or two."
+
+[[entry]]
+kind = "pre-lab"
+number = 1
+question = "Why?"
+answer = "Because."
+manual = "right"
+
+[[entry]]
+kind = "viva"
+number = 1
+question = "How?"
+answer = "Like this."
+manual = "wrong"
+manual_note = "It says otherwise."
+
+[entry.evidence]
+program = "3.2"
+keys = { rmse = "metrics.test_rmse" }
+text = "RMSE {rmse:.2f}."
+'''
+
+
+def test_a_good_file_parses():
+    q = parse(GOOD, "exp03.toml")
+    assert [e.id for e in q.entries] == ["3.P1", "3.V1"]
+    assert q.entries[1].evidence.fill({"metrics": {"test_rmse": 3.14159}}) == "RMSE 3.14."
+
+
+@pytest.mark.parametrize("old, new, message", [
+    ('answer = "Because."', 'answer = ""', "entry 1: `answer` must be a non-empty string"),
+    ('manual = "right"', 'manual = "fine"', "entry 1.manual: 'fine' must be one of"),
+    ('manual_note = "It says otherwise."', "", "entry 2: `manual_note` must be"),
+    ('number = 1\nquestion = "How?"', 'number = 2\nquestion = "How?"',
+     "viva numbers are [2], expected 1 to 1"),
+    ('program = "3.2"', 'program = "3.3"', "entry 2.evidence.program: '3.3' is not"),
+    ('text = "RMSE {rmse:.2f}."', 'text = "RMSE {mse:.2f}."', "must be exactly the names"),
+    ('keys = { rmse = "metrics.test_rmse" }', 'keys = { rmse = "test_rmse" }',
+     "keys.rmse: the path must start with"),
+    ('kind = "pre-lab"', 'kind = "prelab"', "entry 1.kind: 'prelab' must be one of"),
+    ('question = "Why?"', 'question = "Why?"\nsection = "viva"', "only questions of ours"),
+    ("experiment = 3", "experiment = 17", "`experiment` must be a number from 1 to 16"),
+    ("experiment = 3", "experiment = 3\ncolour = 1", "unknown field `colour`"),
+    ("[[entry]]", "[[entry]", "not valid TOML"),
+])
+def test_a_bad_file_names_the_file_and_field(old, new, message):
+    assert old in GOOD
+    with pytest.raises(QuestionFileError) as err:
+        parse(GOOD.replace(old, new, 1), "exp03.toml")
+    assert str(err.value).startswith("exp03.toml"), str(err.value)
+    assert message in str(err.value)
+
+
+def test_load_file_reports_the_path(tmp_path):
+    bad = tmp_path / "exp03.toml"
+    bad.write_text(GOOD.replace('manual = "right"', ""))
+    with pytest.raises(QuestionFileError, match=re.escape(f"{bad}: entry 1.manual")):
+        load_file(bad)
+
+
+def test_lookup_finds_keys_with_dots_spaces_and_patterns():
+    run = {"metrics": {"final_loss": {"0.01": 0.5, "30": 0.9},
+                       "train": {"SGD (batch 1)": 1.0, "full batch (426)": 2.0},
+                       "none": None}}
+    assert lookup(run, "metrics.final_loss.0.01") == 0.5
+    assert lookup(run, "metrics.final_loss.30") == 0.9
+    assert lookup(run, "metrics.train.full batch*") == 2.0
+    for path in ("metrics.final_loss.0.1", "metrics.train.*", "metrics.none",
+                 "metrics.final_loss.30.x"):
+        with pytest.raises(EvidenceError):
+            lookup(run, path)
+
+
+# ---------------------------------------------------------- evidence against real runs
+
+
+def _linked():
+    return [(q.experiment, e) for q in load_all() for e in q.entries if e.evidence]
+
+
+@pytest.fixture(scope="session")
+def smoke_runs(tmp_path_factory):
+    """One smoke run of every program an evidence link reads."""
+    from dlab.api import run_program
+
+    root = tmp_path_factory.mktemp("question-runs")
+    for pid in sorted({e.evidence.program for _, e in _linked()}):
+        run_program(PROGRAMS[pid], profile="smoke", out=root, quiet=True, device="cpu")
+    return root
+
+
+def test_every_evidence_link_fills_from_a_smoke_run(smoke_runs):
+    from dlab.runs import latest_run
+
+    root = smoke_runs
+    linked = _linked()
+    assert len(linked) >= 40
+    for _, e in linked:
+        folder = latest_run(root, e.evidence.program, status="ok")
+        assert folder is not None, f"{e.id}: program {e.evidence.program} has no ok smoke run"
+        summary = json.loads((folder / "metrics.json").read_text())
+        try:
+            text = e.evidence.fill(summary)
+        except EvidenceError as exc:
+            pytest.fail(f"{e.id}: {exc}")
+        assert "{" not in text and text.startswith(f"In your run of {e.evidence.program}")
+        # every value the run wrote shows up in the sentence, formatted as the template says
+        for name, path in e.evidence.keys.items():
+            value = lookup(summary, path)
+            spec = next(f[2] for f in string.Formatter().parse(e.evidence.text) if f[1] == name)
+            shown = ("yes" if value else "no") if isinstance(value, bool) else format(value, spec)
+            assert shown in text, (e.id, name, shown, text)
+
