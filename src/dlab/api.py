@@ -20,6 +20,7 @@ from dlab.errors import DlabError, RunFailed, UsageError
 from dlab.io import atomic_write, describe_os_error, to_jsonable, write_json
 from dlab.registry import ProgramInfo
 from dlab.runs import (
+    LOCK_NAME,
     RESUMABLE,
     Diverged,
     RunContext,
@@ -74,6 +75,9 @@ def _resumable(root: Path, program_id: str) -> tuple[Path, RunLock, str]:
         raise UsageError(f"--resume: the latest run of {program_id} ({folder}) is still "
                          f"running ({lock_owner(folder) or 'pid unknown'}); wait for it")
     lock = RunLock(folder).acquire()
+    for stray in folder.iterdir():  # temporaries of a process killed while writing
+        if stray.name.startswith(".") and stray.name != LOCK_NAME and stray.is_file():
+            stray.unlink(missing_ok=True)
     try:
         text = (folder / "metrics.json").read_text()
         if json.loads(text).get("status") not in RESUMABLE:  # finished while we looked
