@@ -181,7 +181,7 @@ def sheet_end(exp: Any, runs_dir: Path, blank: bool = False) -> list:
     qset = load(exp.number)
     page, markdown = _qa(qset.section("viva"), RunReader(runs_dir), blank, lines=2)
     box = ('<div class="evaluator"><table>'
-           '<tr><th>Evaluator remark (if any)</th><td class="blank"></td>'
+           '<tr><th>Evaluator remark (if any)</th><td class="blank remark"></td>'
            f'<th>Marks secured</th><td class="marks">____ out of {MARKS_OUT_OF}</td></tr>'
            '<tr><th>Signature of the evaluator with date</th>'
            '<td class="blank" colspan="3"></td></tr></table>'
@@ -213,7 +213,9 @@ ol.qa .q { margin: 0; font-weight: 600; } ol.qa .qn { color: var(--muted); margi
 ol.qa .a { margin: .2rem 0 0 1.6rem; } ol.qa .ev { margin: .2rem 0 0 1.6rem; color: var(--ok); }
 .write span { display: block; height: 1.8em; border-bottom: 1px solid var(--line);
               margin-left: 1.6rem; }
-.evaluator table { width: 100%; min-width: 0; } .evaluator td.blank { height: 2.6em; }
+.evaluator table { width: 100%; min-width: 0; table-layout: fixed; }
+.evaluator th { width: 22%; } .evaluator td.remark { width: 38%; }
+.evaluator td.blank { height: 2.6em; }
 .evaluator td.marks { white-space: nowrap; } .evaluator .note { color: var(--muted);
               font-size: .85rem; }
 @media print {
