@@ -216,7 +216,7 @@ ol.qa .a { margin: .2rem 0 0 1.6rem; } ol.qa .ev { margin: .2rem 0 0 1.6rem; col
 .evaluator table { width: 100%; min-width: 0; table-layout: fixed; }
 .evaluator th { width: 22%; } .evaluator td.remark { width: 38%; }
 .evaluator td.blank { height: 2.6em; }
-.evaluator td.marks { white-space: nowrap; } .evaluator .note { color: var(--muted);
+.evaluator .note { color: var(--muted);
               font-size: .85rem; }
 @media print {
   table.sheet { break-before: page; break-inside: auto; margin: 0; }
