@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install Debian's PostgreSQL server when it is missing, so the test of studies shared by
 # several workers through a database (tests/test_studies.py) runs instead of skipping.
-# The test starts its own throwaway server; nothing is started or enabled here.
+# The tests start their own throwaway server (one per test module, a fresh database per
+# test, several worker processes against it); nothing is started or enabled here.
 set -euo pipefail
 
 if compgen -G "/usr/lib/postgresql/*/bin/initdb" > /dev/null || command -v initdb > /dev/null; then

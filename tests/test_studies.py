@@ -174,6 +174,48 @@ def test_storage_urls_are_checked_and_passwords_kept_out():
         studies.open_storage("postgresql://dlab@127.0.0.1:1/none")
 
 
+def test_sqlite_storage_without_a_file_or_over_another_file_is_refused(tmp_path, cli):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("x")
+    refused = {f"sqlite:///{notes}": "is not an SQLite database",
+               "sqlite://": "names no database file",
+               "sqlite:///:memory:": "names no database file",
+               f"sqlite:///{tmp_path}": "is a folder",
+               f"sqlite:///{tmp_path / 'no' / 's.db'}": "does not exist"}
+    for url, words in refused.items():
+        with pytest.raises(ValueError, match=words):
+            studies.check_storage_url(url)
+    (tmp_path / "empty.db").touch()  # an empty file is an empty database
+    made = tmp_path / "made.db"
+    optuna.create_study(storage=f"sqlite:///{made}")
+    for name in ("new.db", "empty.db", "made.db"):
+        studies.check_storage_url(f"sqlite:///{tmp_path / name}")
+
+    # through the command line: one line, exit 2, the user's file untouched
+    for url, words in ((f"sqlite:///{notes}", "will not overwrite"),
+                       ("sqlite://", "names no database file")):
+        code, out, err = cli("study", "12.2", "--profile", "smoke", "--storage", url,
+                             "--out", tmp_path / "runs")
+        assert code == 2 and words in err and err.count("\n") == 1, err
+        assert "Traceback" not in err + out and "KeyError" not in err
+    assert notes.read_text() == "x"
+
+
+def test_report_of_a_study_that_never_ran_is_one_line(tmp_path, cli):
+    code, out, err = cli("study", "12.2", "--profile", "smoke", "--report", "--out", tmp_path)
+    assert code == 2 and "--report: no study under" in err and err.count("\n") == 1, err
+
+
+def test_a_worker_with_nothing_left_prints_one_line_and_exits_0(tmp_path, cli, monkeypatch):
+    line = "study dlab-12.2-x: 3 of 5 trials done; 2 running elsewhere (trial 3 on b)"
+
+    def not_finished(*args, **kwargs):
+        raise studies.StudyNotFinished(line)
+
+    monkeypatch.setattr(studies, "run_study", not_finished)
+    assert cli("study", "12.2", "--out", tmp_path) == (0, line + "\n", "")
+
+
 def test_run_study_refuses_programs_without_a_study(tmp_path):
     with pytest.raises(UsageError, match="not a built hyperparameter study"):
         studies.run_study("1.1", out=tmp_path, quiet=True, device="cpu")
@@ -323,9 +365,10 @@ def _postgres_bin() -> Path | None:
     return Path(on_path).parent if on_path and shutil.which("pg_ctl") else None
 
 
-@pytest.fixture
-def postgres_url():
-    """A throwaway PostgreSQL server on a free loopback port, removed afterwards."""
+@pytest.fixture(scope="module")
+def postgres_server():
+    """A throwaway PostgreSQL server on a free loopback port for this module's tests,
+    removed afterwards; yields a function that creates a fresh database and gives its URL."""
     bindir = _postgres_bin()
     if bindir is None:
         pytest.skip("PostgreSQL is not installed (no initdb under /usr/lib/postgresql/*/bin "
@@ -349,18 +392,29 @@ def postgres_url():
             log = (base / "log").read_text() if (base / "log").exists() else ""
             raise RuntimeError(f"{args[0]} failed: {done.stderr}\n{log}")
 
+    made = iter(range(1000))
+
+    def fresh_database() -> str:
+        name = f"studies{next(made)}"
+        run(str(bindir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "dlab", name)
+        return f"postgresql://dlab@127.0.0.1:{port}/{name}"
+
     try:
         run(str(bindir / "initdb"), "-D", str(base / "data"), "--auth=trust",
             "--username=dlab", "--encoding=UTF8")
         run(str(bindir / "pg_ctl"), "-D", str(base / "data"), "-l", str(base / "log"), "-w",
             "-t", "60", "-o", f"-p {port} -k {base} -c listen_addresses=127.0.0.1", "start")
-        run(str(bindir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "dlab",
-            "studies")
-        yield f"postgresql://dlab@127.0.0.1:{port}/studies"
+        yield fresh_database
     finally:
         subprocess.run([*prefix, str(bindir / "pg_ctl"), "-D", str(base / "data"), "-m",
                         "immediate", "-w", "stop"], capture_output=True, timeout=60)
         shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture
+def postgres_url(postgres_server):
+    """The URL of a fresh, empty database (no Optuna tables yet) on the test server."""
+    return postgres_server()
 
 
 def _two_worker_study(tmp_path: Path, storage: str) -> None:
@@ -391,3 +445,180 @@ def test_two_workers_share_a_study_on_postgresql(tmp_path, postgres_url):
     storage = studies.open_storage(postgres_url)
     st = optuna.load_study(study_name=optuna.get_all_study_names(storage)[0], storage=storage)
     assert sorted(t.params["x"] for t in st.trials) == [0.0, 1.0, 2.0, 3.0]
+
+
+# ------------------------------------- worker processes, as on separate machines
+
+
+def _study_process(barrier, out: str, sets: dict[str, str], report: str) -> None:
+    """One `dlab study` as on its own machine (own --out), started with the others at a
+    barrier; leaves what it did in the JSON file `report`."""
+    barrier.wait(timeout=300)
+    started = time.time()
+    try:
+        outcome = run_program(BARRIER_STUDY_INFO, profile="quick", out=out, quiet=True,
+                              device="cpu", sets=sets)
+        done = {"record": True, "folder": str(outcome.folder), "study": outcome.metrics["study"]}
+    except studies.StudyNotFinished as exc:
+        done = {"record": False, "message": str(exc)}
+    Path(report).write_text(json.dumps({**done, "pid": os.getpid(), "started": started,
+                                        "ended": time.time()}))
+
+
+def _start_workers(tmp_path: Path, n: int, sets: dict[str, str]):
+    import multiprocessing
+
+    mp = multiprocessing.get_context("spawn")
+    barrier = mp.Barrier(n)
+    procs = [mp.Process(target=_study_process,
+                        args=(barrier, str(tmp_path / f"machine{i}"), sets,
+                              str(tmp_path / f"machine{i}.json"))) for i in range(n)]
+    for p in procs:
+        p.start()
+        p.barrier = barrier  # keep it alive until the children have loaded it
+    return procs
+
+
+def _results(tmp_path: Path, procs) -> list[dict]:
+    return [json.loads((tmp_path / f"machine{i}.json").read_text())
+            for i, p in enumerate(procs) if p.exitcode == 0]
+
+
+def _stored(url: str) -> list:
+    storage = studies.open_storage(url)
+    (name,) = optuna.get_all_study_names(storage)
+    return optuna.load_study(study_name=name, storage=storage).trials
+
+
+def _record(folder: str) -> dict:
+    return json.loads((Path(folder) / "metrics.json").read_text())["record"]
+
+
+def _one_record_of_every_trial(url: str, results: list[dict], xs: list[float]) -> dict:
+    """Each planned trial ran exactly once, and exactly one process wrote the record,
+    which lists them all; returns that process's result."""
+    trials = _stored(url)
+    assert sorted(t.params["x"] for t in trials) == xs
+    assert all(t.state == TrialState.COMPLETE and t.value == t.params["x"] ** 2
+               for t in trials)
+    records = [r for r in results if r["record"]]
+    assert len(records) == 1
+    study = records[0]["study"]
+    assert (study["settings"], study["complete"], study["finished"]) == (len(xs), len(xs), True)
+    rows = _csv(Path(study["folder"]) / "trials.csv")
+    assert sorted(float(r["x"]) for r in rows) == xs
+    table = _record(records[0]["folder"])["tables"][0]
+    assert len(table["rows"]) == len(xs)
+    assert "test_value (not used for selection)" in table["columns"]
+    return records[0]
+
+
+def test_four_workers_started_together_on_a_fresh_database(tmp_path, postgres_url):
+    meet = tmp_path / "meet"
+    meet.mkdir()
+    xs = [0.0, 1.0, 2.0, 3.0, 4.0]
+    sets = {"storage": postgres_url, "rendezvous": str(meet), "parties": "4",
+            "xs": ",".join(map(str, xs)), "heartbeat": "1", "grace": "2"}
+    procs = _start_workers(tmp_path, 4, sets)
+    for p in procs:
+        p.join(timeout=300)
+    assert [p.exitcode for p in procs] == [0] * 4  # all started; none hit the schema race
+    assert len(list(meet.iterdir())) == 4  # every process ran a trial (the barrier)
+    results = _results(tmp_path, procs)
+    record = _one_record_of_every_trial(postgres_url, results, xs)
+    rows = _csv(Path(record["study"]["folder"]) / "trials.csv")
+    assert len({r["pid"] for r in rows}) == 4
+    for r in results:  # the others say the study is finished and where its record is
+        if not r["record"]:
+            assert "finished (5 of 5 trials done)" in r["message"]
+            assert record["folder"] in r["message"]
+    print("\n4 workers: " + "; ".join(
+        f"pid {r['pid']} ran {r['ended'] - r['started']:.1f} s, "
+        + ("wrote the record" if r["record"] else r["message"]) for r in results))
+
+
+def test_two_workers_on_a_fresh_database_the_first_to_finish_writes_no_record(
+        tmp_path, postgres_url):
+    meet = tmp_path / "meet"
+    meet.mkdir()
+    release = tmp_path / "release"
+    sets = {"storage": postgres_url, "rendezvous": str(meet), "xs": "0.0,1.0",
+            "release": str(release), "held": "1.0", "heartbeat": "1", "grace": "2"}
+    procs = _start_workers(tmp_path, 2, sets)
+    # the worker that ran x=0 finds nothing to claim, watches trial x=1 (alive) for one
+    # grace period, and leaves without a record
+    _wait_until(lambda: any(p.exitcode is not None for p in procs), "a worker leaving", 300)
+    first = next(p for p in procs if p.exitcode is not None)
+    assert first.exitcode == 0
+    done = json.loads((tmp_path / f"machine{procs.index(first)}.json").read_text())
+    held = next(t for t in _stored(postgres_url) if t.state == TrialState.RUNNING)
+    assert held.params["x"] == 1.0
+    assert not done["record"]
+    assert done["message"].startswith("study dlab-0.4-") and "\n" not in done["message"]
+    assert f"1 of 2 trials done; 1 running elsewhere (trial {held.number} on " in \
+        done["message"]
+    assert "--report --storage postgresql://dlab@127.0.0.1" in done["message"]
+    out = tmp_path / f"machine{procs.index(first)}"
+    assert not list(out.glob("0.4/2*"))  # no run folder of the study program
+    assert not list(out.rglob("table.md"))
+
+    # --report now: a record of the unfinished study, the held trial marked running
+    report = run_program(BARRIER_STUDY_INFO, profile="quick", out=tmp_path / "report",
+                         quiet=True, device="cpu", sets={**sets, "report_only": "true"})
+    assert report.metrics["study"]["finished"] is False
+    rec = _record(str(report.folder))
+    assert [row[-1] for row in rec["tables"][0]["rows"]] == ["ok", "running"]
+    assert "still running: 1 of 2 trials done" in rec["analysis"][0]
+
+    release.touch()
+    for p in procs:
+        p.join(timeout=300)
+    assert [p.exitcode for p in procs] == [0, 0]
+    assert len(list(meet.iterdir())) == 2
+    last = _one_record_of_every_trial(postgres_url, _results(tmp_path, procs), [0.0, 1.0])
+    assert last["pid"] != done["pid"]
+
+
+def test_a_worker_killed_mid_trial_is_retried_by_the_survivor(tmp_path, postgres_url):
+    import signal
+
+    meet = tmp_path / "meet"
+    meet.mkdir()
+    release = tmp_path / "release"
+    sets = {"storage": postgres_url, "rendezvous": str(meet), "xs": "0.0,1.0,2.0",
+            "release": str(release), "heartbeat": "1", "grace": "2"}
+    procs = _start_workers(tmp_path, 2, sets)
+    _wait_until(lambda: len(list(tmp_path.glob("holding-*"))) == 2, "both workers in a trial",
+                300)
+    victim, survivor = procs
+    os.kill(victim.pid, signal.SIGKILL)
+    killed = time.time()
+    victim.join(timeout=60)
+    release.touch()
+    survivor.join(timeout=300)
+    assert (victim.exitcode, survivor.exitcode) == (-signal.SIGKILL, 0)
+
+    trials = _stored(postgres_url)
+    (lost,) = [t for t in trials if t.state == TrialState.FAIL]
+    assert lost.user_attrs["pid"] == victim.pid and "status" not in lost.user_attrs
+    (retry,) = [t for t in trials if t.system_attrs.get("retry_history") == [lost.number]]
+    assert retry.state == TrialState.COMPLETE and retry.params == lost.params
+    assert retry.user_attrs["pid"] == survivor.pid
+    assert sorted(t.params["x"] for t in trials if t.state == TrialState.COMPLETE) == \
+        [0.0, 1.0, 2.0]
+    # not given up before the grace period (less the beat it may have missed) had passed
+    retry_after = retry.datetime_start.timestamp() - killed
+    assert 1.0 <= retry_after < 60
+
+    (result,) = _results(tmp_path, procs)
+    assert result["record"] and result["study"]["finished"]
+    assert result["study"]["complete"] == 3 and result["study"]["lost"] == [lost.number]
+    analysis = _record(result["folder"])["analysis"]
+    assert any(s.startswith(f"Trial {lost.number} (x={lost.params['x']}) was lost: its "
+                            f"worker (host {socket.gethostname()}, pid {victim.pid})")
+               and s.endswith(f"retried as trial {retry.number}, which ended ok.")
+               for s in analysis), analysis
+    print(f"\nheartbeat 1 s, grace 2 s: killed pid {victim.pid} in trial {lost.number} "
+          f"(x={lost.params['x']}); retry trial {retry.number} started by pid {survivor.pid} "
+          f"{retry_after:.1f} s after the kill; completed "
+          f"{retry.datetime_complete.timestamp() - killed:.1f} s after it")
