@@ -310,9 +310,10 @@ def judge_convnet(ctx: RunContext, s: dict, d: Colour) -> None:
               f"32x32x3) classifies {100 * s['test_accuracy']:.2f}% of {s['test_size']:,} "
               f"held-out {d.name} test images correctly; validation accuracy "
               f"{100 * s['val_accuracy']:.2f}%.")
+    ctx.infer(f"The majority-class baseline (always the most common training class) scores "
+              f"{100 * s['majority_test_accuracy']:.2f}% of the test images.")
     ctx.compare("test accuracy", "The ConvNet", s["test_accuracy"], "the majority-class "
-                "baseline (always the most common training class)",
-                s["majority_test_accuracy"], better="higher")
+                "baseline", s["majority_test_accuracy"], better="higher")
     ctx.infer(f"Lowest per-class test accuracy: {d.classes[int(np.argmin(per))]} "
               f"({100 * min(per):.1f}%); highest: {d.classes[int(np.argmax(per))]} "
               f"({100 * max(per):.1f}%).")

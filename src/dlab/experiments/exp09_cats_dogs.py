@@ -394,9 +394,10 @@ def write_folder(cfg: FolderConfig, ctx: RunContext, s: dict, sp: dict, imgs: Fo
 def judge_folder(ctx: RunContext, s: dict, shown: int) -> None:
     ctx.infer(f"Validation accuracy after {s['epochs']} epochs: {100 * s['val_accuracy']:.2f}% "
               f"on {s['val_size']:,} held-out images ({', '.join(s['classes'])}).")
+    ctx.infer(f"The majority-class baseline (always the most common validation class) "
+              f"scores {100 * s['majority_baseline']:.2f}% of the validation images.")
     ctx.compare("validation accuracy", "The CNN", s["val_accuracy"], "the majority-class "
-                "baseline (always the most common validation class)", s["majority_baseline"],
-                better="higher")
+                "baseline", s["majority_baseline"], better="higher")
     mistake = (f"the most common mistake: {s['most_common_mistake']} "
                f"({s['most_common_mistake_count']} times)" if s["most_common_mistake"]
                else "no mistakes")
