@@ -170,7 +170,7 @@ def lab_blocks(runs_dir: Path, latest: dict[str, Path], student: handin.Student 
         s = summaries.get(pid)
         link = f"[{pid}](#{anchor(pid)})" if s else pid
         if s is None:
-            rows.append([link, program.title, "not run", "not run", "", program.target or "",
+            rows.append([link, program.title, "not run", "", "", program.target or "",
                          "", "", ""])
             continue
         v = s.get("versions", {})
