@@ -163,3 +163,37 @@ def test_debug_shows_traceback(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "dlab", "--debug", "run", "42"],
                           capture_output=True, text=True, env=env)
     assert proc.returncode != 0 and "Traceback" in proc.stderr
+
+
+@pytest.mark.parametrize("args,match", [
+    (["run"], "Missing argument 'ID...'"),
+    (["run", "-1"], "No such option: -1"),
+    (["run", "--seed", "abc", "1.1"], "Invalid value for '--seed'"),
+    (["predict", "runs"], "Missing argument 'FILES...'"),
+    (["run", "1.1", "--seed", "99999999999999999999"], "from 0 to 4294967295"),
+    (["run", "1.1", "--out", ""], "--out is empty"),
+    (["report", "runs", "--out="], "--out is empty"),
+])
+def test_usage_errors_are_one_line(cli, tmp_path, monkeypatch, args, match):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("COLUMNS", "30")  # a narrow terminal: still one line
+    _one_line_error(cli, *args, match=match)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_data_dir_that_is_a_file_is_refused(cli, tmp_path, monkeypatch):
+    blocker = tmp_path / "data"
+    blocker.write_text("x")
+    _one_line_error(cli, "run", "1.1", "--data-dir", blocker, "--out", tmp_path / "runs",
+                    match="is a file, not a folder")
+    monkeypatch.setenv("DLAB_DATA", str(blocker))
+    _one_line_error(cli, "run", "1.1", "--out", tmp_path / "runs", match="DLAB_DATA")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]
+
+
+def test_bad_input_creates_no_out_folder(cli, tmp_path):
+    out_dir = tmp_path / "new" / "runs"
+    _one_line_error(cli, "run", "4.1", "--set", "lr=nan", "--out", out_dir, match="finite")
+    _one_line_error(cli, "run", "4.1", "--set", "hidden=1000000000", "--out", out_dir,
+                    match="would build a layer")
+    assert not (tmp_path / "new").exists()

@@ -139,3 +139,55 @@ def test_catalogue_names_every_source():
     assert {"mnist", "mnist-full", "fashion-mnist", "iris", "breast-cancer", "auto-mpg",
             "seattle-weather", "german-credit", "synthetic"} <= names
     assert all(d.licence and d.source and d.size for d in catalogue())
+
+
+def _raw_mnist(tmp_path, **override):
+    raw = tmp_path / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    arrays = {"train-images-idx3-ubyte": np.zeros((20, 28, 28), np.uint8),
+              "train-labels-idx1-ubyte": np.arange(20, dtype=np.uint8) % 10,
+              "t10k-images-idx3-ubyte": np.zeros((10, 28, 28), np.uint8),
+              "t10k-labels-idx1-ubyte": np.arange(10, dtype=np.uint8)}
+    arrays.update(override)
+    for name, a in arrays.items():
+        write_idx(raw / name, a)
+    return raw
+
+
+@pytest.mark.parametrize("override,match", [
+    ({"train-labels-idx1-ubyte": np.full(20, 10, np.uint8)},
+     r"train-labels-idx1-ubyte: 20 labels outside 0-9 \(first: 10 at position 0\)"),
+    ({"t10k-labels-idx1-ubyte": np.r_[np.arange(9), 200].astype(np.uint8)},
+     r"t10k-labels-idx1-ubyte: 1 labels outside 0-9 \(first: 200 at position 9\)"),
+    ({"train-images-idx3-ubyte": np.zeros((0, 28, 28), np.uint8),
+      "train-labels-idx1-ubyte": np.zeros(0, np.uint8)}, "train-images-idx3-ubyte: holds no images"),
+    ({"train-labels-idx1-ubyte": np.zeros(7, np.uint8)}, "7 labels for 20 images"),
+    ({"t10k-images-idx3-ubyte": np.zeros((10, 784), np.uint8)}, r"shaped \(N, height, width\)"),
+])
+def test_mnist_files_are_validated_at_load(tmp_path, override, match):
+    _raw_mnist(tmp_path, **override)
+    with pytest.raises(DataError, match=match):
+        mnist.load_mnist("auto", tmp_path)
+
+
+def test_corrupt_gzip_idx_is_one_data_error(tmp_path):
+    path = tmp_path / "train-images-idx3-ubyte.gz"
+    good = gzip.compress(b"\x00\x00\x08\x01" + (4).to_bytes(4, "big") + b"abcd")
+    path.write_bytes(good[:12] + b"\xff" * 8 + good[20:])
+    with pytest.raises(DataError, match="corrupt or not gzip data"):
+        read_idx(path)
+    path.write_bytes(b"not gzip at all")
+    with pytest.raises(DataError, match="delete it and fetch it again"):
+        read_idx(path)
+
+
+def test_data_get_refuses_a_file_and_writes_nothing(tmp_path, cli):
+    target = tmp_path / "data.txt"
+    target.write_text("x")
+    code, _, err = cli("data", "get", "mnist", "--data-dir", target)
+    assert code == 2 and "is a file, not a folder" in err and target.read_text() == "x"
+    code, _, err = cli("data", "get", "mnist", "--data-dir", "/proc/dlab-no/data")
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    _raw_mnist(tmp_path / "bad", **{"train-labels-idx1-ubyte": np.full(20, 11, np.uint8)})
+    code, _, err = cli("data", "get", "mnist", "--data-dir", tmp_path / "bad")
+    assert code == 2 and "labels outside 0-9" in err

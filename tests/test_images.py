@@ -181,3 +181,53 @@ def test_cifar10_reader_layout(tmp_path):
     assert img[0, 1, 0] == raw[0, 1] and img[0, 1, 1] == raw[0, 1025]
     assert img[2, 3, 2] == raw[0, 2048 + 2 * 32 + 3]
     assert data.y_train[4] == labels[0]
+
+
+def _png_header_only(width, height):
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(
+            ">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0,
+                                                              0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(b"\x00" * 8)) + chunk(b"IEND", b""))
+
+
+def test_decompression_bomb_is_an_unreadable_file(tmp_path):
+    from PIL import Image
+
+    bomb = tmp_path / "bomb.png"
+    bomb.write_bytes(_png_header_only(20000, 10000))
+    with pytest.raises(DataError, match="bomb.png: not a readable image .too large"):
+        im.read_image(bomb)
+    # in an image folder it is skipped and counted like any unreadable file
+    for cls in ("a", "b"):
+        (tmp_path / "root" / cls).mkdir(parents=True)
+        Image.fromarray(np.full((6, 6), 50, np.uint8)).save(tmp_path / "root" / cls / "ok.png")
+    (tmp_path / "root" / "a" / "bomb.png").write_bytes(bomb.read_bytes())
+    loaded = im.load_image_folder(tmp_path / "root", 6)
+    assert len(loaded.images) == 2 and [p.name for p, _ in loaded.skipped] == ["bomb.png"]
+
+
+@pytest.mark.parametrize("content,match", [
+    (b"PK\x03\x04 not a zip", "not a readable NumPy file"),
+    (b"\x93NUMPY garbage", "not a readable NumPy file"),
+])
+def test_broken_array_files_are_data_errors(tmp_path, content, match):
+    for suffix in (".npz", ".npy"):
+        path = tmp_path / f"x{suffix}"
+        path.write_bytes(content)
+        with pytest.raises(DataError, match=match):
+            im.read_images_file(path)
+
+
+def test_nan_images_are_refused_without_warnings(tmp_path):
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(DataError, match="NaN or infinite"):
+            im.check_array(np.full((1, 4, 4), np.nan, np.float32))

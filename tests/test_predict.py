@@ -158,3 +158,38 @@ def test_cli_predict_prints_csv_and_rejects_bad_input(mlp_run, tmp_path, cli):
     assert [int(r["predicted"]) for r in rows] == [r["predicted"] for r in expected]
     code, out, err = cli("predict", mlp_run.folder, tmp_path / "missing.png")
     assert code == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def _copy_run(src, dst, meta=None, weights=None):
+    import shutil
+
+    shutil.copytree(src, dst)
+    if meta is not None:
+        (dst / "model.json").write_text(meta if isinstance(meta, str) else json.dumps(meta))
+    if weights is not None:
+        (dst / "model.pt").write_bytes(weights)
+    return dst
+
+
+def test_malformed_model_folders_are_one_data_error_each(mlp_run, tmp_path):
+    import pickle
+
+    good = json.loads((mlp_run.folder / "model.json").read_text())
+    np.save(tmp_path / "x.npy", np.zeros((1, 28, 28), np.uint8))
+    cases = {
+        "list": ("[]", None, "holds a JSON list, not a model description"),
+        "no_input": ({k: v for k, v in good.items() if k != "input"}, None, "no 'input' object"),
+        "unknown_kwarg": ({**good, "kwargs": {**good["kwargs"], "colour": 1}}, None,
+                          "its kwargs do not build a mlp"),
+        "huge": ({**good, "kwargs": {**good["kwargs"], "sizes": [784, 10**9, 10]}}, None,
+                 "describes a model of 795,000,000,010 parameters"),
+        "short_classes": ({**good, "classes": ["0", "1"]}, None,
+                          "lists 2 classes but the model has 10 outputs"),
+        "random_bytes": (None, bytes(range(256)) * 8, "not a saved model"),
+        "code": (None, pickle.dumps({"w": print}), "refused: it holds objects other than"),
+    }
+    for name, (meta, weights, match) in cases.items():
+        folder = _copy_run(mlp_run.folder, tmp_path / name, meta, weights)
+        with pytest.raises(DataError, match=match) as info:
+            predict_files(folder, [tmp_path / "x.npy"])
+        assert "\n" not in str(info.value)

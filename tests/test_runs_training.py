@@ -146,3 +146,145 @@ def test_device_resolution():
     if not torch.cuda.is_available():
         with pytest.raises(DeviceError, match="no CUDA device"):
             runs.resolve_device("cuda")
+
+
+# ----------------------------------------------------------------- hardening
+
+
+def test_check_writable_creates_nothing(tmp_path):
+    from dlab.errors import UsageError
+
+    target = tmp_path / "a" / "b" / "runs"
+    assert runs.check_writable(target) == target
+    assert list(tmp_path.iterdir()) == []  # the probe's folders are gone again
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(UsageError, match="exists and is not a folder"):
+        runs.check_writable(tmp_path / "file")
+    with pytest.raises(UsageError, match="cannot write"):
+        runs.check_writable(tmp_path / "file" / "sub")
+    with pytest.raises(UsageError, match="--out is empty"):
+        runs.check_writable("")
+
+
+PEEK = '''
+import json
+from toy_program import TOY, ToyConfig, run_toy
+from dlab.registry import Implementation
+
+SEEN = {}
+
+def run(cfg, ctx):
+    SEEN["meta"] = json.loads((ctx.folder / "metrics.json").read_text())
+    SEEN["lock"] = (ctx.folder / ".lock").read_text()
+    run_toy(cfg, ctx)
+
+PEEK = Implementation(config=ToyConfig, run=run, profiles=TOY.profiles)
+'''
+
+
+def test_metrics_say_running_under_a_lock_while_the_program_runs(tmp_path, monkeypatch):
+    import importlib
+
+    from dlab.registry import ProgramInfo
+
+    (tmp_path / "peek_program.py").write_text(PEEK)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    info = ProgramInfo(id="0.1", title="Toy", aim="a", entry="peek_program:PEEK")
+    outcome = api.run_program(info, out=tmp_path / "runs", quiet=True, device="cpu")
+    seen = importlib.import_module("peek_program").SEEN
+    assert seen["meta"]["status"] == "running" and seen["meta"]["config"]["epochs"] == 6
+    assert seen["lock"].startswith(f"pid {os.getpid()} ")
+    assert outcome.status == "ok" and not (outcome.folder / ".lock").exists()
+    assert runs.is_locked(outcome.folder) is False
+
+
+def test_lock_is_exclusive_and_released(tmp_path):
+    from dlab.errors import UsageError
+
+    first = runs.RunLock(tmp_path).acquire()
+    assert runs.is_locked(tmp_path)
+    with pytest.raises(UsageError, match=f"in use by another dlab process .pid {os.getpid()}"):
+        runs.RunLock(tmp_path).acquire()
+    first.release()
+    assert not runs.is_locked(tmp_path) and not (tmp_path / ".lock").exists()
+    runs.RunLock(tmp_path).acquire().release()
+
+
+def test_latest_run_skips_odd_summaries_and_names_them(tmp_path):
+    good = _toy(tmp_path)
+    for name, text in (("a", "[]"), ("b", "{}"), ("c", '{"status": "ok"}'), ("d", "{oops")):
+        (tmp_path / "0.1" / name).mkdir()
+        (tmp_path / "0.1" / name / "metrics.json").write_text(text)
+    warnings = []
+    assert runs.latest_run(tmp_path, "0.1", warn=warnings.append) == good.folder
+    assert len(warnings) == 4 and all("skipped" in w for w in warnings)
+    assert any("/a/metrics.json: skipped: holds a JSON list" in w for w in warnings)
+
+
+@pytest.mark.parametrize("sets,match", [
+    ({"lr": "nan"}, "lr must be a finite number, got nan"),
+    ({"lr": "inf"}, "lr must be a finite number, got inf"),
+    ({"lr": "-inf"}, "lr must be a finite number"),
+    ({"epochs": "100000000"}, "epochs=100000000 is too large"),
+])
+def test_settings_refused_before_anything_is_written(tmp_path, sets, match):
+    from dlab.errors import UsageError
+
+    with pytest.raises(UsageError, match=match):
+        api.run_program(TOY_INFO, out=tmp_path / "runs", quiet=True, sets=sets)
+    assert not (tmp_path / "runs").exists()
+
+
+def test_config_check_nan_empty_widths_and_seeds():
+    from dataclasses import dataclass, field
+
+    from dlab import config as configs
+    from dlab.errors import UsageError
+
+    @dataclass
+    class Cfg:
+        hidden: tuple[int, ...] = (128, 64)
+        lrs: tuple[float, ...] = (0.1,)
+        width: int = 16
+        classifier_seed: int = 0
+        gap: float = 1.0
+        skip: list[int] = field(default_factory=list)
+        empty_ok = ("skip",)
+        nonfinite_ok = ("gap",)
+
+    configs.check(Cfg())
+    configs.check(Cfg(gap=float("inf")))  # the program says so
+    with pytest.raises(UsageError, match="lrs must be a finite number"):
+        configs.check(Cfg(lrs=(0.1, float("nan"))))
+    with pytest.raises(UsageError, match="hidden is empty; give at least one value, e.g. "
+                                          "--set hidden=128,64"):
+        configs.check(Cfg(hidden=()))
+    with pytest.raises(UsageError, match="hidden=.20000, 20000. would build a layer"):
+        configs.check(Cfg(hidden=(20000, 20000)))
+    with pytest.raises(UsageError, match="width=1000000 would build a layer"):
+        configs.check(Cfg(width=1_000_000))
+    configs.check(Cfg(width=16384))  # wide, but within reach of a laptop
+    with pytest.raises(UsageError, match="classifier_seed"):
+        configs.check(Cfg(classifier_seed=2**40))
+    with pytest.raises(UsageError, match="from 0 to 4294967295"):
+        configs.check_seed(99999999999999999999)
+
+
+def test_resume_restores_its_folder_when_the_checkpoint_is_refused(tmp_path):
+    import pickle
+
+    from dlab.errors import DataError
+
+    with pytest.raises(KeyboardInterrupt):
+        os.environ["TOY_INTERRUPT_AT"] = "3"
+        try:
+            _toy(tmp_path)
+        finally:
+            del os.environ["TOY_INTERRUPT_AT"]
+    folder = runs.latest_run(tmp_path, "0.1")
+    before = (folder / "metrics.json").read_text()
+    (folder / "checkpoint-model.pt").write_bytes(pickle.dumps({"model": print}))
+    with pytest.raises(DataError, match="cannot resume from this checkpoint"):
+        api.run_program(TOY_INFO, out=tmp_path, quiet=True, resume=True, device="cpu")
+    assert (folder / "metrics.json").read_text() == before
+    assert not (folder / ".lock").exists()

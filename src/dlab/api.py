@@ -17,7 +17,13 @@ from typing import Any
 
 from dlab import config as configs
 from dlab.errors import DlabError, RunFailed, UsageError
-from dlab.io import atomic_write, describe_os_error, to_jsonable, write_json
+from dlab.io import (
+    atomic_write,
+    describe_os_error,
+    escape_markup,
+    to_jsonable,
+    write_json,
+)
 from dlab.registry import ProgramInfo
 from dlab.runs import (
     LOCK_NAME,
@@ -266,6 +272,6 @@ def _finish(ctx: RunContext, status: str, message: str = "") -> dict[str, Any]:
 
     ctx._flush_history()
     summary = to_jsonable(ctx.summary(status, message))
-    atomic_write(ctx.folder / "record.md", program_record(summary, ctx.program))
+    atomic_write(ctx.folder / "record.md", program_record(escape_markup(summary), ctx.program))
     write_json(ctx.folder / "metrics.json", summary)
     return summary

@@ -27,8 +27,7 @@ MAX_SEED = 2**32 - 1
 
 def check_seed(seed: Any, option: str = "--seed") -> int:
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
-        raise UsageError(f"{option} {seed}: must be a whole number from 0 to {MAX_SEED:,}"
-                         .replace(",", ""))
+        raise UsageError(f"{option} {seed}: must be a whole number from 0 to {MAX_SEED}")
     return seed
 
 
@@ -119,9 +118,10 @@ def _check_value(name: str, value: Any, where: str, nonfinite_ok: bool,
     if isinstance(value, float) and not math.isfinite(value) and not nonfinite_ok:
         raise UsageError(f"{where}{name} must be a finite number, got {value}; "
                          f"e.g. --set {name}={example}")
-    if isinstance(value, int) and abs(value) > MAX_INT_SETTING and not _is_width(name):
+    seed = name == "seed" or name.endswith("_seed")
+    if isinstance(value, int) and abs(value) > MAX_INT_SETTING and not (_is_width(name) or seed):
         raise UsageError(f"{where}{name}={value} is too large (at most "
-                         f"{MAX_INT_SETTING:_}); choose a smaller value".replace("_", ","))
+                         f"{MAX_INT_SETTING:,}); choose a smaller value")
 
 
 def check(config: Any, program: str = "") -> None:
@@ -157,7 +157,7 @@ def check(config: Any, program: str = "") -> None:
             check_seed(value, f"{where}{f.name}")
         if isinstance(value, int) and _is_width(f.name):
             widths[f.name] = abs(value)
-    for name, w in widths.items():
+    for name, w in sorted(widths.items(), key=lambda kv: -kv[1]):  # the widest first
         neighbour = max([WIDEST_INPUT, *(v for k, v in widths.items() if k != name)])
         estimate = max(w * neighbour, pairs.get(name, 0))
         if estimate > MAX_PARAMETERS:

@@ -129,3 +129,16 @@ def save_torch(obj: Any, path: str | os.PathLike) -> Path:
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path)) from None
         raise OSError(errno.EIO, f"cannot write ({describe_os_error(exc)})", str(path)) from None
     return path
+
+
+def escape_markup(value: Any, skip_keys: tuple[str, ...] = ("file",)) -> Any:
+    """Strings (at any depth) with &, < and > as HTML entities, for Markdown that may hold
+    user text (a class folder named `<script>`); dict keys in `skip_keys` (file links)
+    are kept as they are."""
+    if isinstance(value, str):
+        return value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    if isinstance(value, dict):
+        return {k: v if k in skip_keys else escape_markup(v, skip_keys) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(escape_markup(v, skip_keys) for v in value)
+    return value

@@ -58,9 +58,9 @@ def _missing_parents(folder: Path) -> list[Path]:
 def check_writable(folder: str | os.PathLike, option: str = "--out") -> Path:
     """Check that run folders can be written under `folder` without leaving anything:
     folders created for the check are removed again. UsageError (one line) if not."""
-    folder = Path(folder)
-    if str(folder) == "":
+    if str(folder).strip() == "":
         raise UsageError(f"{option} is empty; give a folder, e.g. {option} runs")
+    folder = Path(folder)
     if folder.exists() and not folder.is_dir():
         raise UsageError(f"{option} {folder}: exists and is not a folder; choose another with "
                          f"{option}")

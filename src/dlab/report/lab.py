@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from dlab.errors import UsageError
-from dlab.io import atomic_path
+from dlab.io import atomic_path, escape_markup
 from dlab.registry import PROGRAMS
 from dlab.report.handin import Student
 from dlab.report.record import lab_blocks, to_html, to_markdown
@@ -78,9 +78,9 @@ def write_report(runs_dir: str | Path = "runs", out: str | Path | None = None,
     blocks = _unfinished(blocks, latest)
     md_path = html_path.with_suffix(".md")
     if md_path.parent.resolve() == runs_dir.resolve():
-        markdown = to_markdown(blocks)
+        markdown = to_markdown(_md_safe(blocks))
     else:  # figure links in the Markdown are relative to the runs folder
-        markdown = to_markdown(_relink(blocks, runs_dir, md_path.parent))
+        markdown = to_markdown(_md_safe(_relink(blocks, runs_dir, md_path.parent)))
     html = to_html(blocks, runs_dir, "Deep Learning lab record")
     _write_both({md_path: markdown, html_path: html})
     written = {"markdown": md_path, "html": html_path}
@@ -111,6 +111,22 @@ def _write_both(files: dict[Path, str]) -> None:
         raise UsageError(f"--out {path.with_suffix('.html')}: cannot write the lab record "
                          f"({exc.strerror or exc}); nothing was written; free some space or "
                          "choose another file with --out") from None
+
+
+def _md_safe(blocks):
+    """Blocks with user text escaped for Markdown (&, <, > as entities), so a class folder
+    named `<script>` is shown, not run, by a Markdown viewer; figure paths, anchors and
+    the hand-in header's ready-made Markdown are kept."""
+    out = []
+    for b in blocks:
+        if b[0] == "fig":
+            b = (b[0], b[1], *escape_markup(list(b[2:])))
+        elif b[0] == "h":
+            b = (b[0], b[1], escape_markup(b[2]), *b[3:])
+        elif b[0] != "raw":
+            b = (b[0], *escape_markup(list(b[1:])))
+        out.append(b)
+    return out
 
 
 def _unfinished(blocks, latest: dict[str, Path]):
