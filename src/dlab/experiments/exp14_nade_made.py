@@ -345,7 +345,7 @@ def judge_mnist(cfg: DensityConfig, ctx: RunContext, m: dict[str, Any]) -> None:
     if ens:
         k = max(int(key) for key in ens)
         ctx.compare("test NLL", f"The {k}-mask MADE ensemble", ens[str(k)],
-                    "a single one of its masks", ens["1"], better="lower", unit="nats")
+                    "its first mask alone", ens["1"], better="lower", unit="nats")
     full = m["data_source"] == "full" and m["n_test"] == m["test_total"]
     ctx.infer("Published NLLs (full 60,000/10,000 set, trained to convergence): NADE 500 "
               "hidden units 88.86 nats (Larochelle and Murray 2011); MADE one hidden layer of "

@@ -52,6 +52,8 @@ Model = Literal["pixelcnn", "pixelrnn"]
 Cell = Literal["lstm", "gru"]
 LayerType = Literal["row", "diagonal"]  # Row LSTM or Diagonal BiLSTM
 
+n_parameters = count_parameters  # the name bench/pixel_models.py imports from here
+
 # ------------------------------------------------------------------ shared pieces
 
 
