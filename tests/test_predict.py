@@ -185,8 +185,10 @@ def test_malformed_model_folders_are_one_data_error_each(mlp_run, tmp_path):
                  "describes a model of 795,000,000,010 parameters"),
         "short_classes": ({**good, "classes": ["0", "1"]}, None,
                           "lists 2 classes but the model has 10 outputs"),
-        "random_bytes": (None, bytes(range(256)) * 8, "not a saved model"),
-        "code": (None, pickle.dumps({"w": print}), "refused: it holds objects other than"),
+        "random_bytes": (None, b"\x80\x02" + bytes(range(2, 256)) * 8,
+                         "model.pt: (not a saved model|refused)"),
+        "text": (None, b"hello, not a model", "model.pt: (not a saved model|refused)"),
+        "code": (None, pickle.dumps({"w": print}), "refused: not a file of plain tensors"),
     }
     for name, (meta, weights, match) in cases.items():
         folder = _copy_run(mlp_run.folder, tmp_path / name, meta, weights)

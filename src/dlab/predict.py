@@ -166,9 +166,10 @@ def load_classifier(run_dir: str | os.PathLike):
     except pickle.UnpicklingError as exc:
         from dlab.training import unpickler_detail
 
-        raise DataError(f"{weights}: refused: it holds objects other than tensors "
-                        f"({unpickler_detail(exc)}), which could run code if loaded; nothing "
-                        "in it was run; rerun the program to save the model again") from None
+        raise DataError(f"{weights}: refused: not a file of plain tensors "
+                        f"({unpickler_detail(exc)}); such a file could run code when loaded, "
+                        "so nothing in it was run; rerun the program to save the model "
+                        "again") from None
     except Exception as exc:  # random bytes, a truncated file
         first = " ".join(str(exc).split())[:120] or type(exc).__name__
         raise DataError(f"{weights}: not a saved model ({first}); rerun the program") from None

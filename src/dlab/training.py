@@ -337,9 +337,9 @@ def load_checkpoint(path: Any, device: str = "cpu") -> dict[str, Any]:
             warnings.simplefilter("ignore")  # torch's notes on pickle protocols
             state = torch.load(path, map_location=device, weights_only=True)
     except pickle.UnpicklingError as exc:
-        raise _bad_checkpoint(path, "it holds objects other than tensors and numbers "
-                              f"({unpickler_detail(exc)}), which could run code if loaded; "
-                              "refused, nothing in it was run") from None
+        raise _bad_checkpoint(path, "refused: not a file of plain tensors and numbers "
+                              f"({unpickler_detail(exc)}); such a file could run code when "
+                              "loaded, so nothing in it was run") from None
     except (RuntimeError, EOFError, OSError, ValueError, KeyError) as exc:
         first = " ".join(str(exc).split())[:160] or type(exc).__name__
         raise _bad_checkpoint(path, f"unreadable: {first}") from None
