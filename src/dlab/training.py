@@ -190,7 +190,7 @@ def fit(model: nn.Module, train: Any, *, ctx: RunContext, epochs: int,
                 opt.load_state_dict(s)
             if scheduler is not None and state.get("scheduler") is not None:
                 scheduler.load_state_dict(state["scheduler"])
-            torch.set_rng_state(state["torch_rng"])
+            torch.set_rng_state(state["torch_rng"].cpu())  # map_location may move it
         except (KeyError, TypeError, ValueError, RuntimeError) as exc:
             raise _bad_checkpoint(ckpt_path, f"it does not fit this model: {exc}") from None
         result.history = state["history"]
