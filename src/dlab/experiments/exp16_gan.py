@@ -887,6 +887,14 @@ def record_study(ctx: RunContext, cfg: GANStudyConfig, result: Any) -> None:
              "'stable' = none of these.")
     ctx.infer(f"Of {len(result.rows)} settings: " + ", ".join(
         f"{n} {mark}" for mark, n in sorted(marks.items(), key=lambda kv: -kv[1])) + ".")
+    rel = [r["val_frechet_relative"] for r in result.complete
+           if isinstance(r.get("val_frechet_relative"), int | float)]
+    if rel:
+        ctx.claim(f"Every completed setting's samples are farther from the validation digits "
+                  f"than uniform noise is (val_frechet_relative {min(rel):.3g} to "
+                  f"{max(rel):.3g}): after {cfg.trial_epochs} epochs none draws digits yet, so "
+                  "the ranking compares generators that have not learnt the digits.",
+                  holds=min(rel) > 1, lowest_val_frechet_relative=min(rel))
     collapsed = [r for r in result.complete if r.get("stability") == "mode collapse"]
     if collapsed:
         everyone = len(collapsed) == len(result.rows)
