@@ -206,6 +206,12 @@ def test_report_of_a_study_that_never_ran_is_one_line(tmp_path, cli):
     assert code == 2 and "--report: no study under" in err and err.count("\n") == 1, err
 
 
+def test_a_grace_period_not_longer_than_the_heartbeat_is_refused(tmp_path, cli):
+    code, out, err = cli("study", "12.2", "--heartbeat", "5", "--grace", "5", "--out", tmp_path)
+    assert code == 2 and "grace (5 s) must be longer than heartbeat (5 s)" in err
+    assert err.count("\n") == 1
+
+
 def test_a_worker_with_nothing_left_prints_one_line_and_exits_0(tmp_path, cli, monkeypatch):
     line = "study dlab-12.2-x: 3 of 5 trials done; 2 running elsewhere (trial 3 on b)"
 

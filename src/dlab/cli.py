@@ -199,6 +199,10 @@ def study(
     quiet: bool = typer.Option(False, "--quiet", "-q"),
     report: bool = typer.Option(
         False, "--report", help="Run no trials: write the record from the storage now."),
+    heartbeat: int | None = typer.Option(
+        None, "--heartbeat", help="Seconds between a running trial's heartbeats (10)."),
+    grace: int | None = typer.Option(
+        None, "--grace", help="Seconds without a heartbeat before a trial is retried (30)."),
 ) -> None:
     """Run (or continue) a program's hyperparameter study, or write its record (--report)."""
     from dlab.studies import StudyNotFinished, run_study
@@ -208,7 +212,7 @@ def study(
     try:
         folder = run_study(program_id, profile=profile, seed=seed, storage=storage,
                            workers=workers, out=out_dir, quiet=quiet, data_dir=data_dir,
-                           device=device, report=report)
+                           device=device, report=report, heartbeat=heartbeat, grace=grace)
     except StudyNotFinished as exc:  # this worker is done; another writes the record
         print(exc, flush=True)
         return

@@ -1037,8 +1037,8 @@ def plot_field(result: StudyResult, name: str) -> Any:
 def _write_outputs(result: StudyResult) -> None:
     import matplotlib.pyplot as plt
 
-    from dlab.report.record import md_table
     from dlab.io import atomic_path, atomic_write, write_csv
+    from dlab.report.record import md_table
 
     write_csv(result.folder / "trials.csv", result.trials)
     cols, rows = result.table()
@@ -1323,7 +1323,8 @@ def _effects(result: StudyResult) -> list[str]:
 def run_study(program_id: str, *, profile: str = "quick", seed: int = 0,
               storage: str | None = None, workers: int = 1, out: str | os.PathLike = "runs",
               quiet: bool = False, data_dir: str | os.PathLike | None = None,
-              device: str = "auto", report: bool = False) -> Path:
+              device: str = "auto", report: bool = False, heartbeat: int | None = None,
+              grace: int | None = None) -> Path:
     """`dlab study ID`: run the study program ID (12.2, or 12 for its experiment's study).
 
     The same as `dlab run ID --set workers=N --set storage=URL`; returns the study
@@ -1347,9 +1348,12 @@ def run_study(program_id: str, *, profile: str = "quick", seed: int = 0,
         sets["storage"] = storage
     if report:
         sets["report_only"] = "true"
+    timing = {k: v for k, v in (("heartbeat", heartbeat), ("grace", grace)) if v is not None}
+    sets.update({k: str(v) for k, v in timing.items()})
     command = f"dlab study {info.id} --profile {profile} --seed {seed} --workers {workers}"
     if storage:
         command += f" --storage {masked(storage)}"
+    command += "".join(f" --{k} {v}" for k, v in timing.items())
     if report:
         command += " --report"
     outcome = run_program(info, profile=profile, seed=seed, device=device, sets=sets, out=out,
