@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
 import pwd
 import shutil
 import socket
+import sqlite3
 import subprocess
 import tempfile
 import time
@@ -186,8 +188,8 @@ def test_sqlite_storage_without_a_file_or_over_another_file_is_refused(tmp_path,
         with pytest.raises(ValueError, match=words):
             studies.check_storage_url(url)
     (tmp_path / "empty.db").touch()  # an empty file is an empty database
-    made = tmp_path / "made.db"
-    optuna.create_study(storage=f"sqlite:///{made}")
+    with contextlib.closing(sqlite3.connect(tmp_path / "made.db")) as db:
+        db.execute("CREATE TABLE t (x INTEGER)")  # a real database file
     for name in ("new.db", "empty.db", "made.db"):
         studies.check_storage_url(f"sqlite:///{tmp_path / name}")
 
