@@ -124,6 +124,13 @@ def run(
         try:
             outcome = run_program(p, profile=profile, seed=seed, device=device, sets=sets,
                                   out=out_dir, quiet=quiet, data_dir=data_dir, resume=resume)
+        except DlabError as exc:
+            from dlab.studies import StudyNotFinished
+
+            if not isinstance(exc, StudyNotFinished):
+                raise
+            print(exc, flush=True)  # this worker is done; another one writes the record
+            continue
         except KeyboardInterrupt:
             out.print(f"{p.id}: interrupted; its run folder is marked so. "
                       f"Continue with `dlab run {p.id} --resume`.")
