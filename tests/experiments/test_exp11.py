@@ -25,11 +25,27 @@ def test_weather_smoke_on_seattle(tmp_path):
     assert m["persistence_mae"] == pytest.approx(np.mean(np.abs(test - temps[-121:-1])))
     assert (m["scaler_train_min"], m["scaler_train_max"]) == (temps[:-120].min(),
                                                               temps[:-120].max())
-    assert 1.0 < m["pytorch_rmse"] < 15.0 and 1.0 < m["seasonal_rmse"] < 10.0
     assert "keras_rmse" not in m                       # smoke skips the Keras variant
     meta = json.loads((out.folder / "model.json").read_text())
     assert meta["scaler_max"] == temps[:-120].max()
     assert (out.folder / "forecast.png").exists()
+    # the seasonal baseline by hand: the mean of each calendar day over the training days
+    frame = seattle_weather().frame
+    days = pd.to_datetime(frame["date"]).dt.strftime("%m-%d").to_numpy()
+    means = pd.Series(temps[:-120]).groupby(days[:-120]).mean()
+    seasonal = means.reindex(days[-120:]).to_numpy()
+    assert m["seasonal_rmse"] == pytest.approx(np.sqrt(np.mean((seasonal - test) ** 2)))
+    # the PyTorch RMSE is the saved model's, on windows scaled with the training range
+    lo, hi = meta["scaler_min"], meta["scaler_max"]
+    scaled = (temps - lo) / (hi - lo)
+    x = np.stack([scaled[t - 20:t] for t in range(len(temps) - 120, len(temps))])
+    model = SequenceRegressor(SequenceConfig(cell="lstm", hidden=8, num_layers=2, dense=(4,)))
+    model.load_state_dict(torch.load(out.folder / "model.pt", weights_only=True))
+    with torch.no_grad():
+        pred = model(torch.from_numpy(x[..., None]).float()).double().numpy() * (hi - lo) + lo
+    assert m["pytorch_rmse"] == pytest.approx(np.sqrt(np.mean((pred - test) ** 2)), rel=1e-5)
+    summary = json.loads((out.folder / "metrics.json").read_text())
+    assert [t["met"] for t in summary["targets"]] == ["not applicable"] * 3   # quick/full only
 
 
 def _gappy_csv(tmp_path):
@@ -108,19 +124,72 @@ def test_sequence_lstm_smoke(tmp_path):
     out = run_program(PROGRAMS["11.2"], profile="smoke", out=tmp_path, quiet=True, device="cpu")
     assert out.status == "ok"
     m = out.metrics
-    # 400 sequences -> 60 test; predicting the mean scores about the targets' variance
-    assert 0.1 < m["mean_prediction_mse"] < 1.5
-    assert m["noise_floor_mse"] == pytest.approx(0.0025, rel=0.6)
-    assert np.isfinite(m["test_mse"])
-    # a model trained on targets independent of its inputs can only approach the mean
+    # the data and the mean predictor rebuilt by hand: 400 sequences of 12, 280 training,
+    # 60 validation, 60 test; the mean of the training targets in the models' float32
+    x, y, clean = seq.random_sines(np.random.default_rng(0), 400, 12, 0.05)
+    y = y.astype(np.float64)
+    mean = float(np.float32(y[:280].astype(np.float32).mean()))
+    assert m["test_sequences"] == 60 and m["train_mean"] == mean
+    assert m["mean_prediction_mse"] == pytest.approx(np.mean((y[340:] - mean) ** 2), rel=1e-12)
+    assert m["noise_floor_mse"] == pytest.approx(np.mean((y[340:] - clean[340:]) ** 2))
+    assert m["last_value_mse"] == pytest.approx(np.mean((y[340:] - x[340:, -1, 0]) ** 2))
+    # a model trained on targets independent of its inputs cannot beat the mean by much,
+    # and the record's control sentence says what was measured
     assert m["control_test_mse"] > 0.9 * m["control_mean_prediction_mse"]
-    tables = {t["title"]: t for t in json.loads((out.folder / "metrics.json").read_text())
-              ["record"]["tables"]}
+    summary = json.loads((out.folder / "metrics.json").read_text())
+    control = next(c for c in summary["record"]["claims"] if c["claim"].startswith("Control"))
+    assert control["holds"] == (m["control_test_mse"] >= 0.98 * m["control_mean_prediction_mse"]
+                                and m["control_prediction_spread"] < 0.25)
+    tables = {t["title"]: t for t in summary["record"]["tables"]}
     sample = next(t for k, t in tables.items() if k.startswith("Sample predictions"))
     assert len(sample["rows"]) == 10
     for row in sample["rows"]:
         assert row[4] == pytest.approx(row[3] - row[2])       # error = prediction - truth
     assert (out.folder / "sequence_predictions.png").exists()
+    assert {t["met"] for t in summary["targets"]} == {"not applicable"}
+
+
+def test_sequence_lstm_beats_the_mean_predictor_when_trained_a_little(tmp_path):
+    sets = {"n_sequences": "600", "epochs": "10", "hidden": "16", "lr": "0.01",
+            "control": "false", "patience": "0"}
+    out = run_program(PROGRAMS["11.2"], profile="smoke", sets=sets, out=tmp_path, quiet=True,
+                      device="cpu")
+    m = out.metrics
+    assert m["test_mse"] < 0.25 * m["mean_prediction_mse"]
+    analysis = json.loads((out.folder / "metrics.json").read_text())["record"]["analysis"]
+    assert any("than predicting the training mean's" in s and s.endswith(
+        "It has learned more than the mean of the targets.") for s in analysis)
+
+
+class _MeanModel(torch.nn.Module):
+    """Predicts the training mean for every sequence (what the manual's model learned)."""
+
+    def __init__(self, mean):
+        super().__init__()
+        self.mean = torch.nn.Parameter(torch.tensor(mean, dtype=torch.float32))
+
+    def forward(self, x):
+        return self.mean.expand(len(x))
+
+
+def test_a_model_that_predicts_the_mean_is_judged_missed(monkeypatch, tmp_path):
+    from dlab.experiments import exp11_lstm as e11
+    from dlab.training import FitResult
+
+    monkeypatch.setattr(e11, "train_lstm", lambda cfg, d, ctx: (_MeanModel(d["train_mean"]),
+                                                                FitResult()))
+    out = run_program(PROGRAMS["11.2"], profile="quick", sets={"control": "false"},
+                      out=tmp_path, quiet=True, device="cpu")
+    m = out.metrics
+    assert m["test_mse"] == m["mean_prediction_mse"]
+    summary = json.loads((out.folder / "metrics.json").read_text())
+    assert summary["verdict"] == "missed"
+    assert [t["met"] for t in summary["targets"]] == [False, False]
+    analysis = " ".join(summary["record"]["analysis"])
+    assert "have the same test MSE" in analysis
+    assert "learned more than the mean" not in analysis
+    assert not any(c["holds"] for c in summary["record"]["claims"]
+                   if "training mean" in c["claim"])
 
 
 def test_sequence_lstm_trains_through_a_dataloader(monkeypatch, tmp_path):

@@ -13,13 +13,14 @@ A forecast is only useful if it beats the forecasts that need no model:
 11.2 trains a two-layer LSTM of width 50 on sums of sines with random frequencies and
 phases (a fresh signal in every sequence) to predict the next value, batches coming
 from a torch DataLoader; the floor is the observation noise, the ceiling predicting the
-mean. A control run on targets that do not depend on the inputs shows what a model
-that "learns only the mean" looks like.
+mean. A control run on targets that do not depend on the inputs measures what the same
+model does when there is nothing to learn.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -28,10 +29,17 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from dlab.data import sequences as seq
 from dlab.errors import DataError
-from dlab.models.rnn import SequenceConfig, SequenceRegressor, count_parameters
+from dlab.models import count_parameters
+from dlab.models.rnn import SequenceConfig, SequenceRegressor
 from dlab.registry import Implementation
 from dlab.runs import RunContext
-from dlab.training import evaluate, fit, predict
+from dlab.training import FitResult, evaluate, fit, predict
+from dlab.verdicts import Target
+
+PERSISTENCE = "persistence (tomorrow = today)"
+SEASONAL = "seasonal (day-of-year mean of training years)"
+KEYS = {"PyTorch LSTM": "pytorch", "Keras 3 LSTM": "keras", PERSISTENCE: "persistence",
+        SEASONAL: "seasonal"}
 
 
 def _plt():
@@ -73,6 +81,17 @@ class WeatherConfig:
             raise ValueError("patience and seasonal_halfwidth must be >= 0, dense >= 1")
 
 
+@dataclass
+class WeatherData:
+    series: seq.DailySeries
+    split: seq.WindowSplit  # min-max scaled windows (scaler fit on the training period)
+    scaler: seq.MinMaxScaler
+    cut: int  # index of the first test day
+    n_val: int  # last training windows kept for early stopping
+    unit: str
+    scored: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))  # observed test days
+
+
 def load_series(cfg: WeatherConfig) -> seq.DailySeries:
     """The daily series named by the config: a user CSV or the bundled Seattle weather."""
     if cfg.csv:
@@ -83,8 +102,32 @@ def load_series(cfg: WeatherConfig) -> seq.DailySeries:
     return seq.daily_series(table.frame, cfg.date_column, cfg.value_column, table.provenance)
 
 
+def load_weather(cfg: WeatherConfig, ctx: RunContext) -> WeatherData:
+    series = load_series(cfg)
+    total = len(series.values)
+    need = cfg.test_days + 2 * cfg.window + 20
+    if total < need:
+        raise DataError(f"{series.provenance.source}: {total} days; a window of {cfg.window} and "
+                        f"{cfg.test_days} test days need at least {need} (lower --set "
+                        "window=... or --set test_days=...)")
+    cut = total - cfg.test_days
+    split, scaler = seq.scaled_split(series.values, cfg.window, cut, test_history=True)
+    n_val = int(round(len(split.y_train) * cfg.val_fraction))
+    unit = "°C" if not cfg.csv and cfg.value_column.startswith("temp") else "units"
+    dates = series.dates
+    ctx.data(series.describe())
+    ctx.data(f"Training period {dates[0]} to {dates[cut - 1]} ({cut} days, "
+             f"{len(split.y_train) - n_val} training windows, the last {n_val} windows for "
+             f"early stopping); test period {dates[cut]} to {dates[-1]} ({cfg.test_days} days, "
+             f"every day forecast from the {cfg.window} days before it).")
+    ctx.data(f"Min-max scaler fit on the training period only: min {scaler.lo:.2f}, max "
+             f"{scaler.hi:.2f} {unit}.")
+    return WeatherData(series, split, scaler, cut, n_val, unit,
+                       scored=series.observed[split.t_test])  # never score a filled-in day
+
+
 def _torch_forecaster(cfg: WeatherConfig, split: seq.WindowSplit, n_val: int, ctx: RunContext,
-                      name: str) -> tuple[SequenceRegressor, np.ndarray, object]:
+                      name: str) -> tuple[SequenceRegressor, np.ndarray, FitResult]:
     """Train the PyTorch twin on scaled windows; returns model, scaled test predictions."""
     dev = ctx.device
 
@@ -106,184 +149,180 @@ def _torch_forecaster(cfg: WeatherConfig, split: seq.WindowSplit, n_val: int, ct
     return model, predict(model, t(split.x_test[..., None])), res
 
 
-def run_weather(cfg: WeatherConfig, ctx: RunContext) -> None:
-    plt = _plt()
-    series = load_series(cfg)
-    total = len(series.values)
-    need = cfg.test_days + 2 * cfg.window + 20
-    if total < need:
-        raise DataError(f"{series.provenance.source}: {total} days; a window of {cfg.window} and "
-                        f"{cfg.test_days} test days need at least {need} (lower --set "
-                        "window=... or --set test_days=...)")
-    cut = total - cfg.test_days
-    split, scaler = seq.scaled_split(series.values, cfg.window, cut, test_history=True)
-    n_val = int(round(len(split.y_train) * cfg.val_fraction))
-    dates = series.dates
-    unit = "°C" if not cfg.csv and cfg.value_column.startswith("temp") else "units"
-    ctx.data(series.describe())
-    ctx.data(f"Training period {dates[0]} to {dates[cut - 1]} ({cut} days, "
-             f"{len(split.y_train) - n_val} training windows, the last {n_val} windows for "
-             f"early stopping); test period {dates[cut]} to {dates[-1]} ({cfg.test_days} days, "
-             f"every day forecast from the {cfg.window} days before it).")
-    ctx.data(f"Min-max scaler fit on the training period only: min {scaler.lo:.2f}, max "
-             f"{scaler.hi:.2f} {unit}.")
+def _keras_forecaster(cfg: WeatherConfig, w: WeatherData, ctx: RunContext
+                      ) -> tuple[np.ndarray, int, int]:
+    """Train the Keras 3 twin; returns test forecasts in the series' units, its parameter
+    count and the epochs it ran."""
+    import keras
 
-    # ---- PyTorch
-    model, pred_torch_s, res_torch = _torch_forecaster(cfg, split, n_val, ctx, "pytorch")
-    forecasts: dict[str, np.ndarray] = {"PyTorch LSTM": scaler.inverse(pred_torch_s)}
-    params = {"PyTorch": count_parameters(model)}
-    # ---- Keras 3
-    keras_rows = []
+    from dlab.keras_programs import weather_lstm as kw
+
+    s, n_fit = w.split, len(w.split.y_train) - w.n_val
+    kmodel, rows = kw.train_forecaster(
+        s.x_train[:n_fit, :, None], s.y_train[:n_fit],
+        s.x_train[n_fit:, :, None] if w.n_val else None, s.y_train[n_fit:] if w.n_val else None,
+        hidden=cfg.hidden, dense=cfg.dense, epochs=cfg.epochs, batch_size=cfg.batch_size,
+        lr=cfg.lr, patience=cfg.patience, seed=ctx.seed, log=ctx.log)
+    ctx.add_history(rows)
+    ctx.note(f"Keras {keras.__version__} on the {keras.backend.backend()} backend.")
+    return (w.scaler.inverse(kw.predict(kmodel, s.x_test[:, :, None])), kw.count_params(kmodel),
+            len(rows))
+
+
+def forecast_all(cfg: WeatherConfig, w: WeatherData, ctx: RunContext
+                 ) -> tuple[dict[str, np.ndarray], SequenceRegressor, dict[str, Any]]:
+    """Test forecasts in the series' units: both LSTMs and the two baselines."""
+    model, pred_s, res = _torch_forecaster(cfg, w.split, w.n_val, ctx, "pytorch")
+    forecasts = {"PyTorch LSTM": w.scaler.inverse(pred_s)}
+    info: dict[str, Any] = {"parameters": {"PyTorch": count_parameters(model)},
+                            "pytorch_best_epoch": res.best_epoch, "keras_epochs_run": 0}
     if cfg.keras:
-        from dlab.keras_programs import weather_lstm as kw
-
-        n_fit = len(split.y_train) - n_val
-        kmodel, keras_rows = kw.train_forecaster(
-            split.x_train[:n_fit, :, None], split.y_train[:n_fit],
-            split.x_train[n_fit:, :, None] if n_val else None,
-            split.y_train[n_fit:] if n_val else None, hidden=cfg.hidden, dense=cfg.dense,
-            epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, patience=cfg.patience,
-            seed=ctx.seed, log=ctx.log)
-        ctx.add_history(keras_rows)
-        forecasts["Keras 3 LSTM"] = scaler.inverse(kw.predict(kmodel, split.x_test[:, :, None]))
-        params["Keras"] = kw.count_params(kmodel)
-        import keras
-
-        ctx.note(f"Keras {keras.__version__} on the {keras.backend.backend()} backend.")
+        forecasts["Keras 3 LSTM"], info["parameters"]["Keras"], info["keras_epochs_run"] = \
+            _keras_forecaster(cfg, w, ctx)
     else:
         ctx.note("The Keras variant was skipped (keras=false).")
-
-    # ---- baselines, on raw values
-    raw = series.values
-    forecasts["persistence (tomorrow = today)"] = raw[split.t_test - 1]
-    train_obs = series.observed[:cut]
-    seasonal, uncovered = seq.seasonal_forecast(dates[:cut][train_obs], raw[:cut][train_obs],
-                                                dates[split.t_test], cfg.seasonal_halfwidth)
-    season_name = "seasonal (day-of-year mean of training years)"
-    forecasts[season_name] = seasonal
+    raw, dates, cut = w.series.values, w.series.dates, w.cut
+    forecasts[PERSISTENCE] = raw[w.split.t_test - 1]
+    obs = w.series.observed[:cut]
+    forecasts[SEASONAL], uncovered = seq.seasonal_forecast(
+        dates[:cut][obs], raw[:cut][obs], dates[w.split.t_test], cfg.seasonal_halfwidth)
     if uncovered:
         ctx.note(f"{uncovered} test days fall on calendar days with no training value; the "
                  "seasonal baseline uses the training mean there.")
+    return forecasts, model, info
 
-    scored = series.observed[split.t_test]             # never score an interpolated day
-    truth = raw[split.t_test]
-    scores = {k: seq.regression_scores(v[scored], truth[scored]) for k, v in forecasts.items()}
-    pers = scores["persistence (tomorrow = today)"]
-    ctx.table(f"Test period ({int(scored.sum())} observed days): errors in {unit}",
-              ["forecast", "RMSE", "MAE", "RMSE relative to persistence"],
-              [[k, s["rmse"], s["mae"], s["rmse"] / pers["rmse"]] for k, s in scores.items()])
-    key = {"PyTorch LSTM": "pytorch", "Keras 3 LSTM": "keras",
-           "persistence (tomorrow = today)": "persistence", season_name: "seasonal"}
-    for k, s in scores.items():
-        ctx.metrics[f"{key[k]}_rmse"] = s["rmse"]
-        ctx.metrics[f"{key[k]}_mae"] = s["mae"]
-    ctx.metrics.update({"test_days_scored": int(scored.sum()), "parameters": params,
-                        "scaler_train_min": scaler.lo, "scaler_train_max": scaler.hi,
-                        "pytorch_best_epoch": res_torch.best_epoch,
-                        "keras_epochs_run": len(keras_rows)})
 
-    # ---- the manual's scaler, fit on every day
+def _leak(cfg: WeatherConfig, w: WeatherData, ctx: RunContext) -> dict[str, Any]:
+    """The manual's scaler, fit on every day: its range, and optionally a retrained model."""
+    raw = w.series.values
     leaky = seq.MinMaxScaler.fit(raw)
-    test_raw = raw[cut:]
-    above = int((test_raw > scaler.hi).sum())
-    below = int((test_raw < scaler.lo).sum())
-    shift = np.abs(leaky.transform(raw) - scaler.transform(raw)).max()
-    leak_rows = [["fit on the training period (dlab)", scaler.lo, scaler.hi],
-                 ["fit on all days (the manual)", leaky.lo, leaky.hi]]
-    ctx.metrics.update({"scaler_all_min": leaky.lo, "scaler_all_max": leaky.hi,
-                        "test_days_outside_training_range": above + below})
-    same_scaler = (leaky.lo, leaky.hi) == (scaler.lo, scaler.hi)
-    if cfg.leak_check and not same_scaler:
-        leak_split = seq.split_windows(leaky.transform(raw), cfg.window, cut, True)
-        _, pred_leak, _ = _torch_forecaster(cfg, leak_split, n_val, ctx, "pytorch-leaky-scaler")
-        leak_score = seq.regression_scores(leaky.inverse(pred_leak)[scored], truth[scored])
-        ctx.metrics["pytorch_leaky_scaler_rmse"] = leak_score["rmse"]
-        ctx.metrics["pytorch_leaky_scaler_mae"] = leak_score["mae"]
-    ctx.table("Min-max scaler fit on the training period (dlab) and on all days (the manual)",
-              ["scaler", f"min ({unit})", f"max ({unit})"], leak_rows)
+    test_raw = raw[w.cut:]
+    out: dict[str, Any] = {
+        "scaler_all_min": leaky.lo, "scaler_all_max": leaky.hi,
+        "test_days_outside_training_range": int((test_raw > w.scaler.hi).sum()
+                                                + (test_raw < w.scaler.lo).sum()),
+        "scaled_shift": float(np.abs(leaky.transform(raw) - w.scaler.transform(raw)).max())}
+    if cfg.leak_check and (leaky.lo, leaky.hi) != (w.scaler.lo, w.scaler.hi):
+        leak_split = seq.split_windows(leaky.transform(raw), cfg.window, w.cut, True)
+        _, pred, _ = _torch_forecaster(cfg, leak_split, w.n_val, ctx, "pytorch-leaky-scaler")
+        truth = raw[w.split.t_test][w.scored]
+        s = seq.regression_scores(leaky.inverse(pred)[w.scored], truth)
+        out["pytorch_leaky_scaler_rmse"], out["pytorch_leaky_scaler_mae"] = s["rmse"], s["mae"]
+    return out
 
-    # ---- figure
-    test_dates = dates[split.t_test]
-    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(13, 7.5), height_ratios=[3, 1.3])
-    ax1.plot(test_dates, truth, color="black", lw=1, label="actual")
-    colours = {"PyTorch LSTM": "tab:red", "Keras 3 LSTM": "tab:blue", season_name: "tab:green"}
-    for k, c in colours.items():
-        if k in forecasts:
-            ax1.plot(test_dates, forecasts[k], color=c, lw=1, alpha=0.85,
-                     label=f"{k}: RMSE {scores[k]['rmse']:.2f}")
-    if (~scored).any():
-        ax1.plot(test_dates[~scored], truth[~scored], "x", color="grey",
-                 label="filled gap (not scored)")
-    ax1.set_ylabel(f"{cfg.value_column} ({unit})")
-    ax1.set_title(f"Test period: persistence RMSE {pers['rmse']:.2f} {unit}")
-    ax1.legend(fontsize=8, loc="best")
+
+def score_weather(w: WeatherData, forecasts: dict[str, np.ndarray]) -> dict[str, Any]:
+    """RMSE and MAE of every forecast on the observed test days, in the series' units."""
+    truth = w.series.values[w.split.t_test]
+    m: dict[str, Any] = {"test_days_scored": int(w.scored.sum()),
+                         "scaler_train_min": w.scaler.lo, "scaler_train_max": w.scaler.hi}
+    for name, pred in forecasts.items():
+        s = seq.regression_scores(pred[w.scored], truth[w.scored])
+        m[f"{KEYS[name]}_rmse"], m[f"{KEYS[name]}_mae"] = s["rmse"], s["mae"]
+    return m
+
+
+def judge_weather(m: dict[str, Any], w: WeatherData, ctx: RunContext) -> None:
+    u = w.unit
+    for name, key in (("PyTorch LSTM", "pytorch"), ("Keras 3 LSTM", "keras")):
+        if f"{key}_rmse" not in m:
+            continue
+        ctx.infer(f"{name}: RMSE {m[key + '_rmse']:.2f} and MAE {m[key + '_mae']:.2f} {u}; "
+                  f"persistence {m['persistence_rmse']:.2f} / {m['persistence_mae']:.2f}, the "
+                  f"seasonal mean {m['seasonal_rmse']:.2f} / {m['seasonal_mae']:.2f}.")
+        for base, k, label in (("persistence", "rmse", "persistence"),
+                               ("persistence", "mae", "persistence"),
+                               ("seasonal", "rmse", "the seasonal mean")):
+            ctx.compare(f"test {k.upper()}", name, m[f"{key}_{k}"], label, m[f"{base}_{k}"],
+                        better="lower", digits=3, unit=u)
+    if "keras_rmse" in m:
+        p = m["parameters"]
+        ctx.infer(f"Keras and PyTorch RMSE: {m['keras_rmse']:.2f} and {m['pytorch_rmse']:.2f} "
+                  f"{u}, with {p['Keras']:,} and {p['PyTorch']:,} parameters for the same "
+                  "architecture (PyTorch keeps two bias vectors per LSTM gate, Keras one).")
+    lo, hi = w.scaler.lo, w.scaler.hi
+    ctx.claim(f"Fitting the scaler on all days, as the manual does, gives the same range here, "
+              f"[{lo:.1f}, {hi:.1f}] {u}: the training period already holds both extremes, so "
+              "on this series and split the leak changes no number. It is still a method "
+              "error: the scaler reads the test period before it is forecast.",
+              holds=(m["scaler_all_min"], m["scaler_all_max"]) == (lo, hi),
+              otherwise=f"Fitting the scaler on all days, as the manual does, moves its range "
+              f"from [{lo:.1f}, {hi:.1f}] to [{m['scaler_all_min']:.1f}, "
+              f"{m['scaler_all_max']:.1f}] {u} (scaled values shift by up to "
+              f"{m['scaled_shift']:.3f}): the test period's extremes are used before it is "
+              f"forecast. {m['test_days_outside_training_range']} test days lie outside the "
+              "training range.", train_range=[lo, hi],
+              all_days_range=[m["scaler_all_min"], m["scaler_all_max"]])
+    if "pytorch_leaky_scaler_rmse" in m:
+        ctx.infer(f"Retrained with the leaky scaler, the PyTorch model scores RMSE "
+                  f"{m['pytorch_leaky_scaler_rmse']:.2f} {u} against {m['pytorch_rmse']:.2f} "
+                  f"with the honest one and {m['persistence_rmse']:.2f} for persistence.")
+
+
+def _forecast_figure(cfg: WeatherConfig, w: WeatherData, forecasts: dict[str, np.ndarray],
+                     m: dict[str, Any]) -> Any:
     import matplotlib.dates as mdates
 
-    ax1.xaxis.set_major_formatter(mdates.DateFormatter("%Y-%m-%d"))
-    err = forecasts["PyTorch LSTM"] - truth
-    ax2.plot(test_dates, err, color="tab:red", lw=0.8, label="PyTorch LSTM error")
-    ax2.plot(test_dates, forecasts["persistence (tomorrow = today)"] - truth, color="grey",
-             lw=0.6, alpha=0.7, label="persistence error")
+    plt = _plt()
+    test_dates, truth = w.series.dates[w.split.t_test], w.series.values[w.split.t_test]
+    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(13, 7.5), height_ratios=[3, 1.3])
+    ax1.plot(test_dates, truth, color="black", lw=1, label="actual")
+    for k, c in {"PyTorch LSTM": "tab:red", "Keras 3 LSTM": "tab:blue",
+                 SEASONAL: "tab:green"}.items():
+        if k in forecasts:
+            ax1.plot(test_dates, forecasts[k], color=c, lw=1, alpha=0.85,
+                     label=f"{k}: RMSE {m[KEYS[k] + '_rmse']:.2f}")
+    if (~w.scored).any():
+        ax1.plot(test_dates[~w.scored], truth[~w.scored], "x", color="grey",
+                 label="filled gap (not scored)")
+    ax1.set_ylabel(f"{cfg.value_column} ({w.unit})")
+    ax1.set_title(f"Test period: persistence RMSE {m['persistence_rmse']:.2f} {w.unit}")
+    ax1.legend(fontsize=8, loc="best")
+    ax2.plot(test_dates, forecasts["PyTorch LSTM"] - truth, color="tab:red", lw=0.8,
+             label="PyTorch LSTM error")
+    ax2.plot(test_dates, forecasts[PERSISTENCE] - truth, color="grey", lw=0.6, alpha=0.7,
+             label="persistence error")
     ax2.axhline(0, color="black", lw=0.6)
-    ax2.set_ylabel(f"error ({unit})")
+    ax2.set_ylabel(f"error ({w.unit})")
     ax2.legend(fontsize=8, loc="upper right")
-    ax2.xaxis.set_major_formatter(mdates.DateFormatter("%Y-%m-%d"))
+    for ax in (ax1, ax2):
+        ax.xaxis.set_major_formatter(mdates.DateFormatter("%Y-%m-%d"))
     fig.autofmt_xdate()
-    ctx.figure(fig, "forecast.png", "Top: the actual daily values of the test period and "
-               "the one-day-ahead forecasts (dates on the axis). Bottom: the forecast "
-               "errors of the PyTorch LSTM and of persistence.")
+    return fig
+
+
+def write_weather(cfg: WeatherConfig, w: WeatherData, forecasts: dict[str, np.ndarray],
+                  model: nn.Module, m: dict[str, Any], ctx: RunContext) -> None:
+    u, pers = w.unit, m["persistence_rmse"]
+    ctx.table(f"Test period ({m['test_days_scored']} observed days): errors in {u}",
+              ["forecast", "RMSE", "MAE", "RMSE relative to persistence"],
+              [[k, m[f"{KEYS[k]}_rmse"], m[f"{KEYS[k]}_mae"], m[f"{KEYS[k]}_rmse"] / pers]
+               for k in forecasts])
+    ctx.table("Min-max scaler fit on the training period (dlab) and on all days (the manual)",
+              ["scaler", f"min ({u})", f"max ({u})"],
+              [["fit on the training period (dlab)", w.scaler.lo, w.scaler.hi],
+               ["fit on all days (the manual)", m["scaler_all_min"], m["scaler_all_max"]]])
+    ctx.figure(_forecast_figure(cfg, w, forecasts, m), "forecast.png", "Top: the actual daily "
+               "values of the test period and the one-day-ahead forecasts (dates on the "
+               "axis). Bottom: the forecast errors of the PyTorch LSTM and of persistence.")
     ctx.save_model(model, window=cfg.window, value_column=cfg.value_column,
-                   scaler_min=scaler.lo, scaler_max=scaler.hi,
+                   scaler_min=w.scaler.lo, scaler_max=w.scaler.hi,
                    input="the previous `window` daily values, min-max scaled with "
                          "scaler_min/scaler_max, shape (B, window, 1)",
                    output="next day's scaled value; x * (max - min) + min gives the units")
 
-    # ---- inferences from the numbers
-    season = scores[season_name]
-    for k in ("PyTorch LSTM", "Keras 3 LSTM"):
-        if k not in scores:
-            continue
-        s = scores[k]
-        ctx.infer(f"{k}: RMSE {s['rmse']:.2f} and MAE {s['mae']:.2f} {unit} against "
-                  f"persistence {pers['rmse']:.2f} / {pers['mae']:.2f} and the seasonal mean "
-                  f"{season['rmse']:.2f} / {season['mae']:.2f}: "
-                  + _verdict(s, pers, "persistence") + "; "
-                  + _verdict(s, season, "the seasonal baseline") + ".")
-    if "Keras 3 LSTM" in scores:
-        d = scores["Keras 3 LSTM"]["rmse"] - scores["PyTorch LSTM"]["rmse"]
-        ctx.infer(f"The Keras and PyTorch versions differ by {d:+.2f} {unit} RMSE (same "
-                  f"architecture, {params['Keras']:,} and {params['PyTorch']:,} parameters: "
-                  "PyTorch keeps two bias vectors per LSTM gate, Keras one).")
-    if same_scaler:
-        ctx.infer(f"Fitting the scaler on all days, as the manual does, gives the same range "
-                  f"here, [{scaler.lo:.1f}, {scaler.hi:.1f}] {unit}: the training period "
-                  "already holds both extremes, so on this series and split the leak changes "
-                  "no number. It is still a method error: the scaler reads the test period, "
-                  "and a test period with a new record would be squeezed into [0, 1] and "
-                  "look familiar to the model.")
-    else:
-        ctx.infer(f"Fitting the scaler on all days, as the manual does, moves its range from "
-                  f"[{scaler.lo:.1f}, {scaler.hi:.1f}] to [{leaky.lo:.1f}, {leaky.hi:.1f}] "
-                  f"{unit} (scaled values shift by up to {shift:.3f}): the test period's "
-                  f"extremes are used before it is forecast. {above + below} test days lie "
-                  "outside the training range, which only the honest scaler shows.")
-    if "pytorch_leaky_scaler_rmse" in ctx.metrics:
-        ls = ctx.metrics["pytorch_leaky_scaler_rmse"]
-        ctx.infer(f"Retrained with the leaky scaler, the PyTorch model scores RMSE {ls:.2f} "
-                  f"{unit} against {scores['PyTorch LSTM']['rmse']:.2f} with the honest one "
-                  f"and {pers['rmse']:.2f} for persistence.")
+
+def run_weather(cfg: WeatherConfig, ctx: RunContext) -> None:
+    w = load_weather(cfg, ctx)
+    forecasts, model, info = forecast_all(cfg, w, ctx)
+    m = {**score_weather(w, forecasts), **info, **_leak(cfg, w, ctx)}
+    ctx.metrics.update(m)
+    judge_weather(m, w, ctx)
+    write_weather(cfg, w, forecasts, model, m, ctx)
 
 
-def _verdict(model: dict[str, float], base: dict[str, float], name: str) -> str:
-    """'x% lower RMSE and y% lower MAE than NAME', or which of the two is not lower."""
-    parts = []
-    for k in ("rmse", "mae"):
-        rel = 100 * (base[k] - model[k]) / base[k]
-        parts.append(f"{abs(rel):.1f}% {'lower' if rel > 0 else 'HIGHER'} {k.upper()}")
-    better = all(model[k] < base[k] for k in ("rmse", "mae"))
-    worse = all(model[k] >= base[k] for k in ("rmse", "mae"))
-    tail = "better" if better else "no better" if worse else "mixed"
-    return f"{' and '.join(parts)} than {name} ({tail})"
+def _keras_ran(m: dict[str, Any]) -> bool:
+    return "keras_rmse" in m
 
 
 WEATHER = Implementation(
@@ -291,7 +330,17 @@ WEATHER = Implementation(
     profiles={"smoke": {"window": 20, "test_days": 120, "hidden": 8, "dense": 4,
                         "epochs": 2, "batch_size": 64, "keras": False, "leak_check": True},
               "full": {"epochs": 60, "lr": 0.001, "patience": 15, "leak_check": True}},
+    targets=(
+        Target("pytorch_rmse", below="persistence_rmse", profiles=("quick", "full"),
+               why="a forecast is useful only if it beats 'tomorrow = today'"),
+        Target("pytorch_rmse", below="seasonal_rmse", profiles=("quick", "full"),
+               why="and the calendar-day mean of the training years"),
+        Target("keras_rmse", below="persistence_rmse", profiles=("quick", "full"),
+               when=_keras_ran, when_text="the Keras variant is trained (keras=true)",
+               why="the Keras twin must beat 'tomorrow = today' too"),
+    ),
 )
+
 
 # ------------------------------------------------------------- 11.2 sequence LSTM
 
@@ -307,14 +356,15 @@ class SequenceLSTMConfig:
     batch_size: int = 64  # sequences per batch from the DataLoader
     lr: float = 0.003  # Adam learning rate
     patience: int = 5  # early stopping on the validation sequences (0 = off)
-    control_epochs: int = 5  # epochs on targets independent of the inputs (0 = skip)
+    control: bool = True  # also train on targets independent of the inputs (false skips it)
+    control_epochs: int = 5  # epochs of that control run
     n_shown: int = 10  # test sequences in the table of sample predictions
 
     def validate(self) -> None:
         if self.n_sequences < 40 or self.length < 2:
             raise ValueError("n_sequences must be at least 40 and length at least 2")
-        if self.noise < 0 or self.patience < 0 or self.control_epochs < 0 or self.n_shown < 1:
-            raise ValueError("noise, patience and control_epochs must be >= 0, n_shown >= 1")
+        if self.noise < 0 or self.patience < 0 or self.n_shown < 1:
+            raise ValueError("noise and patience must be >= 0, n_shown >= 1")
 
 
 def _loaders(x: np.ndarray, y: np.ndarray, n_train: int, n_val: int, batch_size: int,
@@ -327,76 +377,114 @@ def _loaders(x: np.ndarray, y: np.ndarray, n_train: int, n_val: int, batch_size:
             DataLoader(sets[1], batch_size=1024), DataLoader(sets[2], batch_size=1024))
 
 
-def run_sequence_lstm(cfg: SequenceLSTMConfig, ctx: RunContext) -> None:
-    plt = _plt()
-    dev = ctx.device
+def load_sequences(cfg: SequenceLSTMConfig, ctx: RunContext) -> dict[str, Any]:
+    """Sequences x (N, T, 1), next values y (N,) and their noise-free values; the split
+    sizes; DataLoaders; and the training mean (in float32, the models' precision)."""
     x, y, clean = seq.random_sines(ctx.rng, cfg.n_sequences, cfg.length, cfg.noise)
-    n_train = int(0.7 * cfg.n_sequences)
-    n_val = int(0.15 * cfg.n_sequences)
-    test = slice(n_train + n_val, None)
-    train_dl, val_dl, test_dl = _loaders(x, y, n_train, n_val, cfg.batch_size,
-                                         ctx.torch_generator(11))
+    n_train, n_val = int(0.7 * cfg.n_sequences), int(0.15 * cfg.n_sequences)
+    loaders = _loaders(x, y, n_train, n_val, cfg.batch_size, ctx.torch_generator(11))
     ctx.data(f"{cfg.n_sequences} sequences of {cfg.length} steps, each a fresh sum of two "
              f"sines (amplitudes U(0.2, 1), frequencies U(1/25, 1/6) per step, random phases) "
              f"plus N(0, {cfg.noise:g}^2) noise; target: the next value. Split {n_train} / "
              f"{n_val} / {cfg.n_sequences - n_train - n_val} (train / validation / test), "
              f"served by torch DataLoaders (batch {cfg.batch_size}, shuffled each epoch).")
+    return {"x": x, "y": y, "clean": clean, "n_train": n_train, "n_val": n_val,
+            "test": slice(n_train + n_val, None), "loaders": loaders,
+            "train_mean": float(np.float32(y[:n_train].mean()))}
 
+
+def _lstm(cfg: SequenceLSTMConfig, seed: int, device: str) -> SequenceRegressor:
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(ctx.seed)
-        model = SequenceRegressor(SequenceConfig(cell="lstm", hidden=cfg.hidden,
-                                                 num_layers=cfg.num_layers)).to(dev)
+        torch.manual_seed(seed)
+        return SequenceRegressor(SequenceConfig(cell="lstm", hidden=cfg.hidden,
+                                                num_layers=cfg.num_layers)).to(device)
+
+
+def train_lstm(cfg: SequenceLSTMConfig, d: dict[str, Any], ctx: RunContext
+               ) -> tuple[nn.Module, FitResult]:
+    """The LSTM trained through the DataLoader, early-stopped on the validation loader."""
+    model = _lstm(cfg, ctx.seed, ctx.device)
+    train_dl, val_dl, _ = d["loaders"]
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     res = fit(model, train_dl, val=val_dl, ctx=ctx, epochs=cfg.epochs, optimizer=opt,
               loss_fn=nn.functional.mse_loss, batch_size=cfg.batch_size,
               patience=cfg.patience or None, name="lstm")
-    test_mse = evaluate(model, test_dl, nn.functional.mse_loss, device=dev)["loss"]
-    pred = predict(model, torch.from_numpy(x[test]).to(dev))
-    y_test = y[test].astype(np.float64)
-    train_mean = float(y[:n_train].mean())
-    mean_mse = float(np.mean((y_test - train_mean) ** 2))
-    floor = float(np.mean((y_test - clean[test]) ** 2))
-    last_mse = float(np.mean((y_test - x[test][:, -1, 0]) ** 2))
-    ctx.metrics.update({"test_mse": test_mse, "mean_prediction_mse": mean_mse,
-                        "last_value_mse": last_mse, "noise_floor_mse": floor,
-                        "noise_variance": cfg.noise ** 2, "parameters": count_parameters(model),
-                        "epochs_run": len(res.history), "best_epoch": res.best_epoch})
-    ctx.table("Held-out test MSE",
-              ["predictor", "test MSE", "relative to predicting the mean"],
-              [[f"LSTM {cfg.num_layers} x {cfg.hidden}", test_mse, test_mse / mean_mse],
-               ["predict the training mean", mean_mse, 1.0],
-               ["repeat the last value", last_mse, last_mse / mean_mse],
-               ["the noise-free next value (floor)", floor, floor / mean_mse]])
-    shown = min(cfg.n_shown, len(y_test))
-    ctx.table(f"Sample predictions on the first {shown} test sequences",
-              ["test sequence", "last input", "truth", "LSTM prediction", "error",
-               "training mean"],
-              [[i, float(x[test][i, -1, 0]), y_test[i], pred[i], pred[i] - y_test[i],
-                train_mean] for i in range(shown)])
+    return model, res
 
-    control = None
-    if cfg.control_epochs:
-        rng = np.random.default_rng([ctx.seed, 11])
-        xc = rng.normal(0, 1, x.shape).astype(np.float32)
-        yc = rng.normal(0, 1, y.shape).astype(np.float32)     # independent of xc
-        c_train, c_val, c_test = _loaders(xc, yc, n_train, n_val, cfg.batch_size,
-                                          ctx.torch_generator(12))
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(ctx.seed + 1)
-            cmodel = SequenceRegressor(SequenceConfig(cell="lstm", hidden=cfg.hidden,
-                                                      num_layers=cfg.num_layers)).to(dev)
-        copt = torch.optim.Adam(cmodel.parameters(), lr=cfg.lr)
-        fit(cmodel, c_train, val=c_val, ctx=ctx, epochs=cfg.control_epochs, optimizer=copt,
-            loss_fn=nn.functional.mse_loss, batch_size=cfg.batch_size, name="control")
-        c_mse = evaluate(cmodel, c_test, nn.functional.mse_loss, device=dev)["loss"]
-        c_mean = float(np.mean((yc[test] - yc[:n_train].mean()) ** 2))
-        control = (c_mse, c_mean)
-        ctx.metrics.update({"control_test_mse": c_mse, "control_mean_prediction_mse": c_mean})
 
+def control_run(cfg: SequenceLSTMConfig, d: dict[str, Any], ctx: RunContext
+                ) -> dict[str, float]:
+    """The same model on targets drawn independently of the inputs: nothing to learn.
+    Returns its test MSE, the mean predictor's, and the spread of its predictions
+    relative to the spread of the targets."""
+    rng = np.random.default_rng([ctx.seed, 11])
+    xc = rng.normal(0, 1, d["x"].shape).astype(np.float32)
+    yc = rng.normal(0, 1, d["y"].shape).astype(np.float32)     # independent of xc
+    c_train, c_val, c_test = _loaders(xc, yc, d["n_train"], d["n_val"], cfg.batch_size,
+                                      ctx.torch_generator(12))
+    model = _lstm(cfg, ctx.seed + 1, ctx.device)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    fit(model, c_train, val=c_val, ctx=ctx, epochs=cfg.control_epochs, optimizer=opt,
+        loss_fn=nn.functional.mse_loss, batch_size=cfg.batch_size, name="control")
+    test = d["test"]
+    pred = predict(model, torch.from_numpy(xc[test]).to(ctx.device))
+    return {"control_test_mse": evaluate(model, c_test, nn.functional.mse_loss,
+                                         device=ctx.device)["loss"],
+            "control_mean_prediction_mse": float(np.mean((yc[test] - yc[:d["n_train"]].mean())
+                                                         ** 2)),
+            "control_prediction_spread": float(pred.std() / yc[test].std())}
+
+
+def score_sequences(model: nn.Module, res: FitResult, d: dict[str, Any], device: str
+                    ) -> dict[str, Any]:
+    """Test MSE of the LSTM and of the predictors that need no model (all in float64)."""
+    test = d["test"]
+    x_test, y_test = d["x"][test], d["y"][test].astype(np.float64)
+    pred = predict(model, torch.from_numpy(x_test).to(device))
+    test_mse = float(np.mean((pred - y_test) ** 2))
+    mean_mse = float(np.mean((y_test - d["train_mean"]) ** 2))
+    return {"test_mse": test_mse, "mean_prediction_mse": mean_mse,
+            "mse_over_mean_prediction": test_mse / mean_mse,
+            "last_value_mse": float(np.mean((y_test - x_test[:, -1, 0]) ** 2)),
+            "noise_floor_mse": float(np.mean((y_test - d["clean"][test]) ** 2)),
+            "parameters": count_parameters(model), "epochs_run": len(res.history),
+            "best_epoch": res.best_epoch, "test_sequences": len(y_test),
+            "train_mean": d["train_mean"]}
+
+
+def judge_sequences(cfg: SequenceLSTMConfig, m: dict[str, Any], ctx: RunContext) -> None:
+    ctx.infer(f"Held-out MSE of the LSTM {m['test_mse']:.4f}; predicting the training mean "
+              f"{m['mean_prediction_mse']:.4f}, repeating the last value "
+              f"{m['last_value_mse']:.4f}; the noise sets the floor at "
+              f"{m['noise_floor_mse']:.4f}.")
+    ctx.compare("test MSE", f"The LSTM {cfg.num_layers} x {cfg.hidden}", m["test_mse"],
+                "predicting the training mean", m["mean_prediction_mse"], better="lower",
+                then="It has learned more than the mean of the targets.")
+    ctx.compare("test MSE", "The LSTM", m["test_mse"], "repeating the last value",
+                m["last_value_mse"], better="lower")
+    if "control_test_mse" in m:
+        c, c_mean, spread = (m["control_test_mse"], m["control_mean_prediction_mse"],
+                             m["control_prediction_spread"])
+        ctx.claim(f"Control: on targets independent of the inputs the same model scores "
+                  f"{c:.4f} against {c_mean:.4f} for the mean (ratio {c / c_mean:.3f}), and its "
+                  f"predictions spread {spread:.3f} times as widely as the targets: with "
+                  "nothing to learn it predicts close to the mean.",
+                  holds=c >= 0.98 * c_mean and spread < 0.25,
+                  otherwise=f"Control: on targets independent of the inputs the same model "
+                  f"scores {c:.4f} against {c_mean:.4f} for the mean (ratio {c / c_mean:.3f}); "
+                  f"its predictions spread {spread:.3f} times as widely as the targets, so it "
+                  "does not reduce to predicting the mean here.",
+                  control_test_mse=c, control_mean_prediction_mse=c_mean,
+                  control_prediction_spread=spread)
+
+
+def _prediction_figure(cfg: SequenceLSTMConfig, d: dict[str, Any], pred: np.ndarray,
+                       m: dict[str, Any]) -> Any:
+    plt = _plt()
+    x_test, y_test = d["x"][d["test"]], d["y"][d["test"]].astype(np.float64)
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 4))
-    for i in range(min(4, shown)):
-        steps = np.arange(cfg.length)
-        line, = ax1.plot(steps, x[test][i, :, 0], lw=1)
+    for i in range(min(4, len(y_test))):
+        line, = ax1.plot(np.arange(cfg.length), x_test[i, :, 0], lw=1)
         ax1.plot(cfg.length, y_test[i], "o", color=line.get_color())
         ax1.plot(cfg.length, pred[i], "x", color=line.get_color(), ms=9, mew=2)
     ax1.set_xlabel("time step")
@@ -404,26 +492,48 @@ def run_sequence_lstm(cfg: SequenceLSTMConfig, ctx: RunContext) -> None:
     lim = [float(min(y_test.min(), pred.min())), float(max(y_test.max(), pred.max()))]
     ax2.scatter(y_test, pred, s=5, alpha=0.5)
     ax2.plot(lim, lim, color="black", lw=1)
-    ax2.axhline(train_mean, color="grey", ls="--", lw=1, label="training mean")
+    ax2.axhline(d["train_mean"], color="grey", ls="--", lw=1, label="training mean")
     ax2.set_xlabel("truth")
     ax2.set_ylabel("prediction")
-    ax2.set_title(f"All test sequences: MSE {test_mse:.4f} (mean: {mean_mse:.3f})")
+    ax2.set_title(f"All test sequences: MSE {m['test_mse']:.4f} "
+                  f"(mean: {m['mean_prediction_mse']:.3f})")
     ax2.legend(fontsize=8)
-    ctx.figure(fig, "sequence_predictions.png", "Left: four test sequences, their true next "
-               "value (circle) and the LSTM's prediction (cross). Right: prediction against "
-               "truth for every test sequence.")
+    return fig
+
+
+def write_sequences(cfg: SequenceLSTMConfig, model: nn.Module, d: dict[str, Any],
+                    m: dict[str, Any], ctx: RunContext) -> None:
+    mean = m["mean_prediction_mse"]
+    ctx.table("Held-out test MSE", ["predictor", "test MSE", "relative to predicting the mean"],
+              [[f"LSTM {cfg.num_layers} x {cfg.hidden}", m["test_mse"], m["test_mse"] / mean],
+               ["predict the training mean", mean, 1.0],
+               ["repeat the last value", m["last_value_mse"], m["last_value_mse"] / mean],
+               ["the noise-free next value (floor)", m["noise_floor_mse"],
+                m["noise_floor_mse"] / mean]])
+    x_test, y_test = d["x"][d["test"]], d["y"][d["test"]].astype(np.float64)
+    pred = predict(model, torch.from_numpy(x_test).to(ctx.device))
+    shown = min(cfg.n_shown, len(y_test))
+    ctx.table(f"Sample predictions on the first {shown} test sequences",
+              ["test sequence", "last input", "truth", "LSTM prediction", "error",
+               "training mean"],
+              [[i, float(x_test[i, -1, 0]), y_test[i], pred[i], pred[i] - y_test[i],
+                d["train_mean"]] for i in range(shown)])
+    ctx.figure(_prediction_figure(cfg, d, pred, m), "sequence_predictions.png", "Left: four "
+               "test sequences, their true next value (circle) and the LSTM's prediction "
+               "(cross). Right: prediction against truth for every test sequence.")
     ctx.save_model(model, length=cfg.length, hidden=cfg.hidden, num_layers=cfg.num_layers,
                    input="raw sequence values, shape (B, length, 1)")
 
-    ctx.infer(f"Held-out MSE {test_mse:.4f} against {mean_mse:.4f} for predicting the mean "
-              f"({100 * (1 - test_mse / mean_mse):.1f}% lower) and {last_mse:.4f} for repeating "
-              f"the last value; the noise sets the floor at {floor:.4f}.")
-    if control is not None:
-        c_mse, c_mean = control
-        ctx.infer(f"Control: on targets independent of the inputs the same model scores "
-                  f"{c_mse:.4f} against {c_mean:.4f} for the mean ({c_mse / c_mean:.3f} of "
-                  "it): with nothing to learn it predicts the mean, the same signature as the "
-                  "original program's model, which learns only the mean.")
+
+def run_sequence_lstm(cfg: SequenceLSTMConfig, ctx: RunContext) -> None:
+    d = load_sequences(cfg, ctx)
+    model, res = train_lstm(cfg, d, ctx)
+    m = score_sequences(model, res, d, ctx.device)
+    if cfg.control:
+        m.update(control_run(cfg, d, ctx))
+    ctx.metrics.update(m)
+    judge_sequences(cfg, m, ctx)
+    write_sequences(cfg, model, d, m, ctx)
 
 
 SEQUENCE_LSTM = Implementation(
@@ -431,4 +541,10 @@ SEQUENCE_LSTM = Implementation(
     profiles={"smoke": {"n_sequences": 400, "length": 12, "hidden": 8, "epochs": 2,
                         "control_epochs": 1},
               "full": {"n_sequences": 10000, "epochs": 40, "patience": 8}},
+    targets=(
+        Target("test_mse", below="mean_prediction_mse", profiles=("quick", "full"),
+               why="a sequence model must learn more than the mean of the targets"),
+        Target("mse_over_mean_prediction", at_most=0.1, profiles=("quick", "full"),
+               why="far below predicting the mean: at most a tenth of its MSE"),
+    ),
 )

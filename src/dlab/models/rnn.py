@@ -103,7 +103,3 @@ def recurrent_parameters(cell: str, input_size: int, hidden: int, num_layers: in
         total += gates * hidden * (width + hidden + 2)
         width = hidden
     return total
-
-
-def count_parameters(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
