@@ -39,12 +39,14 @@ import torch
 
 from dlab.data import binary as binary_data
 from dlab.data.mnist import find_mnist
-from dlab.experiments.exp15_pixel import mean_nll, n_parameters, train_pixel
+from dlab.experiments.exp15_pixel import train_pixel
 from dlab.metrics import bernoulli_baseline_nll, nats_to_bits_per_dim
+from dlab.models import count_parameters as n_parameters
 from dlab.models.pixelcnn import PixelCNN
 from dlab.models.pixelrnn import PixelRNN
 from dlab.registry import PROGRAMS
 from dlab.runs import RunContext, seed_everything
+from dlab.training import mean_nll
 
 NPM_RAW = Path("/tmp/mnistnpm/package/data")
 PAPER = {"pixelcnn": 81.30, "pixelrnn": 80.54}

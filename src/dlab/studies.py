@@ -847,6 +847,14 @@ def _is_test_metric(name: str) -> bool:
     return "test" in name.lower().split("_")
 
 
+def chosen_and_test_choice(rows: list[dict[str, Any]], val: str, test: str
+                           ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The completed row chosen by the validation metric `val` (lowest), and the row the
+    test metric `test` would have chosen instead; the second is for the record only, to
+    show whether choosing on test data would have changed the answer."""
+    return min(rows, key=lambda r: r[val]), min(rows, key=lambda r: r[test])
+
+
 @dataclass
 class StudyResult:
     """What a study produced (rows in plan order; see `rows` for the columns)."""

@@ -37,7 +37,7 @@ from dlab.models.nade import NADE
 from dlab.registry import Implementation
 from dlab.report.figures import tile
 from dlab.runs import RunContext
-from dlab.studies import Study, StudySettings, execute, record
+from dlab.studies import Study, StudySettings, chosen_and_test_choice, execute, record
 from dlab.training import FitResult, evaluate, fit, mean_nll, nll_step
 from dlab.verdicts import Target
 
@@ -774,8 +774,7 @@ def score_choice(rows: list[dict[str, Any]], params: list[str], val: str, test: 
                  ) -> dict[str, Any]:
     """The setting chosen by the validation metric `val` (lowest) among completed rows,
     its test value, and the setting the test metric would have chosen instead."""
-    chosen = min(rows, key=lambda r: r[val])
-    by_test = min(rows, key=lambda r: r[test])
+    chosen, by_test = chosen_and_test_choice(rows, val, test)
     return {"chosen_trial": chosen["trial"], "chosen_params": {f: chosen[f] for f in params},
             f"chosen_{val}": chosen[val], f"chosen_{test}": chosen[test],
             "test_choice_trial": by_test["trial"],

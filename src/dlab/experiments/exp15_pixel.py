@@ -44,7 +44,7 @@ from dlab.models.pixelrnn import PixelRNN
 from dlab.registry import Implementation
 from dlab.report.figures import tile
 from dlab.runs import RunContext
-from dlab.studies import Study, StudySettings, execute, record
+from dlab.studies import Study, StudySettings, chosen_and_test_choice, execute, record
 from dlab.training import FitResult, fit, mean_nll, nll_step
 from dlab.verdicts import Target
 
@@ -52,7 +52,6 @@ Model = Literal["pixelcnn", "pixelrnn"]
 Cell = Literal["lstm", "gru"]
 LayerType = Literal["row", "diagonal"]  # Row LSTM or Diagonal BiLSTM
 
-n_parameters = count_parameters  # the name bench/pixel_models.py imports from here
 
 # ------------------------------------------------------------------ shared pieces
 
@@ -448,8 +447,7 @@ def score_choice(part: str, rows: list[dict[str, Any]], params: list[str]) -> di
     """The setting chosen by the validation NLL among completed rows, its test NLL, and
     the setting the test NLL would have chosen instead (for the record only)."""
     val, test = f"val_{part}_nll", f"{part}_test_nll"
-    chosen = min(rows, key=lambda r: r[val])
-    by_test = min(rows, key=lambda r: r[test])
+    chosen, by_test = chosen_and_test_choice(rows, val, test)
     return {f"{part}_chosen_trial": chosen["trial"],
             f"{part}_chosen_params": {f: chosen[f] for f in params},
             f"{part}_chosen_val_nll": chosen[val], f"{part}_chosen_test_nll": chosen[test],
