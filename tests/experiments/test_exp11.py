@@ -1,4 +1,5 @@
 import json
+import os
 
 import numpy as np
 import pandas as pd
@@ -205,3 +206,20 @@ def test_sequence_lstm_trains_through_a_dataloader(monkeypatch, tmp_path):
     monkeypatch.setattr(e11, "fit", spy)
     out = run_program(PROGRAMS["11.2"], profile="smoke", out=tmp_path, quiet=True, device="cpu")
     assert out.status == "ok" and seen == ["DataLoader", "DataLoader"]
+
+
+def test_weather_keras_variant_runs_in_a_fresh_process(tmp_path):
+    # a fresh interpreter: Keras must get its backend from dlab, not from whatever
+    # another test imported first
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"}
+    done = subprocess.run([sys.executable, "-m", "dlab", "run", "11.1", "--profile", "smoke",
+                           "--set", "keras=true", "--set", "leak_check=false", "--out",
+                           str(tmp_path), "--quiet", "--device", "cpu"],
+                          capture_output=True, text=True, env=env, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    (metrics,) = tmp_path.glob("11.1/*/metrics.json")
+    m = json.loads(metrics.read_text())["metrics"]
+    assert np.isfinite(m["keras_rmse"]) and m["keras_epochs_run"] == 2

@@ -153,10 +153,9 @@ def _keras_forecaster(cfg: WeatherConfig, w: WeatherData, ctx: RunContext
                       ) -> tuple[np.ndarray, int, int]:
     """Train the Keras 3 twin; returns test forecasts in the series' units, its parameter
     count and the epochs it ran."""
-    import keras
-
     from dlab.keras_programs import weather_lstm as kw
 
+    keras = kw._keras()  # sets the backend (torch unless KERAS_BACKEND says otherwise)
     s, n_fit = w.split, len(w.split.y_train) - w.n_val
     kmodel, rows = kw.train_forecaster(
         s.x_train[:n_fit, :, None], s.y_train[:n_fit],
