@@ -200,17 +200,18 @@ def judge(cfg: DenoisingConfig, m: dict[str, Any], ctx: RunContext) -> None:
     ctx.compare("PSNR against the clean digits", "The denoised output", m["psnr_denoised"],
                 "the noisy input", m["psnr_noisy"], better="higher", unit="dB",
                 then="The autoencoder removes noise.")
-    code = f"The probe on the {cfg.bottleneck}-number code"
-    ctx.compare("linear-probe test accuracy", code, m["probe_encoder"], "guessing the most "
+    code = f"The linear probe on the {cfg.bottleneck}-number code"
+    ctx.compare("test accuracy", code, m["probe_encoder"], "guessing the most "
                 "frequent class", m["probe_chance"], better="higher", digits=3)
     if cfg.baselines:
-        ctx.compare("linear-probe test accuracy", code, m["probe_encoder"],
-                    f"the PCA-{cfg.bottleneck} probe", m["probe_pca"], better="higher",
-                    digits=3, then="The non-linear code separates the digits better than "
-                    "the best linear code of its size.")
-        ctx.compare("linear-probe test accuracy", code, m["probe_encoder"],
-                    "the raw-pixel probe (784 numbers)", m["probe_pixels"], better="higher", digits=3,
-                    then=f"It does so with {PIXELS / cfg.bottleneck:.1f} times fewer numbers.")
+        ctx.compare("test accuracy", code, m["probe_encoder"],
+                    f"the probe on a {cfg.bottleneck}-component PCA code", m["probe_pca"],
+                    better="higher", digits=3, then="The non-linear code separates the "
+                    "digits better than the best linear code of its size.")
+        ctx.compare("test accuracy", code, m["probe_encoder"], "the raw-pixel probe",
+                    m["probe_pixels"], better="higher", digits=3,
+                    then=f"It does so with {PIXELS / cfg.bottleneck:.1f} times fewer numbers "
+                    f"than the {PIXELS} pixels.")
     shape = "x".join(map(str, manual_feature_count()[1]))
     ctx.infer(f"An encoder with the manual's layer sizes outputs "
               f"{m['manual_features_per_image']:,} numbers per image ({shape}), "
