@@ -42,7 +42,8 @@ def test_kill_9_then_resume_matches_an_uninterrupted_run(tmp_path, cli):
         folder = None
         while time.monotonic() < deadline and proc.poll() is None:
             found = list((cut / "4.1").glob("*/checkpoint-mlp.pt")) if cut.exists() else []
-            if found and _rows(found[0].parent / "history.csv") >= 3:
+            if found and _rows(found[0].parent / "history.csv") >= 1:
+                proc.send_signal(signal.SIGSTOP)  # frozen mid-training while we look
                 folder = found[0].parent
                 break
             time.sleep(0.05)
@@ -59,7 +60,7 @@ def test_kill_9_then_resume_matches_an_uninterrupted_run(tmp_path, cli):
             proc.wait()
     assert proc.returncode == -signal.SIGKILL
     killed_at = _rows(folder / "history.csv")
-    assert 3 <= killed_at < 60
+    assert 1 <= killed_at < 60
 
     # what a killed run looks like: still "running", no live process, listed in the record
     assert json.loads((folder / "metrics.json").read_text())["status"] == "running"
