@@ -523,3 +523,22 @@ def test_unwritable_report_leaves_neither_page(inputs, tmp_path, monkeypatch, cl
     assert code == 2 and len(err.strip().splitlines()) == 1
     assert "No space left on device" in err and "nothing was written" in err
     assert not (tmp_path / "out").exists()  # neither page, nor the folder made for them
+
+
+def test_markdown_record_escapes_user_text():
+    from dlab.io import escape_markup
+    from dlab.report.lab import _md_safe
+    from dlab.report.record import to_markdown
+
+    blocks = [("h", 2, "9.2 <b>", "p9-2"),
+              ("table", ["class", "n"], [["<script>alert(1)</script>", 3]], "Counts & <i>"),
+              ("fig", "9.2/run/a<b>.png", "caption <img>"), ("ul", ["cat & <dog>"]),
+              ("raw", "<div>", "**ready-made**")]
+    md = to_markdown(_md_safe(blocks))
+    assert "<script>" not in md and "&lt;script&gt;alert(1)&lt;/script&gt;" in md
+    assert "Counts &amp; &lt;i&gt;" in md and "cat &amp; &lt;dog&gt;" in md
+    assert "(9.2/run/a<b>.png)" in md and "**ready-made**" in md  # links and raw kept
+    summary = {"record": {"figures": [{"file": "a<b>.png", "caption": "<x>"}]}, "seed": 1}
+    assert escape_markup(summary) == {"record": {"figures": [{"file": "a<b>.png",
+                                                              "caption": "&lt;x&gt;"}]},
+                                      "seed": 1}
