@@ -36,6 +36,55 @@ def test_manual_mlp_gan_layers_shapes_and_parameter_counts():
         gm.MLPGenerator(hidden=())
 
 
+def test_stabilised_mlp_gan_is_the_manual_pair_with_named_fixes():
+    torch.manual_seed(0)
+    gan = gm.build_gan("mlp_stable")  # default fixes: batch norm in G, spectral norm in D
+    G, D = gan["generator"], gan["discriminator"]
+    assert _linears(G) == [(100, 128), (128, 256), (256, 512), (512, 784)]
+    assert _linears(D) == [(784, 512), (512, 256), (256, 1)]
+    assert [m.num_features for m in G.modules() if isinstance(m, nn.BatchNorm1d)] == [
+        128, 256, 512]
+    sn = [m for m in D.modules() if isinstance(m, nn.Linear)]
+    assert all(torch.nn.utils.parametrize.is_parametrized(m, "weight") for m in sn)
+    D.train()
+    for _ in range(30):  # power iteration converges on sigma(W) over training passes
+        D(torch.randn(4, 784))
+    for m in sn:  # every normalised weight has largest singular value ~1
+        assert torch.linalg.matrix_norm(m.weight.detach(), ord=2) == pytest.approx(1, abs=0.05)
+    img = G(torch.randn(5, 100))
+    assert img.shape == (5, 1, 28, 28) and D(img).shape == (5,)
+    # the manual's pair has neither fix; a fix may be left out; unknown ones are refused
+    plain = gm.build_gan("mlp")
+    assert not any(isinstance(m, nn.BatchNorm1d) for m in plain.modules())
+    assert not any(torch.nn.utils.parametrize.is_parametrized(m)
+                   for m in plain["discriminator"].modules())
+    only_sn = gm.build_gan("mlp_stable", stabilisers=("spectral_norm",))
+    assert not any(isinstance(m, nn.BatchNorm1d) for m in only_sn.modules())
+    with pytest.raises(ValueError):
+        gm.build_gan("mlp_stable", stabilisers=("dropout",))
+
+
+def test_one_sided_label_smoothing_changes_only_the_real_target():
+    torch.manual_seed(0)
+    gan = gm.build_gan("mlp", latent_dim=6, g_hidden=(8,), d_hidden=(8,))
+    ref = copy.deepcopy(gan)
+    opts = [torch.optim.SGD(gan[k].parameters(), lr=0.0) for k in ("generator", "discriminator")]
+    x = torch.rand(4, 1, 28, 28) * 2 - 1
+    out = e16.gan_step(gan, *opts, 6, torch.Generator().manual_seed(3), real_label=0.9)((x,))
+    G, D = ref["generator"], ref["discriminator"]
+    fake = G(torch.randn(4, 6, generator=torch.Generator().manual_seed(3)))
+    r, f = D(x), D(fake)
+    # BCE with target 0.9 on real: -(0.9 log s(r) + 0.1 log(1 - s(r))); fakes keep 0
+    d_loss = 0.5 * ((0.9 * F.softplus(-r) + 0.1 * F.softplus(r)).mean() + F.softplus(f).mean())
+    assert float(out["d_loss"]) == pytest.approx(d_loss.item(), rel=1e-5)
+    assert float(out["g_loss"]) == pytest.approx(F.softplus(-f).mean().item(), rel=1e-5)
+    cfg = e16.GANConfig()
+    assert e16.real_label(cfg, "mlp_stable") == cfg.real_label == 0.9
+    assert e16.real_label(cfg, "mlp") == e16.real_label(cfg, "dcgan") == 1.0
+    no_ls = e16.GANConfig(stabilisers=("batch_norm",))
+    assert e16.real_label(no_ls, "mlp_stable") == 1.0
+
+
 @pytest.mark.parametrize("width, batch", [(4, 1), (8, 3)])
 def test_dcgan_shapes_and_layers(width, batch):
     pair = gm.build_gan("dcgan", latent_dim=10, width=width)
@@ -120,7 +169,7 @@ def test_bad_settings_are_refused():
     impl = PROGRAMS["16.1"].load()
     for sets in ({"models": "mlp,gan"}, {"models": "mlp,mlp"}, {"source": "cifar"},
                  {"n_quality": "10"}, {"beta1": "1.5"}, {"classifier_channels": "8"},
-                 {"n_val": "10"}):
+                 {"n_val": "10"}, {"stabilisers": "dropout"}, {"real_label": "0.4"}):
         with pytest.raises(UsageError):
             config.build(impl.config, impl.profiles, "smoke", sets, "16.1")
 
@@ -174,9 +223,11 @@ def test_gan_smoke_run_judges_with_a_checked_judge(tmp_path, data_dir):
     assert v[("frechet_real_halves_relative <= 0.02", "0.02")] is True
     assert v[("classifier_test_acc >= 0.95", "0.95")] == "not applicable"  # quick, full only
     assert v[("dcgan.mode_collapse = false", "False")] == "not applicable"
+    assert v[("dcgan.frechet_relative <= 0.25", "0.25")] == "not applicable"  # quick only
+    assert v[("mlp_stable.mode_collapse = false", "False")] == "not applicable"
     assert info["verdict"] == "met"
 
-    for kind in ("mlp", "dcgan"):
+    for kind in ("mlp", "mlp_stable", "dcgan"):
         k, hist = m[kind], _history(first.folder, kind)
         assert k["frechet_relative"] == pytest.approx(
             (k["frechet"] - m["frechet_floor"]) / (m["frechet_ceiling"] - m["frechet_floor"]))
@@ -201,17 +252,22 @@ def test_gan_smoke_run_judges_with_a_checked_judge(tmp_path, data_dir):
         ckpt = torch.load(first.folder / f"checkpoint-{kind}.pt", weights_only=True)
         assert len(ckpt["optimizers"]) == 2 and ckpt["epoch"] == 1  # G's and D's Adam
         assert any(key.startswith("discriminator.") for key in ckpt["model"])
-    assert m["mode_collapse"] == (m["mlp"]["mode_collapse"] or m["dcgan"]["mode_collapse"])
-    assert "frechet" not in m  # two GANs: scores only per model
+    assert m["mode_collapse"] == any(m[k]["mode_collapse"] for k in e16.KINDS)
+    assert "frechet" not in m  # three GANs: scores only per model
     record = (first.folder / "record.md").read_text()
     assert "Calibration: the real test digits, scored by the classifier, are judged not" in record
     assert "cannot be judged" not in record
+    assert "spectral normalisation of every discriminator layer (Miyato et al. 2018)" in record
+    assert "The stabilised MLP GAN did not collapse" in record or (
+        "The stabilised MLP GAN collapsed too" in record)
     g = gm.MLPGenerator(100, (128, 256, 512))
     g.load_state_dict(torch.load(first.folder / "mlp-generator.pt", weights_only=True))
     for name in ("training.png", "samples-strip.png", "final-samples.png"):
         assert (first.folder / name).stat().st_size > 1000
     rows = list(csv.DictReader((first.folder / "history.csv").read_text().splitlines()))
-    assert {r["model"] for r in rows} == {"classifier", "mlp", "dcgan"}
+    assert {r["model"] for r in rows} == {"classifier", "mlp", "mlp_stable", "dcgan"}
+    s = gm.build_gan("mlp_stable")["generator"]  # the stabilised generator loads back too
+    s.load_state_dict(torch.load(first.folder / "mlp_stable-generator.pt", weights_only=True))
     assert len(list((data_dir / "classifiers").glob("*.pt"))) == 1
 
     # A second run, of the MLP GAN alone, reuses the cached classifier and measures
@@ -294,19 +350,25 @@ def test_parse_widths():
 
 def test_gan_study_chooses_on_validation_and_reports_test(tmp_path, data_dir):
     plan_study = e16.gan_study(e16.GANStudyConfig(lrs=(1e-3,), batch_sizes=(128,)))
-    assert plan_study.base["models"] == ("mlp",)
+    assert plan_study.base["models"] == ("mlp_stable",)  # the first model is the base
     assert plan_study.metric == "val_frechet" and "frechet" in plan_study.report
     out = _run(tmp_path, "s", data_dir, program="16.2")
     assert out.status == "ok"
     info = json.loads((out.folder / "metrics.json").read_text())
     m = info["metrics"]
-    assert m["study"]["settings"] == 2 and m["study"]["complete"] == 2  # MLP GAN, DCGAN
-    assert sum(m["stability_counts"].values()) == 2
+    assert m["study"]["settings"] == 2 and m["study"]["complete"] == 2  # both MLP GANs
+    marks = m["stability_counts"]
+    assert sum(marks.values()) == 2
+    assert m["stable_settings"] == marks.get("stable", 0)
+    assert m["unstable_settings"] == sum(marks.get(k, 0) for k in e16.UNSTABLE)
+    v = _verdicts(info)
+    assert v[("stable_settings >= 1", "1")] == "not applicable"  # quick and full only
+    assert v[("unstable_settings >= 1", "1")] == "not applicable"
     (table,) = [t for t in info["record"]["tables"] if t["title"].startswith("Study over 16.1")]
     cols = table["columns"]
     assert {"models", "lr", "val_frechet", "frechet", "stability", "rare_classes"} <= set(cols)
     rows = {r[cols.index("models")]: r for r in table["rows"]}
-    assert set(rows) == {"mlp", "dcgan"}
+    assert set(rows) == {"mlp_stable", "mlp"}
     assert all(r[cols.index("status")] == "ok" for r in rows.values())
     # the chosen setting is the lowest validation Frechet; its test Frechet is reported
     chosen = min(rows.values(), key=lambda r: r[cols.index("val_frechet")])

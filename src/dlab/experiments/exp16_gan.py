@@ -10,7 +10,13 @@ trained by alternating one D step and one G step per batch. D's step minimises t
 binary cross-entropy of "real" on data and "fake" on G's samples; G's step uses the
 paper's non-saturating loss -log D(G(z)) (section 3), which keeps G's gradient alive
 while D is still winning. Both networks use Adam with lr 2e-4 and betas (0.5, 0.999)
-(Radford et al. 2016), batch 128, as in the course manual.
+(Radford et al. 2016), as in the course manual; the batch is the manual's 128 at full
+and 32 at quick (four times the steps from the same 3,000 digits).
+
+Three GANs are trained alike: the manual's MLP pair, the same pair stabilised (batch
+normalisation in the generator, spectral normalisation in the discriminator, Miyato et
+al. 2018, and one-sided label smoothing, Salimans et al. 2016; `stabilisers` names
+them), and a DCGAN. The manual's MLP GAN is reported, not targeted: it is the defect.
 
 Samples from the same fixed noise are drawn after every epoch; quality is measured
 once an epoch (never per batch) with `dlab.quality`: a Frechet distance in the
@@ -42,14 +48,17 @@ from dlab.runs import RunContext
 from dlab.studies import Study, StudySettings, execute, record
 from dlab.verdicts import Target
 
-KINDS = ("mlp", "dcgan")
-Kind = Literal["mlp", "dcgan"]
-TITLES = {"mlp": "MLP GAN", "dcgan": "DCGAN"}
+KINDS = ("mlp", "mlp_stable", "dcgan")
+Kind = Literal["mlp", "mlp_stable", "dcgan"]
+TITLES = {"mlp": "MLP GAN", "mlp_stable": "Stabilised MLP GAN", "dcgan": "DCGAN"}
+SEED_INDEX = {"mlp": 1, "dcgan": 2, "mlp_stable": 3}  # each GAN's own seed offset
 D_WINS = 0.05  # D "wins outright" when its mean output on fakes ends below this
 VAL_SEED = 16  # the validation split is fixed, so every run's classifier is the same
 TARGET_ACCURACY = {"bundled": 0.95, "full": 0.99}  # the scoring classifier's, per source
 REAL_AT_FLOOR = 0.02  # real-vs-real Frechet within 2% of the floor-to-noise span
 NEAR_FLOOR = 0.1  # "near the floor": within 10% of the way from real digits to noise
+QUICK_NEAR = 0.25  # at quick: within 25% of the way from real digits to noise
+UNSTABLE = ("mode collapse", "D wins", "diverged")  # the study's unstable marks
 IMAGE_SIZE = (28, 28)
 
 
@@ -57,13 +66,15 @@ IMAGE_SIZE = (28, 28)
 
 
 def gan_step(gan: nn.ModuleDict, opt_g: torch.optim.Optimizer, opt_d: torch.optim.Optimizer,
-             latent_dim: int, noise: torch.Generator):
+             latent_dim: int, noise: torch.Generator, real_label: float = 1.0):
     """A step function for `dlab.training.fit`: one D update, then one G update.
 
     gan: nn.ModuleDict with "generator" (z (B, latent_dim) -> (B, 1, 28, 28)) and
     "discriminator" ((B, 1, 28, 28) -> logits (B,)). noise: the generator of z
     (on the device the models are on). The batch is a 1-tuple of real images
-    (B, 1, 28, 28) in [-1, 1]. Returns per-batch numbers: d_loss, g_loss,
+    (B, 1, 28, 28) in [-1, 1]. real_label: D's target on real images; below 1 it is
+    one-sided label smoothing (Salimans et al. 2016, section 3.4): D is never pushed to
+    total certainty on real digits, while fakes keep the target 0. Returns per-batch numbers: d_loss, g_loss,
     d_real = mean D(x), d_fake = mean D(G(z)) (before this step's D update), and
     loss = d_loss + g_loss (watched for NaN by the loop).
     """
@@ -77,10 +88,11 @@ def gan_step(gan: nn.ModuleDict, opt_g: torch.optim.Optimizer, opt_d: torch.opti
         fake = G(z)  # (B, 1, 28, 28)
         ones, zeros = torch.ones(len(x), device=x.device), torch.zeros(len(x), device=x.device)
 
-        # D: minimise -[log D(x) + log(1 - D(G(z)))] / 2, i.e. BCE against labels 1 and 0.
-        # The fakes are detached: this step must not move G.
+        # D: minimise -[log D(x) + log(1 - D(G(z)))] / 2, i.e. BCE against labels 1 and 0
+        # (real_label instead of 1 when smoothed). The fakes are detached: this step must
+        # not move G.
         real_logit, fake_logit = D(x), D(fake.detach())
-        d_loss = 0.5 * (F.binary_cross_entropy_with_logits(real_logit, ones)
+        d_loss = 0.5 * (F.binary_cross_entropy_with_logits(real_logit, ones * real_label)
                         + F.binary_cross_entropy_with_logits(fake_logit, zeros))
         opt_d.zero_grad(set_to_none=True)
         d_loss.backward()
@@ -152,18 +164,26 @@ def _save_gif(path: Path, frames: list[Path], ms_per_frame: int = 300) -> bool:
 
 @dataclass
 class GANConfig:
-    models: tuple[Kind, ...] = ("mlp", "dcgan")  # GANs to train: mlp (the manual's), dcgan
+    # GANs to train: mlp (the manual's), mlp_stable (the manual's with spectral
+    # normalisation in D and one-sided label smoothing), dcgan
+    models: tuple[Kind, ...] = ("mlp", "mlp_stable", "dcgan")
     source: Literal["auto", "bundled", "full"] = "auto"  # MNIST: auto = full when present
     n_train: int = 0  # training digits the GANs see (0 = all not held out for validation)
     n_val: int = 1000  # validation digits carved from the training split (stratified)
     epochs: int = 10  # epochs per GAN
-    batch_size: int = 128  # the manual's
+    # 32 at quick: about 940 steps from 3,000 digits in 10 epochs (the manual's 128 gives
+    # 240, too few for any GAN here to draw digits); full uses the manual's 128
+    batch_size: int = 32
     lr: float = 2e-4  # Adam learning rate of both networks (the manual's)
     beta1: float = 0.5  # Adam beta1 (the manual's); beta2 = 0.999
     latent_dim: int = 100  # length of the noise vector z (the manual's)
     g_hidden: tuple[int, ...] = (128, 256, 512)  # MLP generator hidden widths (the manual's)
     d_hidden: tuple[int, ...] = (512, 256)  # MLP discriminator hidden widths (the manual's)
     dcgan_width: int = 16  # DCGAN channels at 14x14 (twice that at 7x7)
+    # mlp_stable's fixes: spectral_norm (in D), batch_norm (in G), label_smoothing (D's
+    # target on real digits is real_label, not 1)
+    stabilisers: tuple[str, ...] = ("batch_norm", "spectral_norm", "label_smoothing")
+    real_label: float = 0.9  # D's target on real digits under label_smoothing
     n_quality: int = 1000  # generated digits scored once an epoch
     grid: int = 8  # the fixed-noise sample grid is grid x grid
     classifier_channels: tuple[int, ...] = (16, 32)  # scoring classifier's conv channels
@@ -182,6 +202,17 @@ class GANConfig:
             raise ValueError(f"n_train must be 0 (all) or at least batch_size, got {self.n_train}")
         if self.n_val < 100:
             raise ValueError(f"n_val must be at least 100 (a covariance is fit), got {self.n_val}")
+        if unknown := [m for m in self.models if m not in KINDS]:
+            raise ValueError(f"unknown GAN kind(s) {', '.join(unknown)}; use "
+                             f"{', '.join(KINDS)}")
+        from dlab.models.gan import STABILISERS
+
+        allowed = (*STABILISERS, "label_smoothing")
+        if bad := [s for s in self.stabilisers if s not in allowed]:
+            raise ValueError(f"unknown stabiliser(s) {', '.join(bad)}; use "
+                             f"{', '.join(allowed)}")
+        if not 0.5 < self.real_label <= 1.0:
+            raise ValueError(f"real_label must be in (0.5, 1], got {self.real_label}")
         if not 0.0 <= self.beta1 < 1.0:
             raise ValueError(f"beta1 must be in [0, 1), got {self.beta1}")
         if self.latent_dim < 1 or min(self.g_hidden, default=0) < 1 or min(
@@ -349,16 +380,24 @@ def _build(kind: str, cfg: GANConfig, ctx: RunContext):
     """The GAN pair (seeded by run seed and kind, not by training order) and its two Adams."""
     from dlab.models.gan import build_gan
 
-    k = KINDS.index(kind) + 1
+    k = SEED_INDEX[kind]
     forked = [torch.cuda.current_device()] if ctx.device == "cuda" else []
     with torch.random.fork_rng(devices=forked):
         torch.manual_seed(ctx.seed * 1_000_003 + 100 + k)
-        gan = build_gan(kind, cfg.latent_dim, cfg.g_hidden, cfg.d_hidden,
-                        cfg.dcgan_width).to(ctx.device)
+        gan = build_gan(kind, cfg.latent_dim, cfg.g_hidden, cfg.d_hidden, cfg.dcgan_width,
+                        stabilisers=[s for s in cfg.stabilisers if s != "label_smoothing"]
+                        ).to(ctx.device)
     betas = (cfg.beta1, 0.999)
     opt_g = torch.optim.Adam(gan["generator"].parameters(), lr=cfg.lr, betas=betas)
     opt_d = torch.optim.Adam(gan["discriminator"].parameters(), lr=cfg.lr, betas=betas)
     return gan, opt_g, opt_d
+
+
+def real_label(cfg: GANConfig, kind: str) -> float:
+    """D's target on real digits: cfg.real_label for the stabilised MLP GAN with label
+    smoothing, else 1."""
+    smooth = kind == "mlp_stable" and "label_smoothing" in cfg.stabilisers
+    return cfg.real_label if smooth else 1.0
 
 
 def _resume_epoch(ctx: RunContext, kind: str) -> int:
@@ -406,7 +445,7 @@ def train_gan(kind: str, cfg: GANConfig, ctx: RunContext, x_train: torch.Tensor,
     from dlab.training import fit
 
     gan, opt_g, opt_d = _build(kind, cfg, ctx)
-    G, k = gan["generator"], KINDS.index(kind) + 1
+    G, k = gan["generator"], SEED_INDEX[kind]
     # z for epoch e comes from a generator seeded with (run seed, kind, e), so a resumed
     # run draws exactly the noise an uninterrupted one would.
     noise = ctx.torch_generator(0, device=ctx.device)
@@ -430,13 +469,14 @@ def train_gan(kind: str, cfg: GANConfig, ctx: RunContext, x_train: torch.Tensor,
         return {**score, "score_seconds": time.perf_counter() - t0}
 
     result = fit(gan, (x_train,), ctx=ctx, epochs=cfg.epochs, optimizer=[opt_g, opt_d],
-                 step=gan_step(gan, opt_g, opt_d, cfg.latent_dim, noise),
+                 step=gan_step(gan, opt_g, opt_d, cfg.latent_dim, noise,
+                               real_label(cfg, kind)),
                  batch_size=cfg.batch_size, name=kind, on_epoch_end=on_epoch_end)
     frames = [samples_dir / f"{kind}-epoch{e:03d}.png" for e in range(1, cfg.epochs + 1)]
     frames = [f for f in frames if f.exists()]
     _save_gif(ctx.path(f"{kind}-samples.gif"), frames)
-    arch = ({"g_hidden": list(cfg.g_hidden), "d_hidden": list(cfg.d_hidden)} if kind == "mlp"
-            else {"width": cfg.dcgan_width})
+    arch = ({"g_hidden": list(cfg.g_hidden), "d_hidden": list(cfg.d_hidden)}
+            if kind != "dcgan" else {"width": cfg.dcgan_width})
     ctx.save_model(G, name=f"{kind}-generator.pt", kind=kind, latent_dim=cfg.latent_dim,
                    output="images (B, 1, 28, 28) in [-1, 1]; pixel = (x + 1) * 127.5",
                    noise="z ~ N(0, I)", **arch)
@@ -532,6 +572,10 @@ def _dcgan_judged(m: dict[str, Any]) -> bool:
     return bool(m["judge_ready"] and m["judge_calibrated"] and "dcgan" in m)
 
 
+def _stable_judged(m: dict[str, Any]) -> bool:
+    return bool(m["judge_ready"] and m["judge_calibrated"] and "mlp_stable" in m)
+
+
 GAN_TARGETS = (
     Target("classifier_test_acc", at_least=TARGET_ACCURACY["bundled"], profiles=("quick", "full"),
            when=lambda m: m["data_source"] == "bundled", when_text="the bundled digits are used",
@@ -550,6 +594,16 @@ GAN_TARGETS = (
            when_text=JUDGED_TEXT,
            why="after 50 epochs the DCGAN's test Frechet distance is near the real-digit "
                "floor (within 10% of the way from real digits to noise)"),
+    Target("dcgan.frechet_relative", at_most=QUICK_NEAR, profiles=("quick",),
+           when=_dcgan_judged, when_text=JUDGED_TEXT,
+           why="after 10 quick epochs the DCGAN's samples are at least 75% of the way from "
+               "noise to real digits (test Frechet distance)"),
+    Target("mlp_stable.mode_collapse", equals=False, profiles=("quick", "full"),
+           when=_stable_judged,
+           when_text="the stabilised MLP GAN is trained and the scoring classifier reaches "
+                     "its target accuracy and passes its calibration on real digits",
+           why="the stabilised MLP GAN's samples cover the digit classes where the "
+               "manual's MLP GAN, trained alike, may collapse"),
 )
 
 
@@ -629,22 +683,54 @@ def record_gans(ctx: RunContext, cfg: GANConfig, m: dict[str, Any], n_gan: int) 
                   f"2014, Proposition 1); stability mark: {g['stability']}. One epoch took "
                   f"{g['seconds_per_epoch']:.2f} s of training and "
                   f"{g['score_seconds_per_epoch']:.2f} s of sampling and scoring.")
-    if len(kinds) == 2:
+    if "dcgan" in kinds and "mlp" in kinds:
         ctx.compare("test Frechet distance", "The DCGAN", m["dcgan"]["frechet"],
                     "the MLP GAN", m["mlp"]["frechet"], better="lower")
+    if "mlp_stable" in kinds and "mlp" in kinds:
+        ctx.compare("test Frechet distance", "The stabilised MLP GAN",
+                    m["mlp_stable"]["frechet"], "the manual's MLP GAN", m["mlp"]["frechet"],
+                    better="lower")
+    how = (f"Adam {cfg.lr:g}, betas {cfg.beta1:g}/0.999, batch {cfg.batch_size}, on "
+           f"{n_gan:,} digits for {epochs}")
     if "mlp" in kinds and judged:
-        ctx.claim(f"The manual's MLP GAN, trained as the manual sets it (Adam 2e-4, betas "
-                  f"0.5/0.999, batch 128) on {n_gan:,} digits for {epochs}, "
-                  "collapsed by the criterion.", holds=m["mlp"]["mode_collapse"],
-                  otherwise=f"The manual's MLP GAN, trained as the manual sets it (Adam 2e-4, "
-                  f"betas 0.5/0.999, batch 128) on {n_gan:,} digits for {epochs}, "
-                  "did not collapse by the criterion.")
+        ctx.claim(f"The manual's MLP GAN ({how}) collapsed by the criterion.",
+                  holds=m["mlp"]["mode_collapse"],
+                  otherwise=f"The manual's MLP GAN ({how}) did not collapse by the criterion.")
+    if "mlp_stable" in kinds:
+        ctx.note("The stabilised MLP GAN is the manual's pair, trained alike (" + how
+                 + "), with " + stabiliser_text(cfg) + ".")
+        if judged:
+            ctx.claim("The stabilised MLP GAN did not collapse by the criterion "
+                      f"({m['mlp_stable']['rare_classes']} of 10 classes under 2%).",
+                      holds=not m["mlp_stable"]["mode_collapse"],
+                      otherwise="The stabilised MLP GAN collapsed too "
+                      f"({m['mlp_stable']['rare_classes']} of 10 classes under 2%).",
+                      rare_classes=m["mlp_stable"]["rare_classes"])
     ctx.note("The manual itself reports no quality measure for its GAN.")
     ctx.note(m["mode_collapse_criterion"] + "; issued only when the scoring classifier "
              "reaches its target accuracy and real test digits pass the same criterion; a "
              "collapsed run is recorded as such, not as a failure.")
     ctx.note("Per-epoch sample grids are in samples/<model>-epochNNN.png and animated in "
              "<model>-samples.gif; the generators are saved as <model>-generator.pt.")
+
+
+STABILISER_TEXT = {
+    "batch_norm": "batch normalisation before every hidden activation of the generator "
+                  "(Ioffe and Szegedy 2015, as Radford et al. 2016 use it in DCGAN "
+                  "generators)",
+    "spectral_norm": "spectral normalisation of every discriminator layer (Miyato et al. "
+                     "2018)",
+    "label_smoothing": "one-sided label smoothing: the discriminator's target on real "
+                       "digits is {real_label:g}, on generated ones 0 (Salimans et al. 2016)",
+}
+
+
+def stabiliser_text(cfg: GANConfig) -> str:
+    """The stabilised MLP GAN's fixes in words, with their sources."""
+    parts = [STABILISER_TEXT[s].format(real_label=cfg.real_label) for s in cfg.stabilisers]
+    if not parts:
+        return "no fix at all (stabilisers is empty)"
+    return "; ".join(parts)
 
 
 def _collapse_cell(value: bool | None) -> Any:
@@ -794,10 +880,10 @@ GAN = Implementation(
     profiles={
         # smoke: GANs train for seconds; the judge is small but accurate (about 97% on the
         # bundled digits, trained once in a few seconds and cached)
-        "smoke": {"epochs": 1, "n_train": 256, "n_quality": 200, "grid": 4,
+        "smoke": {"epochs": 1, "n_train": 256, "batch_size": 128, "n_quality": 200, "grid": 4,
                   "dcgan_width": 8, "classifier_epochs": 4, "classifier_batch_size": 32,
                   "classifier_n_train": 3000},
-        "full": {"epochs": 50, "dcgan_width": 32, "n_quality": 5000},
+        "full": {"epochs": 50, "dcgan_width": 32, "n_quality": 5000, "batch_size": 128},
     },
     targets=GAN_TARGETS,
 )
@@ -819,13 +905,16 @@ def parse_widths(text: str) -> tuple[int, ...]:
 
 @dataclass
 class GANStudyConfig(StudySettings):
-    trial_epochs: int = 5  # epochs of every trial
-    trial_n_train: int = 2048  # training digits of every trial (0 = all)
-    models: tuple[Kind, ...] = ("mlp", "dcgan")  # GAN kinds; the base setting is the MLP GAN
-    lrs: tuple[float, ...] = (5e-5, 2e-4, 1e-3)  # Adam learning rates (base: 2e-4)
-    batch_sizes: tuple[int, ...] = (32, 128, 512)  # (base: 128)
-    g_hiddens: tuple[str, ...] = ("128-256-512", "256-512-1024", "256")  # MLP generator
-    d_hiddens: tuple[str, ...] = ("512-256", "1024-512-256", "128")  # MLP discriminator
+    # quick: four trials around the stabilised MLP GAN, each changing one thing: the
+    # manual's MLP GAN instead, a tenfold learning rate, the manual's batch size
+    trial_epochs: int = 6  # epochs of every trial
+    trial_n_train: int = 0  # training digits of every trial (0 = all)
+    # GAN kinds; the first is the base setting (the stabilised MLP GAN)
+    models: tuple[Kind, ...] = ("mlp_stable", "mlp")
+    lrs: tuple[float, ...] = (2e-4, 2e-3)  # Adam learning rates (base: 16.1's, 2e-4)
+    batch_sizes: tuple[int, ...] = (32, 128)  # (base: 16.1's, 32 at quick)
+    g_hiddens: tuple[str, ...] = ("128-256-512",)  # MLP generator (base: the manual's)
+    d_hiddens: tuple[str, ...] = ("512-256",)  # MLP discriminator (base: the manual's)
 
     def validate(self) -> None:
         super().validate()
@@ -850,9 +939,10 @@ STUDY_REPORT = ("frechet", "stability", "val_frechet_relative", "class_entropy_f
 
 
 def gan_study(cfg: GANStudyConfig) -> Study:
-    """The 16.2 study over 16.1's settings, around the manual's MLP GAN (one GAN a trial)."""
+    """The 16.2 study over 16.1's settings, around the first of cfg.models (one GAN a
+    trial)."""
     return Study(program="16.1", base_profile=cfg.trial_profile,
-                 base={"models": ("mlp",), "epochs": cfg.trial_epochs,
+                 base={"models": (cfg.models[0],), "epochs": cfg.trial_epochs,
                        "n_train": cfg.trial_n_train},
                  space={"models": [(m,) for m in cfg.models], "lr": cfg.lrs,
                         "batch_size": cfg.batch_sizes,
@@ -871,6 +961,13 @@ def stability_counts(rows: list[dict[str, Any]]) -> dict[str, int]:
     return marks
 
 
+def separation(marks: dict[str, int]) -> dict[str, int]:
+    """Settings judged stable, and judged unstable (collapse, D wins or diverged); a
+    setting whose collapse was not judged, or that failed otherwise, is neither."""
+    return {"stable_settings": marks.get("stable", 0),
+            "unstable_settings": sum(marks.get(k, 0) for k in UNSTABLE)}
+
+
 def record_study(ctx: RunContext, cfg: GANStudyConfig, result: Any) -> None:
     """The chosen setting's test value, and the stability marks, as measured."""
     best = result.best
@@ -880,6 +977,7 @@ def record_study(ctx: RunContext, cfg: GANStudyConfig, result: Any) -> None:
                   f"val_frechet {best['val_frechet']:.4g}; its test Frechet distance is "
                   f"{best.get('frechet', float('nan')):.4g} (reported, not used to choose).")
     marks = ctx.metrics["stability_counts"] = stability_counts(result.rows)
+    ctx.metrics.update(separation(marks))
     ctx.note("Stability marks: " + collapse_text() + " (given only when the scoring "
              "classifier reaches its target and passes its calibration; else 'collapse not "
              f"judged'); 'D wins' = the discriminator's mean output on generated digits ended "
@@ -889,6 +987,12 @@ def record_study(ctx: RunContext, cfg: GANStudyConfig, result: Any) -> None:
         f"{n} {mark}" for mark, n in sorted(marks.items(), key=lambda kv: -kv[1])) + ".")
     rel = [r["val_frechet_relative"] for r in result.complete
            if isinstance(r.get("val_frechet_relative"), int | float)]
+    sep = separation(marks)
+    ctx.claim(f"The study separates settings: {sep['stable_settings']} stable and "
+              f"{sep['unstable_settings']} unstable (collapsed, D wins or diverged).",
+              holds=bool(sep["stable_settings"] and sep["unstable_settings"]),
+              otherwise=f"The study does not separate settings: {sep['stable_settings']} "
+              f"stable and {sep['unstable_settings']} unstable.", **sep)
     if rel:
         ctx.claim(f"Every completed setting's samples are farther from the validation digits "
                   f"than uniform noise is (val_frechet_relative {min(rel):.3g} to "
@@ -923,12 +1027,26 @@ def _changed(row: dict[str, Any]) -> str:
     return "base setting" if v in ("base", "", None) else f"{v}={row[v]}"
 
 
+STUDY_TARGETS = (
+    Target("stable_settings", at_least=1, profiles=("quick", "full"),
+           why="at least one setting trains without collapse, D winning or divergence"),
+    Target("unstable_settings", at_least=1, profiles=("quick", "full"),
+           why="at least one setting collapses, lets D win or diverges: the study tells "
+               "settings apart"),
+)
+
+
 GAN_STUDY = Implementation(
     config=GANStudyConfig, run=run_gan_study,
     profiles={
         "smoke": {"trial_profile": "smoke", "trial_epochs": 1, "trial_n_train": 256,
                   "lrs": (2e-4,), "batch_sizes": (128,), "g_hiddens": ("128-256-512",),
                   "d_hiddens": ("512-256",)},
-        "full": {"trial_profile": "full", "trial_epochs": 50, "trial_n_train": 0},
+        "full": {"trial_profile": "full", "trial_epochs": 50, "trial_n_train": 0,
+                 "models": ("mlp_stable", "mlp", "dcgan"), "lrs": (5e-5, 2e-4, 1e-3),
+                 "batch_sizes": (32, 128, 512),
+                 "g_hiddens": ("128-256-512", "256-512-1024", "256"),
+                 "d_hiddens": ("512-256", "1024-512-256", "128")},
     },
+    targets=STUDY_TARGETS,
 )

@@ -12,6 +12,14 @@ same way (x / 127.5 - 1) before they meet a discriminator.
 - `MLPGenerator` / `MLPDiscriminator`: the course manual's networks, generator
   100-128-256-512-784 (tanh out) and discriminator 784-512-256-1, LeakyReLU 0.2 between
   layers. Widths and depth are arguments so a study can change them.
+- The stabilised MLP pair ("mlp_stable" in `build_gan`): the same generator, and the
+  same discriminator with spectral normalisation on every linear layer (Miyato, Kataoka,
+  Koyama and Yoshida, "Spectral Normalization for Generative Adversarial Networks",
+  ICLR 2018): each weight matrix W is used as W / sigma(W), its largest singular value
+  estimated by one step of power iteration per training forward pass, so each layer
+  (and, with LeakyReLU, the whole discriminator) is at most 1-Lipschitz. A
+  discriminator that cannot sharpen without bound keeps giving the generator useful
+  gradients instead of winning outright.
 - `DCGANGenerator` / `DCGANDiscriminator`: Radford, Metz and Chintala, "Unsupervised
   Representation Learning with Deep Convolutional GANs", ICLR 2016, scaled to 28x28:
   the generator projects z to a 7x7 map and doubles it twice with transposed
@@ -47,18 +55,24 @@ class MLPGenerator(nn.Module):
         latent_dim: length of the noise vector z (the manual: 100).
         hidden: widths of the hidden layers (the manual: 128, 256, 512), each followed
             by LeakyReLU(0.2); the last layer has 784 units and tanh.
+        batch_norm: batch normalisation before every hidden LeakyReLU (Radford et al.
+            2016 put it in every generator layer but the output); the manual has none.
     """
 
-    def __init__(self, latent_dim: int = 100, hidden: Sequence[int] = (128, 256, 512)):
+    def __init__(self, latent_dim: int = 100, hidden: Sequence[int] = (128, 256, 512),
+                 batch_norm: bool = False):
         super().__init__()
         if int(latent_dim) < 1:
             raise ValueError(f"latent_dim must be >= 1, got {latent_dim}")
         self.latent_dim = int(latent_dim)
         self.hidden = _check_widths(hidden, "MLPGenerator")
+        self.batch_norm = bool(batch_norm)
         layers: list[nn.Module] = []
         width = self.latent_dim
         for h in self.hidden:
-            layers += [nn.Linear(width, h), nn.LeakyReLU(0.2)]
+            layers += ([nn.Linear(width, h, bias=False), nn.BatchNorm1d(h)] if batch_norm
+                       else [nn.Linear(width, h)])
+            layers.append(nn.LeakyReLU(0.2))
             width = h
         layers += [nn.Linear(width, N_PIXELS), nn.Tanh()]
         self.net = nn.Sequential(*layers)
@@ -73,17 +87,25 @@ class MLPDiscriminator(nn.Module):
     Args:
         hidden: widths of the hidden layers (the manual: 512, 256), each followed by
             LeakyReLU(0.2); one output unit gives the logit of "real".
+        spectral_norm: wrap every linear layer in spectral normalisation (Miyato et al.
+            2018); the manual's discriminator has none.
     """
 
-    def __init__(self, hidden: Sequence[int] = (512, 256)):
+    def __init__(self, hidden: Sequence[int] = (512, 256), spectral_norm: bool = False):
         super().__init__()
         self.hidden = _check_widths(hidden, "MLPDiscriminator")
+        self.spectral_norm = bool(spectral_norm)
+
+        def linear(n_in: int, n_out: int) -> nn.Module:
+            layer = nn.Linear(n_in, n_out)
+            return nn.utils.parametrizations.spectral_norm(layer) if spectral_norm else layer
+
         layers: list[nn.Module] = []
         width = N_PIXELS
         for h in self.hidden:
-            layers += [nn.Linear(width, h), nn.LeakyReLU(0.2)]
+            layers += [linear(width, h), nn.LeakyReLU(0.2)]
             width = h
-        layers.append(nn.Linear(width, 1))
+        layers.append(linear(width, 1))
         self.net = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -174,20 +196,29 @@ class DCGANDiscriminator(nn.Module):
         return self.out(h).squeeze(1)  # (B, 1) -> (B,)
 
 
+STABILISERS = ("spectral_norm", "batch_norm")  # the architectural fixes of "mlp_stable"
+
+
 def build_gan(kind: str, latent_dim: int = 100, g_hidden: Sequence[int] = (128, 256, 512),
               d_hidden: Sequence[int] = (512, 256), width: int = 32,
-              generator: torch.Generator | None = None) -> nn.ModuleDict:
+              generator: torch.Generator | None = None,
+              stabilisers: Sequence[str] = ("batch_norm", "spectral_norm")) -> nn.ModuleDict:
     """A generator/discriminator pair in one module, so one state_dict holds both.
 
-    kind: "mlp" (uses g_hidden, d_hidden) or "dcgan" (uses width).
+    kind: "mlp" (the manual's pair; uses g_hidden, d_hidden), "mlp_stable" (the same with
+    the `stabilisers` named: "spectral_norm" in D, "batch_norm" in G) or "dcgan" (uses
+    width).
     Returns nn.ModuleDict with keys "generator" and "discriminator".
     """
-    if kind == "mlp":
-        g: nn.Module = MLPGenerator(latent_dim, g_hidden)
-        d: nn.Module = MLPDiscriminator(d_hidden)
+    if unknown := set(stabilisers) - set(STABILISERS):
+        raise ValueError(f"unknown stabiliser(s) {sorted(unknown)}; use {', '.join(STABILISERS)}")
+    if kind in ("mlp", "mlp_stable"):
+        fixes = set(stabilisers) if kind == "mlp_stable" else set()
+        g: nn.Module = MLPGenerator(latent_dim, g_hidden, batch_norm="batch_norm" in fixes)
+        d: nn.Module = MLPDiscriminator(d_hidden, spectral_norm="spectral_norm" in fixes)
     elif kind == "dcgan":
         g = DCGANGenerator(latent_dim, width, generator)
         d = DCGANDiscriminator(width, generator)
     else:
-        raise ValueError(f"unknown GAN kind {kind!r}; use mlp or dcgan")
+        raise ValueError(f"unknown GAN kind {kind!r}; use mlp, mlp_stable or dcgan")
     return nn.ModuleDict({"generator": g, "discriminator": d})
