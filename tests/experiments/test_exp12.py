@@ -111,3 +111,16 @@ def test_autoencoder_study_smoke(tmp_path):
     assert summary["metrics"]["study"]["best"]["trial"] == chosen["trial"]
     assert (folder / "study-activation.png").exists() and (folder / "study-latent.png").exists()
     assert not (folder / "study-depth.png").exists()  # one depth only: nothing to plot
+
+
+def test_study_quick_moves_each_factor_once_and_full_keeps_every_value():
+    from dlab import config as configs
+    from dlab.experiments import exp12_autoencoder as e12
+    from dlab.studies import make_plan
+
+    impl = PROGRAMS["12.2"].load()
+    quick = make_plan(e12.ae_study(configs.build(impl.config, impl.profiles, "quick")), 0)
+    assert [p.varied for p in quick.points] == ["base", "depth", "width", "activation",
+                                                 "latent", "lr"]
+    full = make_plan(e12.ae_study(configs.build(impl.config, impl.profiles, "full")), 0)
+    assert len(full.points) == 1 + 2 + 2 + 3 + 3 + 2  # base, then every other value

@@ -185,12 +185,16 @@ AUTOENCODER = Implementation(
 
 @dataclass
 class AEStudyConfig(StudySettings):
+    # quick: six trials, each factor moved once from 12.1's setting (depth 2, width 128,
+    # relu, code 32, lr 1e-3); full tries every value listed in the comments
     trial_epochs: int = 8  # epochs of every trial
-    depths: tuple[int, ...] = (1, 2, 3)  # hidden layers on each side
-    widths: tuple[int, ...] = (64, 128, 256)  # first hidden layer (halving after it)
-    activations: tuple[Activation, ...] = ("relu", "leaky_relu", "tanh", "sigmoid")
-    latents: tuple[int, ...] = (8, 16, 32, 64)  # code sizes
-    lrs: tuple[float, ...] = (3e-4, 1e-3, 3e-3)  # Adam learning rates
+    depths: tuple[int, ...] = (1, 2)  # hidden layers on each side (full: 1, 2, 3)
+    widths: tuple[int, ...] = (128, 256)  # first hidden layer, halving after it (full: 64,
+    # 128, 256)
+    activations: tuple[Activation, ...] = ("relu", "tanh")  # (full: relu, leaky_relu, tanh,
+    # sigmoid)
+    latents: tuple[int, ...] = (8, 32)  # code sizes (full: 8, 16, 32, 64)
+    lrs: tuple[float, ...] = (1e-3, 3e-3)  # Adam learning rates (full: 3e-4, 1e-3, 3e-3)
 
 
 def ae_study(cfg: AEStudyConfig) -> Study:
@@ -231,6 +235,9 @@ AE_STUDY = Implementation(
         "smoke": {"trial_profile": "smoke", "trial_epochs": 1, "depths": (2,),
                   "widths": (128,), "activations": ("relu", "tanh"), "latents": (8, 32),
                   "lrs": (1e-3,)},
-        "full": {"trial_profile": "full", "trial_epochs": 50},
+        "full": {"trial_profile": "full", "trial_epochs": 50, "depths": (1, 2, 3),
+                 "widths": (64, 128, 256),
+                 "activations": ("relu", "leaky_relu", "tanh", "sigmoid"),
+                 "latents": (8, 16, 32, 64), "lrs": (3e-4, 1e-3, 3e-3)},
     },
 )
