@@ -263,3 +263,36 @@ def test_study_smoke(tmp_path):
     assert sorted(r[cols.index("cnn_layers")] for r in rows) == [0, 1]
     assert (o.folder / "study-pixelcnn-samples.png").exists()
     assert all(v["met"] == "not applicable" for v in meta["targets"])
+
+
+@pytest.mark.parametrize("build", [
+    lambda: PixelCNN(6, 2, 3), lambda: PixelCNN(6, 1, 5, first_kernel_size=3),
+    lambda: PixelRNN(4, 2, "lstm"), lambda: PixelRNN(4, 1, "gru"),
+    lambda: PixelRNN(3, 1, "lstm", "diagonal")],
+    ids=["cnn-k3", "cnn-k5", "row-lstm-2", "row-gru", "diagonal"])
+def test_fast_sampling_draws_the_same_images_as_the_plain_raster_loop(build):
+    """A PixelCNN is sampled through a window of its receptive field, a Row LSTM row by
+    row with its states kept: with the same draws they give the plain loop's images (the
+    images are wider and taller than the window, so its edges are exercised)."""
+    from dlab.models.pixelcnn import sample_raster
+
+    torch.manual_seed(3)
+    model = build().double().eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.mul_(3.0)  # conditionals far from 1/2, so a wrong logit changes a pixel
+    fast = model.sample(5, 12, 13, generator=torch.Generator().manual_seed(1))
+    plain = sample_raster(model, 5, 12, 13, generator=torch.Generator().manual_seed(1))
+    assert torch.equal(fast, plain)
+    assert 0 < float(fast.mean()) < 1  # neither all 0 nor all 1
+    if isinstance(model, PixelCNN):
+        assert model.receptive_field == model.config.first_kernel_size // 2 + \
+            model.config.n_layers * (model.config.kernel_size // 2)
+
+
+def test_study_quick_profile_is_five_trials_and_full_keeps_the_whole_grid():
+    quick = configs.build(e15.PixelStudyConfig, e15.PIXEL_STUDY.profiles, "quick")
+    full = configs.build(e15.PixelStudyConfig, e15.PIXEL_STUDY.profiles, "full")
+    assert (quick.cnn_layers, quick.cnn_kernels, quick.rnn_cells, quick.rnn_layers) == \
+        ((1, 3), (3, 5), ("lstm", "gru"), (1,))
+    assert (full.cnn_layers, full.rnn_layers) == ((1, 3, 5), (1, 2))

@@ -109,17 +109,23 @@ def bernoulli_log_prob(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def sample_raster(model: nn.Module, n: int, height: int, width: int, generator=None):
+def sample_raster(model: nn.Module, n: int, height: int, width: int, generator=None,
+                  context: int | None = None):
     """Draw n images pixel by pixel in raster order, one forward pass per pixel.
 
     Only rows 0..i are fed when row i is drawn: both pixel models are causal in rows, so
     the logits of rows <= i do not depend on the rows below (they are masked out, and the
-    recurrences run top to bottom).
+    recurrences run top to bottom). A model whose logit at (i, j) reads only pixels in
+    rows i - r .. i and columns j - r .. j + r (a PixelCNN: r = its receptive field)
+    passes ``context=r``, and only that window is fed: every feature inside the logit's
+    cone is then computed from the same pixels as in the whole image, so the logit is the
+    same, at a cost that does not grow with the image.
 
     Args:
-        model: a module with ``logits(x: (B, 1, h, W)) -> (B, 1, h, W)``.
+        model: a module with ``logits(x: (B, 1, h, w)) -> (B, 1, h, w)``.
         n, height, width: number and size of the images.
         generator: optional torch.Generator for the uniform draws (any device).
+        context: r above, or None to feed every row up to i at full width.
     Returns: (n, 1, height, width) float tensor of 0s and 1s on the model's device.
     """
     if n < 1 or height < 1 or width < 1:
@@ -128,8 +134,12 @@ def sample_raster(model: nn.Module, n: int, height: int, width: int, generator=N
     x = torch.zeros(n, 1, height, width, device=p.device, dtype=p.dtype)
     draw_device = generator.device if generator is not None else p.device
     for i in range(height):
+        top = 0 if context is None else max(0, i - context)
         for j in range(width):
-            logit = model.logits(x[:, :, : i + 1])[:, 0, i, j]  # (n,)
+            left = 0 if context is None else max(0, j - context)
+            right = width if context is None else min(width, j + context + 1)
+            window = x[:, :, top : i + 1, left:right]  # (n, 1, rows, cols)
+            logit = model.logits(window)[:, 0, i - top, j - left]  # (n,)
             u = torch.rand(n, generator=generator, device=draw_device, dtype=p.dtype)
             x[:, 0, i, j] = (u.to(p.device) < torch.sigmoid(logit)).to(p.dtype)
     return x
@@ -170,6 +180,16 @@ class PixelCNN(nn.Module):
     def from_config(cls, config: PixelCNNConfig) -> "PixelCNN":
         return cls(config.channels, config.n_layers, config.kernel_size, config.first_kernel_size)
 
+    @property
+    def receptive_field(self) -> int:
+        """r such that logit (i, j) reads only rows i - r .. i, columns j - r .. j + r.
+
+        The mask-A convolution reaches first_kernel_size // 2 rows up and columns
+        aside, each mask-B block kernel_size // 2 more; the 1x1 convolutions none.
+        """
+        c = self.config
+        return c.first_kernel_size // 2 + c.n_layers * (c.kernel_size // 2)
+
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         """Bernoulli logits: logit[b, 0, i, j] depends only on pixels before (i, j).
 
@@ -191,4 +211,4 @@ class PixelCNN(nn.Module):
 
     def sample(self, n: int, height: int, width: int, generator=None) -> torch.Tensor:
         """n binary images (n, 1, height, width) drawn pixel by pixel in raster order."""
-        return sample_raster(self, n, height, width, generator)
+        return sample_raster(self, n, height, width, generator, context=self.receptive_field)
