@@ -314,3 +314,15 @@ def test_study_smoke(tmp_path):
     assert m["best_val_made_nll"] == pytest.approx(min(vals))
     (target,) = meta["targets"]
     assert target["met"] == "not applicable"  # quality is judged at quick and full
+
+
+def test_study_quick_is_six_trials_and_full_keeps_every_value():
+    from dlab.studies import make_plan
+
+    impl = PROGRAMS["14.2"].load()
+    quick = make_plan(e14.density_study(configs.build(impl.config, impl.profiles, "quick")), 0)
+    assert [p.varied for p in quick.points] == ["base", "made_layers", "made_width",
+                                                 "made_activation", "natural_ordering",
+                                                 "made_masks"]
+    full = make_plan(e14.density_study(configs.build(impl.config, impl.profiles, "full")), 0)
+    assert len(full.points) == 1 + 1 + 2 + 2 + 1 + 2  # 14.1 full already has 32 masks

@@ -90,7 +90,9 @@ class NADE(nn.Module):
         # a_d = c + sum_{j<d} x_j W[:, j], by a running sum over d; in place, so one
         # (B, D, H) tensor holds the pre-activations and then the hidden units
         h = a.cumsum_(dim=1).add_(self.c).sigmoid_()  # (B, D, H): h_d for every d
-        return torch.einsum("bdh,dh->bd", h, self.V) + self.b  # (B, D)
+        # V_d . h_d for every d: a product and a sum over H (einsum's batched matmul over
+        # D tiny products is several times slower on a CPU, forward and backward)
+        return (h * self.V).sum(dim=2) + self.b  # (B, D)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Same as :meth:`logits`: (B, D) -> (B, D)."""
