@@ -121,3 +121,30 @@ def test_denoising_study_smoke(tmp_path):
     assert outcome.metrics["best_test_mse"] == chosen[test_col]
     by_probe = max(rows, key=lambda r: r["val_probe_encoder"])
     assert outcome.metrics["best_probe_encoder"] == by_probe["probe_encoder"]
+
+
+def test_study_quick_is_five_trials_and_full_keeps_every_value():
+    from dlab import config as configs
+    from dlab.studies import make_plan
+
+    impl = PROGRAMS["13.2"].load()
+    quick = make_plan(e13.dae_study(configs.build(impl.config, impl.profiles, "quick")), 0)
+    assert [(p.varied, p.params[p.varied] if p.varied != "base" else None)
+            for p in quick.points] == [("base", None), ("bottleneck", 8), ("bottleneck", 64),
+                                       ("depth", 3), ("activation", "sigmoid")]
+    full = make_plan(e13.dae_study(configs.build(impl.config, impl.profiles, "full")), 0)
+    assert len(full.points) == 1 + 3 + 2 + 3
+
+
+def test_probe_features_are_float64(monkeypatch):
+    """scikit-learn's logistic regression is many times slower on float32 features."""
+    seen = []
+    monkeypatch.setattr(e13, "linear_probe", lambda a, y, b, z, seed=0: seen.append(
+        (a.dtype, b.dtype)) or 0.5)
+    cfg = e13.DenoisingConfig(channels=2, bottleneck=3, baselines=True)
+    model = e13.ConvDenoisingAutoencoder(28, 2, 2, 3, "relu")
+    x = torch.rand(12, 1, 28, 28)
+    d = {"probe_idx": np.arange(6), "x_train": x, "y_train": np.arange(12) % 10,
+         "x_val": x[:4], "y_val": np.arange(4), "x_test": x[4:], "y_test": np.arange(8)}
+    e13._probes(cfg, model, d, "cpu", 0)
+    assert seen and all(t == (np.float64, np.float64) for t in seen)
