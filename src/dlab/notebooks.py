@@ -125,6 +125,8 @@ def build(experiment: int) -> dict[str, Any]:
               f'for entry in load({experiment}).section("viva"):\n'
               f'    print(f"{{entry.label}}. {{entry.question}}\\n    {{entry.answer}}\\n")'),
     ]
+    for i, cell in enumerate(cells):  # stable ids, so regenerating changes nothing
+        cell["id"] = f"exp{experiment:02d}-{i:02d}"
     return {"cells": cells, "metadata": {
         "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
         "language_info": {"name": "python"}}, "nbformat": 4, "nbformat_minor": 5}

@@ -315,9 +315,53 @@ class RunContext:
     def interactive(self) -> bool:
         return not self.quiet and hasattr(self.stream, "isatty") and self.stream.isatty()
 
+    @property
+    def jupyter(self) -> bool:
+        """True in a Jupyter kernel: epochs advance one bar instead of printing a line."""
+        if self.quiet:
+            return False
+        if getattr(self, "_jupyter", None) is None:
+            from rich.console import Console
+
+            self._jupyter = Console().is_jupyter
+        return self._jupyter
+
     def log(self, message: str) -> None:
         if not self.quiet:
             print(f"[{self.program.id}] {message}", file=self.stream, flush=True)
+
+    def epoch(self, name: str, epoch: int, epochs: int, line: str, info: str = "") -> None:
+        """One finished epoch: a line on a terminal or in a log; in Jupyter, one bar per
+        trained model that advances (rich's Jupyter display) instead."""
+        if not self.jupyter:
+            self.log(line)
+            return
+        if getattr(self, "_bars", None) is None:
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+            )
+
+            self._bars = Progress(TextColumn("{task.description}"), BarColumn(),
+                                  MofNCompleteColumn(), TimeElapsedColumn(),
+                                  TextColumn("{task.fields[info]}"),
+                                  # printing through rich's stdout proxy recurses in a kernel
+                                  redirect_stdout=False, redirect_stderr=False)
+            self._bars.start()
+            self._tasks: dict[str, Any] = {}
+        if name not in self._tasks:
+            self._tasks[name] = self._bars.add_task(f"[{self.program.id}] {name}",
+                                                    total=epochs, info="")
+        self._bars.update(self._tasks[name], completed=epoch, info=info)
+
+    def close_bars(self) -> None:
+        bars = getattr(self, "_bars", None)
+        if bars is not None:
+            bars.stop()
+            self._bars = None
 
     @contextmanager
     def progress(self, total: int | None, description: str) -> Iterator[Any]:
@@ -325,7 +369,7 @@ class RunContext:
 
         Yields an object with `advance(n=1, **fields)`; fields show after the bar.
         """
-        if not self.interactive:
+        if not self.interactive or self.jupyter:  # Jupyter: epochs advance one bar
             yield _NullBar()
             return
         from rich.progress import (
@@ -492,6 +536,7 @@ class RunContext:
         """Write history.csv and metrics.json; return the summary (the record is
         rendered from it by `dlab.api`)."""
         assert status in STATUSES, status
+        self.close_bars()
         self._flush_history()
         summary = to_jsonable(self.summary(status, message))
         write_json(self.folder / "metrics.json", summary)

@@ -244,7 +244,8 @@ def fit(model: nn.Module, train: Any, *, ctx: RunContext, epochs: int,
             row.update(on_epoch_end(epoch, row) or {})
         result.history.append(row)
         ctx.add_history([row])
-        ctx.log(_epoch_line(row, epochs))
+        ctx.epoch(name, epoch, epochs, _epoch_line(row, epochs),
+                  info=f"loss {row['loss']:.4g}" if "loss" in row else "")
 
         stop = False
         if patience is not None and monitor in row:
