@@ -10,6 +10,7 @@ renamed, so a reader never sees half a file.
 from __future__ import annotations
 
 import datetime as dt
+import html
 import json
 import math
 import os
@@ -332,36 +333,16 @@ class RunContext:
 
     def epoch(self, name: str, epoch: int, epochs: int, line: str, info: str = "") -> None:
         """One finished epoch: a line on a terminal or in a log; in Jupyter, one bar per
-        trained model that advances (rich's Jupyter display) instead."""
+        trained model that advances in place instead."""
         if not self.jupyter:
             self.log(line)
             return
         if getattr(self, "_bars", None) is None:
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                TextColumn,
-                TimeElapsedColumn,
-            )
-
-            self._bars = Progress(TextColumn("{task.description}"), BarColumn(),
-                                  MofNCompleteColumn(), TimeElapsedColumn(),
-                                  TextColumn("{task.fields[info]}"),
-                                  # printing through rich's stdout proxy recurses in a kernel
-                                  redirect_stdout=False, redirect_stderr=False)
-            self._bars.start()
-            self._tasks: dict[str, Any] = {}
-        if name not in self._tasks:
-            self._tasks[name] = self._bars.add_task(f"[{self.program.id}] {name}",
-                                                    total=epochs, info="")
-        self._bars.update(self._tasks[name], completed=epoch, info=info)
+            self._bars = _NotebookBars(self.program.id)
+        self._bars.update(name, epoch, epochs, info)
 
     def close_bars(self) -> None:
-        bars = getattr(self, "_bars", None)
-        if bars is not None:
-            bars.stop()
-            self._bars = None
+        self._bars = None
 
     @contextmanager
     def progress(self, total: int | None, description: str) -> Iterator[Any]:
@@ -547,6 +528,33 @@ def _overall(targets: list[dict[str, Any]]) -> str:
     from dlab.verdicts import overall
 
     return overall(targets)
+
+
+class _NotebookBars:
+    """Progress bars in a Jupyter output cell: one updating display per trained model
+    (IPython display handles, so any notebook front end shows them; no widgets)."""
+
+    WIDTH = 30
+
+    def __init__(self, program: str):
+        self.program = program
+        self.handles: dict[str, Any] = {}
+        self.started: dict[str, float] = {}
+
+    def update(self, name: str, epoch: int, epochs: int, info: str) -> None:
+        from IPython.display import HTML, display
+
+        self.started.setdefault(name, time.perf_counter())
+        done = max(0, min(self.WIDTH, round(self.WIDTH * epoch / max(epochs, 1))))
+        bar = "\u2588" * done + "\u2591" * (self.WIDTH - done)
+        seconds = time.perf_counter() - self.started[name]
+        text = f"[{self.program}] {name} {bar} {epoch}/{epochs} epochs  {info}  {seconds:.0f} s"
+        html_text = html.escape(text)
+        page = HTML(f'<pre style="margin:0">{html_text}</pre>')
+        if name in self.handles:
+            self.handles[name].update(page)
+        else:
+            self.handles[name] = display(page, display_id=True)
 
 
 class _NullBar:
