@@ -55,6 +55,9 @@ def _execute(n, out):
     return nb
 
 
+# nbclient's kernel clients leave sockets and event loops for the garbage collector
+@pytest.mark.filterwarnings("ignore::ResourceWarning")
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 def test_every_notebook_runs_at_smoke(tmp_path):
     pytest.importorskip("nbclient")
     pytest.importorskip("ipykernel")
@@ -66,9 +69,9 @@ def test_every_notebook_runs_at_smoke(tmp_path):
                         strict=True))
     for n, nb in done.items():
         shown = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
-        # each program's Result displayed itself with its verdict
+        # each program's Result displayed itself with its verdict (twice: run, try this)
         html = [o["data"]["text/html"] for o in shown if "text/html" in o.get("data", {})]
-        assert len(html) >= 2 and all("verdict" in h for h in html), n
+        assert sum("</code>, verdict <strong" in h for h in html) >= 4, n
         text = "".join(o.get("text", "") for o in shown)
         assert "V1." in text, n  # the viva questions printed
         assert len(list(folders[n].rglob("metrics.json"))) >= 4, n  # 2 programs, 2 runs each

@@ -130,3 +130,46 @@ def test_lab_summary_counts_verdicts(tmp_path):
 def test_judge_keeps_order():
     ts = [Target("a", at_least=1), Target("b", at_most=1)]
     assert [v["name"] for v in judge(ts, {"a": 2, "b": 2})] == ["a", "b"]
+
+
+def _studies():
+    """Every study the five study programs build, at every profile."""
+    from dlab.config import build
+    from dlab.experiments import exp12_autoencoder as e12
+    from dlab.experiments import exp13_denoising as e13
+    from dlab.experiments import exp14_nade_made as e14
+    from dlab.experiments import exp15_pixel as e15
+    from dlab.experiments import exp16_gan as e16
+
+    makers = {"12.2": lambda c: [e12.ae_study(c)], "13.2": lambda c: [e13.dae_study(c)],
+              "14.2": lambda c: [e14.density_study(c)],
+              "15.2": lambda c: list(e15.pixel_studies(c).values()),
+              "16.2": lambda c: [e16.gan_study(c)]}
+    for pid, make in makers.items():
+        impl = PROGRAMS[pid].load()
+        for profile in ("smoke", "quick", "full"):
+            for study in make(build(impl.config, impl.profiles, profile, None, pid)):
+                yield pid, profile, study
+
+
+def test_every_study_chooses_on_a_validation_metric():
+    seen = set()
+    for pid, profile, study in _studies():
+        assert study.metric.startswith("val_"), (pid, profile, study.metric)
+        seen.add(pid)
+    assert seen == {"12.2", "13.2", "14.2", "15.2", "16.2"}
+
+
+def test_a_study_whose_validation_and_test_disagree_picks_by_validation():
+    from dlab.studies import Study, StudyResult, chosen_and_test_choice
+
+    rows = [{"trial": 0, "status": "ok", "val_nll": 1.0, "test_nll": 3.0},
+            {"trial": 1, "status": "ok", "val_nll": 2.0, "test_nll": 0.5}]
+    chosen, by_test = chosen_and_test_choice(rows, "val_nll", "test_nll")
+    assert chosen["trial"] == 0 and by_test["trial"] == 1
+    study = Study(program="14.1", base_profile="smoke", base={}, space={"x": (1, 2)},
+                  metric="val_nll", direction="minimize", report=("test_nll",))
+    result = StudyResult(study=study, name="s", folder=None, storage="", plan=None, rows=rows,
+                         trials=[], ran=2, seconds=0.0, workers=1)
+    assert result.best["trial"] == 0
+    assert result.column("test_nll") == "test_nll (not used for selection)"
