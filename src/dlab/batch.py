@@ -20,7 +20,7 @@ import sys
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +41,6 @@ class Job:
     code: int | None = None
     summary: dict[str, Any] | None = None
     folder: Path | None = None
-    lines: list[str] = field(default_factory=list)
 
     @property
     def state(self) -> str:
@@ -82,8 +81,6 @@ def _pump(job: Job) -> None:
             text = line.strip()
             if text:
                 job.last_line = text
-                job.lines.append(text)
-                del job.lines[:-20]
 
 
 def _start(job: Job) -> threading.Thread:

@@ -108,14 +108,8 @@ def run(program_id: str, profile: str = "quick", seed: int = 0, device: str = "a
     program = _one(program_id)
     sets = {k: as_setting_text(v) for k, v in settings.items()}
     outcome = run_program(program, profile=profile, seed=seed, device=device, sets=sets,
-                          out=out, quiet=quiet, data_dir=data_dir, resume=resume,
-                          command=_command(program.id, profile, seed, sets))
+                          out=out, quiet=quiet, data_dir=data_dir, resume=resume)
     return load_run(outcome.folder)
-
-
-def _command(pid: str, profile: str, seed: int, sets: dict[str, str]) -> str:
-    args = "".join(f" --set {k}={v}" for k, v in sets.items())
-    return f"dlab run {pid} --profile {profile} --seed {seed}{args}"
 
 
 def report(runs: str | os.PathLike = "runs", out: str | os.PathLike | None = None,

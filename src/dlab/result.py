@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import html
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -53,17 +52,11 @@ class Result:
                 f"{self.headline or 'no headline'}, folder {self.folder})")
 
     # -- Jupyter
-    def _verdict_rows(self) -> list[tuple[str, str, str, str]]:
-        from dlab.report.record import fmt
+    def _verdict_rows(self) -> list[list[str]]:
+        """The record's target rows without the why column, as text."""
+        from dlab.report.record import fmt, target_row
 
-        rows = []
-        for t in self.targets:
-            met = t.get("met")
-            word = "met" if met is True else "missed" if met is False else "n/a"
-            ref = (f"{t['reference']} = {fmt(t.get('reference_value'))}" if "reference" in t
-                   else fmt(t.get("threshold", "")))
-            rows.append((t.get("rule", t.get("name", "")), fmt(t.get("value")), ref, word))
-        return rows
+        return [[fmt(cell) for cell in target_row(t)[:4]] for t in self.targets]
 
     def _repr_markdown_(self) -> str:
         lines = [f"**{self.program} {self.title}**: status `{self.status}`, "
@@ -103,15 +96,17 @@ def load_run(folder: str | Path) -> Result:
     """Read a run folder (the one holding metrics.json) back into a Result."""
     folder = Path(folder)
     meta = folder / "metrics.json"
-    try:
-        summary = json.loads(meta.read_text(encoding="utf-8"))
-    except FileNotFoundError:
+    from dlab.runs import read_summary
+
+    if not meta.is_file():
         raise UsageError(f"{folder}: no metrics.json here; give a run folder such as "
-                         "runs/4.1/<date>-<time>-quick-seed0") from None
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise UsageError(f"{meta}: cannot read it ({exc})") from None
-    if not isinstance(summary, dict) or "program" not in summary:
-        raise UsageError(f"{meta}: not a dlab run summary")
+                         "runs/4.1/<date>-<time>-quick-seed0")
+    try:
+        summary = read_summary(meta)  # the same checks as `dlab report` makes
+    except ValueError as exc:
+        raise UsageError(f"{meta}: not a dlab run summary ({exc})") from None
+    if "program" not in summary:
+        raise UsageError(f"{meta}: not a dlab run summary (no 'program')")
     from dlab.report.record import verdict_of
 
     record = folder / "record.md"

@@ -30,6 +30,7 @@ from dlab import config as configs
 from dlab.errors import DeviceError, UsageError
 from dlab.io import atomic_path, save_torch, to_jsonable, write_csv, write_json
 from dlab.registry import ProgramInfo
+from dlab.verdicts import compare, judge, overall
 
 STATUSES = ("ok", "diverged", "interrupted", "failed", "running")
 RESUMABLE = ("interrupted", "running", "failed")  # "running": only when its process is gone
@@ -73,11 +74,7 @@ def check_writable(folder: str | os.PathLike, option: str = "--out") -> Path:
             with tempfile.NamedTemporaryFile(dir=folder, prefix=".dlab-write-test-"):
                 pass
         finally:
-            for p in reversed(created):
-                try:
-                    p.rmdir()
-                except OSError:
-                    pass
+            remove_created(created)
     except OSError as exc:
         what = "output folder" if option == "--out" else "data folder"
         raise UsageError(
@@ -297,6 +294,8 @@ class RunContext:
         self.notes: list[str] = []
         self.claims: list[dict[str, Any]] = []
         self.targets: list[dict[str, Any]] = []
+        self._jupyter: bool | None = None  # found on first use (needs rich)
+        self._bars: _NotebookBars | None = None
         self.stand_in: str | None = None
         self.started = dt.datetime.now(dt.UTC)
         self._t0 = time.perf_counter()
@@ -321,7 +320,7 @@ class RunContext:
         """True in a Jupyter kernel: epochs advance one bar instead of printing a line."""
         if self.quiet:
             return False
-        if getattr(self, "_jupyter", None) is None:
+        if self._jupyter is None:
             from rich.console import Console
 
             self._jupyter = Console().is_jupyter
@@ -337,7 +336,7 @@ class RunContext:
         if not self.jupyter:
             self.log(line)
             return
-        if getattr(self, "_bars", None) is None:
+        if self._bars is None:
             self._bars = _NotebookBars(self.program.id)
         self._bars.update(name, epoch, epochs, info)
 
@@ -409,8 +408,6 @@ class RunContext:
         """Write "A's <quantity> (x) is n% lower/higher than B's (y): better/worse."
         with the direction taken from the numbers; `then` is appended only when A is
         better. Returns whether A is better."""
-        from dlab.verdicts import compare
-
         sentence, a_better = compare(quantity, a_label, a, b_label, b, better=better,
                                      digits=digits, unit=unit)
         if a_better and then:
@@ -423,8 +420,6 @@ class RunContext:
 
     def judge(self, targets: tuple[Any, ...] | list[Any]) -> list[dict[str, Any]]:
         """Check the program's targets against the metrics measured so far."""
-        from dlab.verdicts import judge
-
         self.targets = judge(targets, self.metrics, self.profile)
         return self.targets
 
@@ -492,7 +487,7 @@ class RunContext:
             },
             "metrics": self.metrics,
             "targets": self.targets,
-            "verdict": _overall(self.targets) if status == "ok" else "n/a",
+            "verdict": overall(self.targets) if status == "ok" else "n/a",
             "record": {
                 "stand_in": self.stand_in,
                 "data": self.data_lines,
@@ -522,12 +517,6 @@ class RunContext:
         summary = to_jsonable(self.summary(status, message))
         write_json(self.folder / "metrics.json", summary)
         return summary
-
-
-def _overall(targets: list[dict[str, Any]]) -> str:
-    from dlab.verdicts import overall
-
-    return overall(targets)
 
 
 class _NotebookBars:

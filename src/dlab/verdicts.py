@@ -166,10 +166,10 @@ def judge(targets: tuple[Target, ...] | list[Target], metrics: dict[str, Any],
 def overall(verdicts: list[dict[str, Any]]) -> str:
     """'met' when every applicable target is met, 'missed' when any is missed, 'n/a'
     when the program has no applicable target."""
-    applicable = [v for v in verdicts if v.get("met") != NOT_APPLICABLE]
+    applicable = [v for v in verdicts if v.get("met") is True or v.get("met") is False]
     if not applicable:
         return "n/a"
-    return "met" if all(v.get("met") is True for v in applicable) else "missed"
+    return "met" if all(v["met"] is True for v in applicable) else "missed"
 
 
 def verdict_line(verdicts: list[dict[str, Any]]) -> str:

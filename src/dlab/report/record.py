@@ -21,6 +21,7 @@ from typing import Any
 
 from dlab.registry import EXPERIMENTS, PROGRAMS, ProgramInfo
 from dlab.report import handin
+from dlab.verdicts import overall
 
 Block = tuple
 
@@ -73,21 +74,17 @@ def verdict_of(summary: dict[str, Any] | None) -> str:
         return "not run"
     if summary.get("status", "ok") != "ok":
         return "n/a"
-    targets = summary.get("targets") or []
-    applicable = [t for t in targets if t.get("met") in (True, False)]
-    if not applicable:
-        return "n/a"
-    return "met" if all(t["met"] is True for t in applicable) else "missed"
+    return overall(summary.get("targets") or [])
 
 
-def _verdict_word(met: Any) -> str:
-    return {True: "met", False: "missed"}.get(met, "n/a") if isinstance(met, bool) else "n/a"
-
-
-def _reference(t: dict[str, Any]) -> Any:
-    if "reference" in t:
-        return f"{t['reference']} = {fmt(t.get('reference_value'))}"
-    return t.get("threshold", "")
+def target_row(t: dict[str, Any]) -> list[Any]:
+    """A checked target as a table row: rule, measured value, threshold or reference,
+    verdict word (met / missed / n/a), why."""
+    met = t.get("met")
+    word = "met" if met is True else "missed" if met is False else "n/a"
+    ref = (f"{t['reference']} = {fmt(t.get('reference_value'))}" if "reference" in t
+           else t.get("threshold", ""))
+    return [t.get("rule", t.get("name")), t.get("value"), ref, word, t.get("why", "")]
 
 
 # ------------------------------------------------------------------------ blocks
@@ -122,8 +119,7 @@ def program_blocks(summary: dict[str, Any], program: ProgramInfo, level: int = 1
     if targets:
         b.append(("p", f"**Targets: {verdict_of(summary)}.**"))
         b.append(("table", ["target", "measured", "threshold or reference", "verdict", "why"],
-                  [[t.get("rule", t.get("name")), t.get("value"), _reference(t),
-                    _verdict_word(t.get("met")), t.get("why", "")] for t in targets],
+                  [target_row(t) for t in targets],
                   "Targets (checked in code against the measured values)"))
     metrics = summary.get("metrics", {})
     if metrics:
