@@ -68,15 +68,11 @@ def show(program_id: str = typer.Argument(..., metavar="ID")) -> None:
         if not p.implemented:
             out.print("Status: not built yet.\n")
             continue
-        import dataclasses
+        from dlab.lab import show as program_view
 
-        impl = p.load()
         rows = Table("setting", "quick (default)", "smoke", "full", box=None)
-        for f in dataclasses.fields(impl.config):
-            default = getattr(impl.config(), f.name)
-            rows.add_row(f.name, str(default),
-                         str(impl.profiles.get("smoke", {}).get(f.name, default)),
-                         str(impl.profiles.get("full", {}).get(f.name, default)))
+        for name, by_profile in program_view(p.id).settings.items():
+            rows.add_row(name, *(str(by_profile[k]) for k in ("quick", "smoke", "full")))
         out.print(rows)
         out.print("")
 
