@@ -97,6 +97,20 @@ def _resumable(root: Path, program_id: str) -> tuple[Path, RunLock, str]:
     return folder, lock, text
 
 
+@dataclass
+class OpenRun:
+    """A run folder made, locked and marked "running", with the program's settings and
+    context: what `run_program` runs the program in, and what `dlab.start` hands to a
+    notebook to run the program step by step."""
+
+    impl: Any
+    program: ProgramInfo
+    ctx: RunContext
+    lock: RunLock
+    created: list[Path]
+    previous: str
+
+
 def run_program(program: ProgramInfo, *, profile: str = "quick", seed: int = 0,
                 device: str = "auto", sets: dict[str, str] | None = None,
                 out: str | os.PathLike = "runs", quiet: bool = False,
@@ -114,6 +128,22 @@ def run_program(program: ProgramInfo, *, profile: str = "quick", seed: int = 0,
     with the PID) while this process writes it: a run killed without warning is
     continued by `resume=True`, and two processes never write one folder.
     """
+    opened = open_run(program, profile=profile, seed=seed, device=device, sets=sets, out=out,
+                      quiet=quiet, data_dir=data_dir, resume=resume, command=command,
+                      stream=stream)
+    try:
+        return close_run(opened, lambda: opened.impl.run(opened.ctx.config, opened.ctx))
+    finally:
+        opened.lock.release()
+
+
+def open_run(program: ProgramInfo, *, profile: str = "quick", seed: int = 0,
+             device: str = "auto", sets: dict[str, str] | None = None,
+             out: str | os.PathLike = "runs", quiet: bool = False,
+             data_dir: str | os.PathLike | None = None, resume: bool = False,
+             command: str = "", stream=None) -> OpenRun:
+    """Check the settings, make and lock the run folder and mark it "running"; raise
+    DlabError (leaving nothing behind) on bad input. The caller releases `lock`."""
     impl = program.load()
     root = check_writable(out)
     check_data_dir(data_dir)
@@ -165,23 +195,26 @@ def run_program(program: ProgramInfo, *, profile: str = "quick", seed: int = 0,
                      quiet=quiet, data_dir=data_dir, command=command, resume=resume,
                      stream=stream)
     try:
-        return _run(impl, program, ctx, lock, created, previous)
-    finally:
-        lock.release()
-
-
-def _run(impl: Any, program: ProgramInfo, ctx: RunContext, lock: RunLock,
-         created: list[Path], previous: str) -> RunOutcome:
-    folder = ctx.folder
-    try:
         ctx.start()
     except OSError as exc:
         _undo(ctx, created, previous)
+        lock.release()
         raise UsageError(f"cannot write to run folder {folder} ({describe_os_error(exc)}); "
                          "free some space or choose another folder with --out") from None
+    except BaseException:
+        lock.release()
+        raise
     ctx.log(f"{program.title} — profile {ctx.profile}, seed {ctx.seed}, device {ctx.device}")
+    return OpenRun(impl, program, ctx, lock, created, previous)
+
+
+def close_run(opened: OpenRun, body) -> RunOutcome:
+    """Run `body()` (the program, or nothing when a notebook ran its steps already), check
+    the targets and write metrics.json and record.md with the status that came out."""
+    impl, program, ctx = opened.impl, opened.program, opened.ctx
+    created, previous, folder = opened.created, opened.previous, ctx.folder
     try:
-        impl.run(ctx.config, ctx)
+        body()
         ctx.judge(impl.targets)
         summary = _finish(ctx, "ok")
     except Diverged as exc:

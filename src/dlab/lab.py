@@ -9,6 +9,11 @@ functions underneath (`dlab.api.run_program`, `dlab.report.lab.write_report`).
     dlab.load_run(r.folder)                   # the same Result, read back
     dlab.report("runs")                       # {"markdown": ..., "html": ...}
 
+    lab = dlab.start("5.1", profile="smoke")  # the same run, one step at a time:
+    cfg, ctx = lab.config, lab.ctx            # run the program's steps (see dlab.steps)
+    ...                                       # with cfg and ctx, lab.look() after each,
+    r = lab.finish()                          # then check the targets -> Result
+
 Settings are keyword arguments with the names `dlab show` lists; they are checked exactly
 as `--set` values are (wrong names, types and ranges raise `dlab.errors.UsageError`).
 """
@@ -23,7 +28,8 @@ from typing import Any
 from dlab.errors import UsageError
 from dlab.result import Result, load_run
 
-__all__ = ["Result", "list_programs", "load_run", "report", "run", "show"]
+__all__ = ["ProgramRun", "Result", "list_programs", "load_run", "report", "run", "show",
+           "start"]
 
 
 def list_programs() -> list[dict[str, Any]]:
@@ -119,3 +125,138 @@ def report(runs: str | os.PathLike = "runs", out: str | os.PathLike | None = Non
     from dlab.report.lab import write_report
 
     return write_report(runs, out, **options)
+
+
+def start(program_id: str, profile: str = "quick", seed: int = 0, device: str = "auto",
+          out: str | os.PathLike = "runs", *, data_dir: str | os.PathLike | None = None,
+          **settings: Any) -> ProgramRun:
+    """Open a run of one program to be carried out step by step, as a notebook does: the
+    run folder is made and marked running, `config` and `ctx` are what the program's
+    `run(cfg, ctx)` receives. Run its steps (`dlab.steps.steps`), then `finish()`."""
+    from dlab.api import open_run
+
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise UsageError(f"seed must be a whole number >= 0, got {seed!r}")
+    program = _one(program_id)
+    sets = {k: as_setting_text(v) for k, v in settings.items()}
+    command = f"dlab run {program.id} --profile {profile} --seed {seed}"
+    command += "".join(f" --set {k}={v}" for k, v in sets.items())
+    return ProgramRun(open_run(program, profile=profile, seed=seed, device=device, sets=sets,
+                               out=out, data_dir=data_dir, command=command))
+
+
+class ProgramRun:
+    """A run opened by `dlab.start`: `config` and `ctx` for the program's steps, `look()`
+    to show what the last step added (data, models, tables, sentences, measured values,
+    figures), `finish()` to check the targets and write the run folder."""
+
+    def __init__(self, opened: Any):
+        from dlab.steps import steps
+
+        self._opened = opened
+        self.config = opened.ctx.config
+        self.ctx = opened.ctx
+        self.steps = steps(opened.impl.run)
+        self.looked = 0
+        self._seen = {"data": 0, "tables": 0, "analysis": 0, "figures": 0, "metrics": set()}
+        self.result: Result | None = None
+
+    def __repr__(self) -> str:
+        return (f"ProgramRun({self.ctx.program.id}, profile {self.ctx.profile}, seed "
+                f"{self.ctx.seed}, {self.looked} of {len(self.steps)} steps looked at, "
+                f"folder {self.ctx.folder})")
+
+    def look(self, *objects: Any) -> None:
+        """Show `objects` (models: their layers, parameter count and the file of their
+        class) and what the run gained since the last look."""
+        from dlab.report.record import fmt
+
+        ctx, seen = self.ctx, self._seen
+        self.looked += 1
+        parts: list[str] = [describe(obj) for obj in objects]
+        new_data = ctx.data_lines[seen["data"]:]
+        parts += [f"- {line}" for line in new_data]
+        for t in ctx.tables[seen["tables"]:]:
+            parts += ["", f"**{t.title}**", "", "| " + " | ".join(t.columns) + " |",
+                      "|" + "---|" * len(t.columns)]
+            parts += ["| " + " | ".join(fmt(c) for c in row) + " |" for row in t.rows]
+        new_metrics = [k for k in ctx.metrics if k not in seen["metrics"]]
+        scalars = [k for k in new_metrics if isinstance(ctx.metrics[k], int | float | str)]
+        if scalars:
+            parts += ["", "| measured | value |", "|---|---|"]
+            parts += [f"| {k} | {fmt(ctx.metrics[k])} |" for k in scalars]
+        if len(scalars) < len(new_metrics):
+            parts += ["", "Also measured (lists and tables, in `ctx.metrics`): "
+                      + ", ".join(k for k in new_metrics if k not in scalars)]
+        parts += [f"- {line}" for line in ctx.analysis[seen["analysis"]:]]
+        figures = ctx.figures[seen["figures"]:]
+        seen.update(data=len(ctx.data_lines), tables=len(ctx.tables),
+                    analysis=len(ctx.analysis), figures=len(ctx.figures))
+        seen["metrics"] |= set(new_metrics)
+        _show("\n".join(parts), [(ctx.folder / f["file"], f.get("caption", ""))
+                                 for f in figures])
+
+    def finish(self) -> Result:
+        """Check the targets, write metrics.json and record.md, and return the Result.
+        Refused until every step has run (each step's cell ends with `look()`)."""
+        if self.result is not None:
+            return self.result
+        if self.looked < len(self.steps):
+            raise UsageError(f"{self.looked} of the {len(self.steps)} steps of "
+                             f"{self.ctx.program.id} have run; run the cells above first")
+        from dlab.api import close_run
+
+        try:
+            outcome = close_run(self._opened, lambda: None)
+        finally:
+            self._opened.lock.release()
+        self.result = load_run(outcome.folder)
+        return self.result
+
+
+def describe(obj: Any) -> str:
+    """A model in words: its layers, its parameter count and where its class is written."""
+    import inspect
+
+    if isinstance(obj, dict):
+        return "\n\n".join(f"**{k}**\n\n{describe(v)}" for k, v in obj.items())
+    if isinstance(obj, list | tuple):
+        return "\n\n".join(describe(v) for v in obj)
+    text = repr(obj)
+    count = ""
+    try:
+        import torch
+
+        if isinstance(obj, torch.nn.Module):
+            from dlab.models import count_parameters
+
+            count = f", {count_parameters(obj):,} parameters"
+    except ImportError:  # pragma: no cover - torch is a dependency
+        pass
+    try:
+        source = Path(inspect.getsourcefile(type(obj)) or "")
+        package = Path(__file__).resolve().parent
+        where = f"src/dlab/{source.resolve().relative_to(package).as_posix()}"
+    except (TypeError, ValueError):
+        where = ""
+    head = f"`{type(obj).__name__}`{count}" + (f", written in `{where}`" if where else "")
+    return f"{head}\n\n```\n{text}\n```"
+
+
+def _show(markdown: str, figures: list[tuple[Path, str]]) -> None:
+    """Markdown and figures in a notebook's output; plain text elsewhere."""
+    from dlab.runs import in_jupyter
+
+    if in_jupyter():
+        from IPython.display import Image, Markdown, display
+
+        if markdown.strip():
+            display(Markdown(markdown))
+        for path, caption in figures:
+            display(Image(filename=str(path)))
+            display(Markdown(f"*{caption}*"))
+        return
+    if markdown.strip():
+        print(markdown)
+    for path, caption in figures:
+        print(f"figure {path}: {caption}")

@@ -3,9 +3,11 @@ from the package: `dlab notebook N [--out DIR]` writes `expNN.ipynb`; the copies
 in `notebooks/` are checked against this generator by the test suite.
 
 Each notebook: the experiment's aim; for each program its settings and the manual's
-defect, where the code lives, a run with a progress bar, the data it used, its measured
-values, the verdict against its targets and its figures, then a "try this" cell that
-changes one setting and runs again; the experiment's viva questions at the end. The
+defect, then the program's own steps (its run function, split at its `# step` markers by
+`dlab.steps`: load and look at the data, build the model, train with a progress bar,
+score, judge, write), each followed by a look at what it added, then the verdict against
+its targets with its figures, and a "try this" cell that changes one setting and runs
+again; the experiment's viva questions at the end. The
 notebooks carry no outputs; `PROFILE` in the first cell picks smoke, quick or full.
 """
 
@@ -73,8 +75,13 @@ def _kwargs(settings: dict[str, Any]) -> str:
 
 
 def _program_cells(program: Any) -> list[dict[str, Any]]:
+    """The program's cells: what it is, then its run function's steps as they stand in the
+    package (`dlab.steps`), each followed by a look at what it added, then the verdict."""
+    from dlab.steps import KINDS, steps
+
     pid, var = program.id, "r" + program.id.replace(".", "_")
-    module = program.entry.split(":")[0] if program.entry else ""
+    run = program.load().run
+    module = run.__module__
     path = "src/" + module.replace(".", "/") + ".py"
     settings, what = TRY_THIS[pid]
     cells = [
@@ -82,16 +89,24 @@ def _program_cells(program: Any) -> list[dict[str, Any]]:
         _md("Its settings at each profile, the manual's defect and the target this program "
             "is checked against:"),
         _code(f'dlab.show("{pid}")'),
-        _md(f"The code is `{path}` (function by function: load the data, train, score, "
-            "judge, write); its models are in `src/dlab/models/`. Print the module here with "
-            f"`import {module}, inspect; print(inspect.getsource({module}))`."),
-        _code(f'{var} = dlab.run("{pid}", profile=PROFILE, out=OUT)\n{var}'),
-        _md("The data it used (the record's Data section):"),
-        _code(f'print("\\n".join({var}.summary["record"]["data"]))'),
-        _md("Every value it measured, and the sentences of its analysis (written only "
-            "where the numbers support them):"),
-        _code(f"{var}.metrics"),
-        _code(f'for line in {var}.summary["record"]["analysis"]:\n    print("-", line)'),
+        _md(f"The program is the function `{run.__name__}` in `{path}`; `dlab run {pid}` "
+            "calls it as it stands. The cells below are its steps, line for line, run one "
+            "at a time with `cfg` (the settings) and `ctx` (this run: its folder, seed, "
+            "device and record) from `dlab.start`. The functions they call are in the same "
+            "file, the networks in `src/dlab/models/`. Change a line and run on from that "
+            "cell to see what it does; `dlab.start` again begins a fresh run."),
+        _code(f"from {module} import *\n\n"
+              f'lab = dlab.start("{pid}", profile=PROFILE, out=OUT)\n'
+              "cfg, ctx = lab.config, lab.ctx\ncfg"),
+    ]
+    for n, step in enumerate(steps(run), 1):
+        shown = ", ".join(step.assigned) if step.kind == "model" else ""
+        cells += [_md(f"### {n}. {KINDS[step.kind]}: {step.title}"),
+                  _code(f"{step.code}\nlab.look({shown})")]
+    cells += [
+        _md("### The verdict\n\nThe targets checked against what this run measured, its "
+            "headline and its figures; the run folder now holds metrics.json and record.md."),
+        _code(f"{var} = lab.finish()\n{var}"),
         _md(f"**Try this:** {what} (`{_kwargs(settings)}`). Compare the verdict and the "
             "figures with the run above."),
         _code(f'dlab.run("{pid}", profile=PROFILE, out=OUT, {_kwargs(settings)})'),

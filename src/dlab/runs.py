@@ -253,6 +253,13 @@ class Table:
     rows: list[list[Any]]
 
 
+def in_jupyter() -> bool:
+    """True inside a Jupyter kernel (rich's test: an IPython kernel shell is running)."""
+    from rich.console import Console
+
+    return Console().is_jupyter
+
+
 class RunContext:
     """Everything a program needs to run and to leave a complete record.
 
@@ -321,9 +328,7 @@ class RunContext:
         if self.quiet:
             return False
         if self._jupyter is None:
-            from rich.console import Console
-
-            self._jupyter = Console().is_jupyter
+            self._jupyter = in_jupyter()
         return self._jupyter
 
     def log(self, message: str) -> None:

@@ -106,9 +106,10 @@ def descend(cfg: GDConfig, s: Split, init: list[np.ndarray], lr: float,
             "biases": np.concatenate(model.get_weights()[1::2])}
 
 
-def train_gd(cfg: GDConfig, s: Split, seed: int) -> dict[str, Any]:
-    """Every learning rate, and the bias step a db against a^2 db, from one start."""
-    init = make_net((4, cfg.hidden, 2), cfg.activation, seed).get_weights()
+def train_gd(cfg: GDConfig, s: Split, net) -> dict[str, Any]:
+    """Every learning rate, and the bias step a db against a^2 db, each from the initial
+    weights of `net` (which is left as it is)."""
+    init = net.get_weights()
     a = cfg.bias_lr_demo
     return {"init": init, "runs": [descend(cfg, s, init, lr) for lr in cfg.lrs],
             "bias_a": descend(cfg, s, init, a),
@@ -198,16 +199,23 @@ def write_gd(ctx: RunContext, cfg: GDConfig, trained: dict[str, Any]) -> None:
 
 
 def run_gd(cfg: GDConfig, ctx: RunContext) -> None:
+    # step data: Iris, versicolor against virginica, split and standardised
     s = prepare(iris_two_classes(), cfg.test_fraction, seed=ctx.seed)
     ctx.data("Iris (scikit-learn load_iris), versicolor (0) against virginica (1), 4 "
              "measurements in cm.")
     describe_split(ctx, s, ["versicolor", "virginica"], "flowers")
-    trained = train_gd(cfg, s, ctx.seed)
+    # step model: the 4-hidden-2 network whose initial weights every run starts from
+    net = make_net((4, cfg.hidden, 2), cfg.activation, ctx.seed)
+    # step train: full-batch gradient descent at each learning rate, and the bias steps
+    trained = train_gd(cfg, s, net)
     for r in trained["runs"]:
         ctx.log(f"lr {r['lr']:g}: loss {r['losses'][0]:.4f} -> {r['losses'][-1]:.4f}, "
                 f"test accuracy {r['acc']:.3f}")
+    # step score: the measured values, by role (too small, good, too large)
     ctx.metrics.update(score_gd(cfg, trained))
+    # step judge: sentences from the scores
     judge_gd(ctx, cfg, ctx.metrics)
+    # step write: the tables and the loss curves
     write_gd(ctx, cfg, trained)
 
 
@@ -270,27 +278,32 @@ def iris_split(seed: int, cfg: IrisConfig) -> Split:
     return prepare(iris(), cfg.test_fraction, cfg.val_fraction, seed)
 
 
-def train_iris(cfg: IrisConfig, ctx: RunContext, s: Split, seed: int, name: str,
+def iris_net(cfg: IrisConfig, ctx: RunContext, seed: int):
+    """The 4-hidden-3 ReLU network, initialised from `seed`, on the run's device."""
+    from dlab.models.mlp import MLP
+
+    return MLP((4, cfg.hidden, 3), "relu",
+               generator=ctx.torch_generator(100 + seed)).to(ctx.device)
+
+
+def train_iris(cfg: IrisConfig, ctx: RunContext, model, s: Split, name: str,
                checkpoint: bool = True):
     """Full-batch gradient descent: every step uses all training rows (batch size N).
-    Returns the model and fit's result (one row per `log_every` steps)."""
+    Trains `model` in place; returns fit's result (one row per `log_every` steps)."""
     import torch
     from torch import nn
 
     from dlab.data.tabular import as_tensors
-    from dlab.models.mlp import MLP
     from dlab.training import accuracy, fit
 
     train = as_tensors(s.x_train, s.y_train, ctx.device)
     val = as_tensors(s.x_val, s.y_val, ctx.device) if len(s.y_val) else None
-    model = MLP((4, cfg.hidden, 3), "relu",
-                generator=ctx.torch_generator(100 + seed)).to(ctx.device)
     opt = torch.optim.SGD(model.parameters(), lr=cfg.lr)
     result = fit(model, RepeatBatch(train, cfg.log_every), val=val, ctx=ctx,
                  epochs=cfg.epochs // cfg.log_every, optimizer=opt,
                  loss_fn=nn.functional.cross_entropy, batch_size=len(s.y_train),
                  shuffle=False, metrics={"acc": accuracy}, name=name, checkpoint=checkpoint)
-    return model, result
+    return result
 
 
 def predict_test(model, s: Split, device: str) -> np.ndarray:
@@ -368,23 +381,30 @@ def write_iris(ctx: RunContext, cfg: IrisConfig, m: dict[str, Any], result) -> N
 
 
 def run_iris(cfg: IrisConfig, ctx: RunContext) -> None:
+    # step data: all of Iris, stratified train, validation and test rows
     s = iris_split(ctx.seed, cfg)
     ctx.data(iris().describe())
     describe_split(ctx, s, IRIS_NAMES, "flowers")
     ctx.data(f"Every gradient step uses all {len(s.y_train)} training rows (batch size "
              f"{len(s.y_train)}); history.csv has one row per {cfg.log_every} steps.")
-    model, result = train_iris(cfg, ctx, s, ctx.seed, "iris_mlp")
-    pred = predict_test(model, s, ctx.device)
+    # step model: the 4-hidden-3 ReLU network
+    model = iris_net(cfg, ctx, ctx.seed)
+    # step train: full-batch torch.optim.SGD, then the same on further splits for a spread
+    result = train_iris(cfg, ctx, model, s, "iris_mlp")
     ctx.save_model(model, sizes=[4, cfg.hidden, 3], activation="relu", classes=IRIS_NAMES,
                    preprocessing=s.pre.to_dict())
     repeats = []
     for k in range(cfg.n_repeats):
         sk = iris_split(ctx.seed + 1 + k, cfg)
-        mk, _ = train_iris(cfg, ctx, sk, ctx.seed + 1 + k, f"iris_split{k + 1}",
-                           checkpoint=False)
+        mk = iris_net(cfg, ctx, ctx.seed + 1 + k)
+        train_iris(cfg, ctx, mk, sk, f"iris_split{k + 1}", checkpoint=False)
         repeats.append(float((predict_test(mk, sk, ctx.device) == sk.y_test).mean()))
+    # step score: test accuracy and confusion matrix, scored once
+    pred = predict_test(model, s, ctx.device)
     ctx.metrics.update(score_iris(pred, s, result, repeats))
+    # step judge: sentences from the scores
     judge_iris(ctx, cfg, ctx.metrics)
+    # step write: the confusion matrix, the repeats and the loss curves
     write_iris(ctx, cfg, ctx.metrics, result)
 
 
