@@ -231,7 +231,12 @@ def describe(obj: Any) -> str:
             from dlab.models import count_parameters
 
             count = f", {count_parameters(obj):,} parameters"
+        elif callable(getattr(obj, "count_params", None)):  # dlab.scratch and Keras models
+            count = f", {int(obj.count_params()):,} parameters"
+            text = _summary_text(obj) or text
     except ImportError:  # pragma: no cover - torch is a dependency
+        pass
+    except (ValueError, AttributeError, RuntimeError):  # a Keras model not built yet
         pass
     try:
         source = Path(inspect.getsourcefile(type(obj)) or "")
@@ -241,6 +246,16 @@ def describe(obj: Any) -> str:
         where = ""
     head = f"`{type(obj).__name__}`{count}" + (f", written in `{where}`" if where else "")
     return f"{head}\n\n```\n{text}\n```"
+
+
+def _summary_text(model: Any) -> str:
+    """The layer table of a dlab.scratch model (returned) or a Keras model (printed)."""
+    lines: list[str] = []
+    try:
+        out = model.summary(print_fn=lambda line, *a, **k: lines.append(line))
+    except TypeError:  # dlab.scratch: summary() returns the text
+        out = model.summary()
+    return out if isinstance(out, str) else "\n".join(lines)
 
 
 def _show(markdown: str, figures: list[tuple[Path, str]]) -> None:
