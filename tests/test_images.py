@@ -231,3 +231,18 @@ def test_nan_images_are_refused_without_warnings(tmp_path):
         warnings.simplefilter("error")
         with pytest.raises(DataError, match="NaN or infinite"):
             im.check_array(np.full((1, 4, 4), np.nan, np.float32))
+
+
+def test_pixel_stats_match_the_float_statistics_without_a_float_copy():
+    from dlab.data.images import channel_stats, pixel_stats, to_tensor
+    from dlab.errors import DataError
+
+    rng = np.random.default_rng(0)
+    for shape in ((40, 9, 7), (30, 8, 8, 3)):
+        images = rng.integers(0, 256, shape, dtype=np.uint8)
+        images[0] = 0  # uneven histograms
+        got, want = pixel_stats(images), channel_stats(to_tensor(images))
+        np.testing.assert_allclose(got[0], want[0], rtol=1e-6)
+        np.testing.assert_allclose(got[1], want[1], rtol=1e-6)
+    with pytest.raises(DataError, match="uint8"):
+        pixel_stats(np.zeros((2, 4, 4), dtype=np.float32))

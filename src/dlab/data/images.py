@@ -108,6 +108,27 @@ def channel_stats(x: torch.Tensor) -> tuple[list[float], list[float]]:
     return means, stds
 
 
+def pixel_stats(images: np.ndarray) -> tuple[list[float], list[float]]:
+    """Per-channel mean and standard deviation (n - 1) of uint8 images (N, H, W) or
+    (N, H, W, C), on the 0-1 scale, from a 256-bin histogram per channel: the same values
+    as `channel_stats(to_tensor(images))` without a float copy of the images."""
+    a = np.asarray(images)
+    if a.dtype != np.uint8:
+        raise DataError(f"pixel_stats needs uint8 images, got {a.dtype}")
+    a = a[..., None] if a.ndim == 3 else a
+    levels = np.arange(256, dtype=np.float64) / 255.0
+    means, stds = [], []
+    for c in range(a.shape[-1]):
+        channel = torch.from_numpy(np.ascontiguousarray(a[..., c])).ravel()
+        counts = torch.bincount(channel, minlength=256).double().numpy()
+        n = counts.sum()
+        mean = float(counts @ levels / n)
+        var = float(counts @ (levels - mean) ** 2 / max(n - 1, 1))
+        means.append(mean)
+        stds.append(max(var ** 0.5, 1e-8))
+    return means, stds
+
+
 def normalize(x: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
     """(x - mean[c]) / std[c] per channel of (N, C, H, W)."""
     m = torch.tensor(mean, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
