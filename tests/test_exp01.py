@@ -11,13 +11,15 @@ from dlab.experiments import exp01_mcculloch_pitts as e1
 def test_gate_units_match_boolean_logic(n):
     x = e1.all_inputs(n)
     assert x.shape == (2 ** n, n)
-    for gate, (w, t) in e1.gate_units(n).items():
+    for gate, unit in e1.gate_units(n).items():
         expected = {
             "AND": [int(all(r)) for r in x], "OR": [int(any(r)) for r in x],
             "NAND": [int(not all(r)) for r in x], "NOR": [int(not any(r)) for r in x],
             "NOT": [1 - r[0] for r in x],
         }[gate]
-        assert e1.mp_unit(x, w, t).tolist() == expected, gate
+        assert e1.mp_unit(x, unit.weights, unit.threshold).tolist() == expected, gate
+        assert unit(x).tolist() == expected, gate
+        assert f"threshold={unit.threshold}" in repr(unit)
 
 
 def test_manual_nand_is_and():
@@ -179,3 +181,23 @@ def test_roots_refuse_non_finite_coefficients(tmp_path):
     with pytest.raises(UsageError, match="finite"):
         _run("1.2", tmp_path, a="nan")
     assert PROGRAMS["1.2"].load().targets[0].at_most == 1e-8
+
+
+def test_programs_are_split_into_steps():
+    from dlab.steps import steps
+
+    assert [s.kind for s in steps(e1.run_mcculloch_pitts)] == [
+        "data", "model", "score", "judge", "write"]
+    assert steps(e1.run_mcculloch_pitts)[1].assigned == ("units",)
+    assert [s.kind for s in steps(e1.run_roots)] == ["data", "score", "judge", "write"]
+
+
+def test_random_polynomials_are_drawn_degree_by_degree():
+    cfg = e1.RootsConfig(max_degree=3, n_polynomials=2)
+    polys = e1.random_polynomials(cfg, np.random.default_rng(5))
+    rng = np.random.default_rng(5)
+    assert list(polys) == [1, 2, 3]
+    for deg, ps in polys.items():
+        assert len(ps) == 2
+        for p in ps:
+            np.testing.assert_array_equal(p, rng.normal(0, 1, deg + 1))

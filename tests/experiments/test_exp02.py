@@ -196,3 +196,62 @@ def test_credit_data_section_follows_the_patience_setting(smoke):
 def test_credit_defect_text_states_no_result():
     defect = PROGRAMS["2.2"].defect
     assert "never changes" not in defect and "0.5" not in defect
+
+
+class _Ctx:
+    """What the builders read from a run: its device and seeded generators."""
+    device = "cpu"
+
+    @staticmethod
+    def torch_generator(offset=0):
+        return torch.Generator().manual_seed(offset)
+
+
+def test_programs_are_split_into_steps():
+    from dlab.steps import steps
+
+    assert [s.kind for s in steps(e2.run_xor)] == [
+        "data", "model", "train", "score", "judge", "write"]
+    assert [s.kind for s in steps(e2.run_credit)] == [
+        "data", "model", "train", "score", "judge", "write"] * 2
+    assert steps(e2.run_credit)[1].assigned == ("model",)
+    assert steps(e2.run_credit)[7].assigned == ("probe_nets",)
+
+
+def test_xor_net_is_the_seeded_glorot_initialisation():
+    cfg = e2.XORConfig(hidden=3)
+    net = e2.xor_net(cfg, 7, 2)
+    expected = e2.init_params(2, 3, np.random.default_rng((7, 2)))
+    assert net.keys() == expected.keys()
+    for k in e2.ORDER:
+        np.testing.assert_array_equal(net[k], expected[k])
+    assert not np.array_equal(net["W1"], e2.xor_net(cfg, 7, 3)["W1"])
+
+
+def test_train_seeds_trains_the_first_network_in_place():
+    cfg = e2.XORConfig(epochs=20, n_seeds=2, lr=2.0)
+    first = e2.xor_net(cfg, 0, 0)
+    start = {k: v.copy() for k, v in first.items()}
+    runs = e2.train_seeds(cfg, XOR_X, XOR_Y, first, 0)
+    assert [r["seed"] for r in runs] == [0, 1]
+    assert runs[0]["params"] is first and not np.array_equal(first["W1"], start["W1"])
+    np.testing.assert_array_equal(runs[0]["start"]["W1"], start["W1"])
+    np.testing.assert_array_equal(runs[1]["start"]["W1"], e2.xor_net(cfg, 0, 1)["W1"])
+
+
+def test_credit_builders():
+    cfg = e2.CreditConfig(widths=(5, 3))
+    model = e2.credit_net(cfg, _Ctx, 61)
+    assert model.sizes == (61, 5, 3, 1) and model.activation == cfg.activation
+    assert torch.equal(model.linears[0].weight,
+                       MLP((61, 5, 3, 1), generator=torch.Generator().manual_seed(1))
+                       .linears[0].weight)
+    raw, scaled = e2.raw_and_standardised(cfg, type("C", (), {"seed": 0})())
+    assert raw.rows.keys() == scaled.rows.keys()
+    assert all(np.array_equal(raw.rows[k], scaled.rows[k]) for k in raw.rows)
+    assert np.abs(raw.x_train).max() > 100 > np.abs(scaled.x_train).max()
+    pair = e2.sigmoid_pair(cfg, _Ctx, raw, scaled, 4)
+    assert list(pair) == ["raw", "standardised"]
+    assert pair["raw"].activation == "sigmoid"
+    for p, q in zip(pair["raw"].parameters(), pair["standardised"].parameters(), strict=True):
+        assert torch.equal(p, q) and p is not q

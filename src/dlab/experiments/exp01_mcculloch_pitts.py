@@ -29,15 +29,32 @@ def mp_unit(x: np.ndarray, weights: np.ndarray, threshold: float) -> np.ndarray:
     return (x @ np.asarray(weights) >= threshold).astype(np.int64)
 
 
-def gate_units(n: int) -> dict[str, tuple[np.ndarray, int]]:
-    """Weights and threshold of one unit per gate, for n inputs (NOT uses the first input)."""
+@dataclass(frozen=True)
+class ThresholdUnit:
+    """One McCulloch-Pitts unit: integer weights (n,) and a threshold; `unit(x)` returns
+    its outputs (N,) of 0/1 on binary inputs x (N, n)."""
+
+    weights: np.ndarray
+    threshold: int
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        return mp_unit(x, self.weights, self.threshold)
+
+    def __repr__(self) -> str:
+        return (f"ThresholdUnit(weights={list(map(int, self.weights))}, "
+                f"threshold={int(self.threshold)})  fires when w . x >= threshold")
+
+
+def gate_units(n: int) -> dict[str, ThresholdUnit]:
+    """One unit per gate, weights and threshold set by hand, for n inputs (NOT uses the
+    first input)."""
     ones = np.ones(n, dtype=np.int64)
     return {
-        "AND": (ones, n),            # fires only when all n inputs are 1
-        "OR": (ones, 1),             # fires when any input is 1
-        "NAND": (-ones, 1 - n),      # -sum(x) >= 1 - n  <=>  sum(x) <= n - 1
-        "NOR": (-ones, 0),           # -sum(x) >= 0      <=>  no input is 1
-        "NOT": (np.eye(1, n, dtype=np.int64)[0] * -1, 0),  # -x1 >= 0 <=> x1 == 0
+        "AND": ThresholdUnit(ones, n),          # fires only when all n inputs are 1
+        "OR": ThresholdUnit(ones, 1),           # fires when any input is 1
+        "NAND": ThresholdUnit(-ones, 1 - n),    # -sum(x) >= 1 - n  <=>  sum(x) <= n - 1
+        "NOR": ThresholdUnit(-ones, 0),         # -sum(x) >= 0      <=>  no input is 1
+        "NOT": ThresholdUnit(np.eye(1, n, dtype=np.int64)[0] * -1, 0),  # x1 == 0
     }
 
 
@@ -88,8 +105,8 @@ def parity_network(x: np.ndarray) -> np.ndarray:
 def xor_or_nand_and(x: np.ndarray) -> np.ndarray:
     """XOR of two inputs as AND(OR(x1, x2), NAND(x1, x2))."""
     units = gate_units(2)
-    h = np.stack([mp_unit(x, *units["OR"]), mp_unit(x, *units["NAND"])], axis=1)
-    return mp_unit(h, *gate_units(2)["AND"])
+    h = np.stack([units["OR"](x), units["NAND"](x)], axis=1)
+    return units["AND"](h)
 
 
 # Number of Boolean functions of n inputs that a single threshold unit computes
@@ -120,13 +137,12 @@ class MPConfig:
             raise ValueError(f"max_weight must be 1 to 4, got {self.max_weight}")
 
 
-def score_gates(cfg: MPConfig) -> dict:
-    """Every measured fact of 1.1 as plain values: truth tables, the search, XOR."""
-    n = cfg.n_inputs
-    x = all_inputs(n)
+def score_gates(cfg: MPConfig, x: np.ndarray, units: dict[str, ThresholdUnit]) -> dict:
+    """Every measured fact of 1.1 as plain values: the units' truth tables on the inputs
+    x (2^n, n), the search over weights, XOR."""
+    n = x.shape[1]
     targets = gate_targets(x)
-    units = gate_units(n)
-    outputs = {g: mp_unit(x, w, t) for g, (w, t) in units.items()}
+    outputs = {g: unit(x) for g, unit in units.items()}
     outputs["XOR (2 layers)"] = parity_network(x)
     correct = {g: bool(np.array_equal(outputs[g], targets[g])) for g in units}
     correct["XOR (2 layers)"] = bool(np.array_equal(outputs["XOR (2 layers)"], targets["XOR"]))
@@ -171,9 +187,8 @@ def gates_figure() -> object:
     x2 = all_inputs(2)
     units = gate_units(2)
     fig, axes = plt.subplots(1, 6, figsize=(15, 2.9))
-    panels = [("AND", *units["AND"]), ("OR", *units["OR"]), ("NAND", *units["NAND"]),
-              ("NOR", *units["NOR"]), ("manual 'NAND'", np.array([1, 1]), 2),
-              ("XOR", None, None)]
+    panels = [(g, units[g].weights, units[g].threshold) for g in ("AND", "OR", "NAND", "NOR")]
+    panels += [("manual 'NAND'", np.array([1, 1]), 2), ("XOR", None, None)]
     grid = np.linspace(-0.5, 1.5, 2)
     for ax, (name, w, t) in zip(axes, panels, strict=True):
         y = mp_unit(x2, w, t) if w is not None else gate_targets(x2)["XOR"]
@@ -198,8 +213,8 @@ def write_gates(cfg: MPConfig, ctx: RunContext, s: dict) -> None:
               [f"x{i + 1}" for i in range(n)] + list(outputs), rows)
     ctx.table("The units: weights and threshold (fires when w . x >= threshold)",
               ["gate", "weights", "threshold", "matches truth table"],
-              [[g, list(map(int, w)), int(t), s["correct"][g]]
-               for g, (w, t) in s["units"].items()])
+              [[g, list(map(int, u.weights)), int(u.threshold), s["correct"][g]]
+               for g, u in s["units"].items()])
     ctx.table(f"Exhaustive search over integer weights in [-{cfg.max_weight}, "
               f"{cfg.max_weight}]",
               ["inputs", "(w, theta) tried", "Boolean functions", "computed by one unit",
@@ -246,12 +261,19 @@ def judge_gates(cfg: MPConfig, ctx: RunContext, s: dict) -> None:
 
 
 def run_mcculloch_pitts(cfg: MPConfig, ctx: RunContext) -> None:
+    # step data: every binary input of n bits
+    x = all_inputs(cfg.n_inputs)
     ctx.data(f"All {2 ** cfg.n_inputs} binary inputs of {cfg.n_inputs} bits (no data set: "
              "the unit is checked on every possible input).")
-    s = score_gates(cfg)
+    # step model: one threshold unit per gate, weights and threshold set by hand
+    units = gate_units(cfg.n_inputs)
+    # step score: truth tables, the search over weights, and XOR with one and two layers
+    s = score_gates(cfg, x, units)
     ctx.metrics.update(gates_metrics(s))
-    write_gates(cfg, ctx, s)
+    # step judge: sentences from the scores
     judge_gates(cfg, ctx, s)
+    # step write: truth tables, the units, the search and the decision lines
+    write_gates(cfg, ctx, s)
 
 
 MCCULLOCH_PITTS = Implementation(
@@ -422,12 +444,24 @@ def score_equation(cfg: RootsConfig) -> dict:
             "kind": classify(cfg.a, cfg.b, cfg.c, int(count)), "shown": shown}
 
 
-def score_random_quadratics(n: int, rng: np.random.Generator) -> dict:
-    """Integer coefficients in [-4, 4] (many repeated roots and a = 0 cases) and Gaussian
-    ones (generic roots), solved in one batch and checked against numpy.roots."""
+def random_quadratics(n: int, rng: np.random.Generator) -> np.ndarray:
+    """Coefficients a, b, c of n quadratics, (n, 3): the first half integers in [-4, 4]
+    (many repeated roots and a = 0 cases), the rest Gaussian with sd 3 (generic roots)."""
     half = n // 2
-    coef = np.concatenate([rng.integers(-4, 5, (half, 3)).astype(np.float64),
+    return np.concatenate([rng.integers(-4, 5, (half, 3)).astype(np.float64),
                            rng.normal(0, 3, (n - half, 3))])
+
+
+def random_polynomials(cfg: RootsConfig, rng: np.random.Generator) -> dict[int, list]:
+    """For each degree 1..cfg.max_degree, cfg.n_polynomials polynomials with Gaussian
+    coefficients (deg + 1,), highest degree first."""
+    return {deg: [rng.normal(0, 1, deg + 1) for _ in range(cfg.n_polynomials)]
+            for deg in range(1, cfg.max_degree + 1)}
+
+
+def score_random_quadratics(coef: np.ndarray) -> dict:
+    """The quadratics with coefficients coef (n, 3), solved in one batch and checked
+    against numpy.roots: count and largest relative error per kind of root."""
     r, k = solve_quadratic(coef[:, 0], coef[:, 1], coef[:, 2])
     kinds: dict[str, int] = {}
     errors: dict[str, float] = {}
@@ -445,13 +479,13 @@ def score_random_quadratics(n: int, rng: np.random.Generator) -> dict:
             "worst": max(errors.values()) if errors else 0.0}
 
 
-def score_newton(cfg: RootsConfig, rng: np.random.Generator, gen) -> dict:
-    """Newton with autograd on `n_polynomials` Gaussian polynomials of each degree."""
+def score_newton(cfg: RootsConfig, polynomials: dict[int, list], gen) -> dict:
+    """Newton with autograd on the polynomials of each degree, checked against
+    numpy.roots; `gen` draws the starting points."""
     rows, examples, failed, worst_all = [], [], 0, 0.0
-    for deg in range(1, cfg.max_degree + 1):
+    for deg, polys in polynomials.items():
         worst, iters = 0.0, 0
-        for _ in range(cfg.n_polynomials):
-            p = rng.normal(0, 1, deg + 1)
+        for p in polys:
             ours, it = newton_roots(p, cfg.newton_steps, generator=gen)
             ref = np.roots(p)
             err = match_error(ours, ref)
@@ -495,10 +529,20 @@ def roots_figure(cfg: RootsConfig, eq: dict, examples: list) -> object:
     return fig
 
 
+def roots_metrics(cfg: RootsConfig, eq: dict, quad: dict, newton: dict) -> dict:
+    """The measured values of 1.2 for ctx.metrics."""
+    return {
+        "equation": eq["equation"], "roots": eq["roots"], "kind": eq["kind"],
+        "quadratics_checked": int(cfg.n_random),
+        "quadratic_max_rel_error": quad["worst"], "quadratics_failed": quad["failed"],
+        "newton_polynomials_checked": newton["checked"],
+        "newton_max_rel_error": newton["worst"], "newton_polynomials_failed": newton["failed"],
+        "max_rel_error_vs_numpy": max(quad["worst"], newton["worst"]),
+        "root_tolerance": ROOT_TOLERANCE,
+    }
+
+
 def write_roots(cfg: RootsConfig, ctx: RunContext, eq: dict, quad: dict, newton: dict) -> None:
-    ctx.data(f"{cfg.n_random} random quadratics (half with integer coefficients in [-4, 4], "
-             f"half Gaussian with sd 3) and {cfg.n_polynomials} Gaussian polynomials of each "
-             f"degree 1..{cfg.max_degree}, drawn from the run's seed.")
     ctx.table("Random quadratics against numpy.roots",
               ["case", "count", "largest relative error"],
               [[n, quad["kinds"][n], quad["errors"][n]] for n in sorted(quad["kinds"])])
@@ -533,20 +577,21 @@ def judge_roots(cfg: RootsConfig, ctx: RunContext, eq: dict, quad: dict, newton:
 
 
 def run_roots(cfg: RootsConfig, ctx: RunContext) -> None:
+    # step data: random quadratics and polynomials drawn from the run's seed
+    quadratics = random_quadratics(cfg.n_random, ctx.rng)
+    polynomials = random_polynomials(cfg, ctx.rng)
+    ctx.data(f"{cfg.n_random} random quadratics (half with integer coefficients in [-4, 4], "
+             f"half Gaussian with sd 3) and {cfg.n_polynomials} Gaussian polynomials of each "
+             f"degree 1..{cfg.max_degree}, drawn from the run's seed.")
+    # step score: the requested quadratic, the random ones and Newton's method, against numpy
     eq = score_equation(cfg)
-    quad = score_random_quadratics(cfg.n_random, ctx.rng)
-    newton = score_newton(cfg, ctx.rng, ctx.torch_generator(1))
-    ctx.metrics.update({
-        "equation": eq["equation"], "roots": eq["roots"], "kind": eq["kind"],
-        "quadratics_checked": int(cfg.n_random),
-        "quadratic_max_rel_error": quad["worst"], "quadratics_failed": quad["failed"],
-        "newton_polynomials_checked": newton["checked"],
-        "newton_max_rel_error": newton["worst"], "newton_polynomials_failed": newton["failed"],
-        "max_rel_error_vs_numpy": max(quad["worst"], newton["worst"]),
-        "root_tolerance": ROOT_TOLERANCE,
-    })
-    write_roots(cfg, ctx, eq, quad, newton)
+    quad = score_random_quadratics(quadratics)
+    newton = score_newton(cfg, polynomials, ctx.torch_generator(1))
+    ctx.metrics.update(roots_metrics(cfg, eq, quad, newton))
+    # step judge: sentences from the scores
     judge_roots(cfg, ctx, eq, quad, newton)
+    # step write: the tables of errors and the roots drawn
+    write_roots(cfg, ctx, eq, quad, newton)
 
 
 QUADRATIC = Implementation(

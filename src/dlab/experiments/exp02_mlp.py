@@ -218,11 +218,20 @@ def _plt():
     return plt
 
 
-def train_seeds(cfg: XORConfig, X: np.ndarray, y: np.ndarray, seed: int) -> list[dict]:
-    """Train from cfg.n_seeds initialisations; gradients checked before and after."""
+def xor_net(cfg: XORConfig, seed: int, k: int) -> dict[str, np.ndarray]:
+    """Initialisation k of the 2-hidden-1 sigmoid network for the run's `seed`: its
+    parameters W1 (2, H), b1 (H,), W2 (H, 1), b2 (1,) from `init_params`."""
+    return init_params(2, cfg.hidden, np.random.default_rng((seed, k)))
+
+
+def train_seeds(cfg: XORConfig, X: np.ndarray, y: np.ndarray, first: dict[str, np.ndarray],
+                seed: int) -> list[dict]:
+    """Train from cfg.n_seeds initialisations: `first` (trained in place) and then
+    `xor_net(cfg, seed, k)` for k = 1, 2, ...; gradients checked before and after.
+    Returns one dict per initialisation."""
     runs = []
     for k in range(cfg.n_seeds):
-        params = init_params(2, cfg.hidden, np.random.default_rng((seed, k)))
+        params = first if k == 0 else xor_net(cfg, seed, k)
         start = {n: v.copy() for n, v in params.items()}
         err_init = gradcheck_own(params, X, y, cfg.loss)
         losses, solved = train_xor(params, X, y, cfg.lr, cfg.epochs, cfg.loss)
@@ -314,18 +323,25 @@ def xor_figure(cfg: XORConfig, runs: list[dict], X: np.ndarray, y: np.ndarray):
 
 
 def run_xor(cfg: XORConfig, ctx: RunContext) -> None:
+    # step data: the four XOR points
     from dlab.data.synthetic import xor
 
     X, y = (a.astype(np.float64) for a in xor())  # (4, 2), (4, 1)
     ctx.data("The four XOR points {0,1}^2 with targets 0, 1, 1, 0 (dlab.data.synthetic.xor).")
-    runs = train_seeds(cfg, X, y, ctx.seed)
+    # step model: the 2-hidden-1 sigmoid network's parameters, first initialisation
+    net = xor_net(cfg, ctx.seed, 0)
+    # step train: full-batch gradient descent from this and the other initialisations
+    runs = train_seeds(cfg, X, y, net, ctx.seed)
     for r in runs:
         ctx.log(f"seed {r['seed']}: final loss {r['final_loss']:.4g}, outputs "
                 f"{np.round(r['p'], 3).tolist()}, all right {r['ok']}")
+    # step score: successes, the gradient check, and the same network in dlab.scratch
     cross = compare_with_scratch(runs[0]["start"], X, y, cfg.loss, cfg.lr,
                                  cfg.crosscheck_epochs)
     ctx.metrics.update(score_xor(cfg, runs, cross))
+    # step judge: sentences from the scores
     judge_xor(ctx, cfg, ctx.metrics)
+    # step write: outputs per seed, the comparison with dlab.scratch, loss curves
     write_xor(ctx, cfg, runs, X, y)
 
 
@@ -463,18 +479,25 @@ class WeightLog:
         self.ctx.log("\n".join(text))
 
 
-def train_credit(cfg: CreditConfig, ctx: RunContext, s: Split):
-    """The main MLP with Adam, mini-batches and (with patience) early stopping on the
-    validation rows; its weights shown every cfg.show_every epochs."""
+def credit_net(cfg: CreditConfig, ctx: RunContext, n_inputs: int):
+    """The credit-risk MLP n_inputs-widths-1 (cfg.activation between the layers, one logit
+    out), initialised from the run's generator 1, on the run's device."""
+    from dlab.models.mlp import MLP
+
+    return MLP((n_inputs, *cfg.widths, 1), cfg.activation,
+               generator=ctx.torch_generator(1)).to(ctx.device)
+
+
+def train_credit(cfg: CreditConfig, ctx: RunContext, model, s: Split):
+    """Train `model` in place with Adam, mini-batches and (with patience) early stopping
+    on the validation rows; its weights shown every cfg.show_every epochs. Returns fit's
+    result and the WeightLog."""
     import torch
     import torch.nn.functional as F
 
     from dlab.data.tabular import as_tensors
-    from dlab.models.mlp import MLP
     from dlab.training import accuracy, fit
 
-    sizes = (s.x_train.shape[1], *cfg.widths, 1)
-    model = MLP(sizes, cfg.activation, generator=ctx.torch_generator(1)).to(ctx.device)
     log = WeightLog(model, ctx)
     log.show(0)
 
@@ -493,7 +516,7 @@ def train_credit(cfg: CreditConfig, ctx: RunContext, s: Split):
     if result.stopped_early or result.history[-1]["epoch"] % cfg.show_every:
         log.show(f"{result.best_epoch} (kept)" if result.stopped_early
                  else result.history[-1]["epoch"])
-    return model, result, log
+    return result, log
 
 
 def score_credit(model, result, s: Split, device: str) -> dict[str, Any]:
@@ -573,41 +596,90 @@ def write_credit(ctx: RunContext, cfg: CreditConfig, m: dict[str, Any], log: Wei
 
 
 def run_credit(cfg: CreditConfig, ctx: RunContext) -> None:
+    # step data: German credit, split and preprocessed on the training rows
     s = load_credit(cfg, ctx)
     describe_credit(ctx, cfg, s)
-    model, result, log = train_credit(cfg, ctx, s)
-    ctx.metrics.update(score_credit(model, result, s, ctx.device))
-    judge_credit(ctx, ctx.metrics, log)
-    write_credit(ctx, cfg, ctx.metrics, log, s.feature_names)
+    # step model: the credit-risk MLP
+    model = credit_net(cfg, ctx, s.x_train.shape[1])
+    # step train: Adam with early stopping, every layer's weights shown as it goes
+    result, log = train_credit(cfg, ctx, model, s)
     ctx.save_model(model, sizes=[s.x_train.shape[1], *cfg.widths, 1],
                    activation=cfg.activation, features=s.feature_names,
                    output="logit of bad credit risk", preprocessing=s.pre.to_dict())
+    # step score: test accuracy and ROC AUC against the majority class and logistic regression
+    ctx.metrics.update(score_credit(model, result, s, ctx.device))
+    # step judge: sentences from the scores
+    judge_credit(ctx, ctx.metrics, log)
+    # step write: the test table and every layer's weights
+    write_credit(ctx, cfg, ctx.metrics, log, s.feature_names)
+    # step data: the same applicants with raw and with standardised features
+    raw, scaled = raw_and_standardised(cfg, ctx)
+    describe_raw(ctx, cfg, raw)
+    # step model: the manual's all-sigmoid network, twice from the same initial weights
+    probe_nets = sigmoid_pair(cfg, ctx, raw, scaled, 0)
+    # step train: the sigmoid networks, on each kind of features, for every seed
+    probes = train_raw_probes(cfg, ctx, raw, scaled, probe_nets)
+    # step score: saturation, weight change and output spread, raw against standardised
     if cfg.raw_seeds:
-        probes = train_raw_probes(cfg, ctx)
         ctx.metrics["raw_features"] = score_raw(cfg, probes)
+    # step judge: the manual's defect, measured
+    if cfg.raw_seeds:
         judge_raw(ctx, cfg, ctx.metrics["raw_features"])
+    # step write: the table of the sigmoid networks
+    if cfg.raw_seeds:
         write_raw(ctx, cfg, probes)
 
 
 # ------------------------------------------- 2.2 the manual's raw-feature network
 
 
-def train_sigmoid_probe(s: Split, cfg: CreditConfig, ctx: RunContext, seed: int,
+def raw_and_standardised(cfg: CreditConfig, ctx: RunContext) -> tuple[Split, Split]:
+    """German credit split into training and test rows (no validation rows), once with
+    the numeric columns as they are (raw) and once standardised: the same rows in both."""
+    raw = prepare(german_credit(), cfg.test_fraction, seed=ctx.seed, scale=False)
+    return raw, prepare(german_credit(), 0, scale=True, rows=raw.rows)
+
+
+def describe_raw(ctx: RunContext, cfg: CreditConfig, raw: Split) -> None:
+    """The raw-feature rows for the record's Data section (nothing when raw_seeds is 0)."""
+    if cfg.raw_seeds:
+        ctx.data(f"The manual's all-sigmoid network gets {raw.sizes()} with the numeric "
+                 f"columns as they are (largest training value "
+                 f"{np.abs(raw.x_train).max():,.0f}) and, for comparison, the same rows "
+                 "standardised.")
+
+
+def sigmoid_net(cfg: CreditConfig, ctx: RunContext, n_inputs: int, seed: int):
+    """The manual's MLP n_inputs-widths-1 with sigmoid between the layers, initialised
+    from the run's generator 10000 + seed, on the run's device."""
+    from dlab.models.mlp import MLP
+
+    return MLP((n_inputs, *cfg.widths, 1), "sigmoid",
+               generator=ctx.torch_generator(10_000 + seed)).to(ctx.device)
+
+
+def sigmoid_pair(cfg: CreditConfig, ctx: RunContext, raw: Split, scaled: Split,
+                 seed: int) -> dict:
+    """{"raw": network, "standardised": network}: the sigmoid network for each kind of
+    features, both with the same initial weights (those of `seed`)."""
+    return {"raw": sigmoid_net(cfg, ctx, raw.x_train.shape[1], seed),
+            "standardised": sigmoid_net(cfg, ctx, scaled.x_train.shape[1], seed)}
+
+
+def train_sigmoid_probe(model, s: Split, cfg: CreditConfig, ctx: RunContext,
                         name: str) -> dict[str, float]:
-    """Train the all-sigmoid MLP for cfg.raw_epochs and measure what the manual's network
-    shows: the share of first-layer activations within 1e-3 of 0 or 1 on the training
-    rows (saturated) and of first-layer weights with |gradient| < 1e-6 (frozen), both
-    before training; the first layer's relative weight change |W1_end - W1_0| / |W1_0|;
-    the mean and spread of the test outputs, the classes predicted, test accuracy."""
+    """Train the all-sigmoid MLP `model` in place for cfg.raw_epochs and measure what the
+    manual's network shows: the share of first-layer activations within 1e-3 of 0 or 1
+    on the training rows (saturated) and of first-layer weights with |gradient| < 1e-6
+    (frozen), both before training; the first layer's relative weight change
+    |W1_end - W1_0| / |W1_0|; the mean and spread of the test outputs, the classes
+    predicted, test accuracy."""
     import torch
     import torch.nn.functional as F
 
     from dlab.data.tabular import as_tensors
-    from dlab.models.mlp import MLP
     from dlab.training import fit
 
-    model = MLP((s.x_train.shape[1], *cfg.widths, 1), "sigmoid",
-                generator=ctx.torch_generator(10_000 + seed)).to(ctx.device)
     w0 = model.linears[0].weight.detach().clone()
     X, y = as_tensors(s.x_train, s.y_train, ctx.device, binary=True)
     with torch.no_grad():
@@ -629,15 +701,19 @@ def train_sigmoid_probe(s: Split, cfg: CreditConfig, ctx: RunContext, seed: int,
             "accuracy": float((pred == s.y_test).mean())}
 
 
-def train_raw_probes(cfg: CreditConfig, ctx: RunContext) -> dict[str, Any]:
-    """The sigmoid network on raw and on standardised features (same rows), per seed."""
-    raw = prepare(german_credit(), cfg.test_fraction, seed=ctx.seed, scale=False)
-    scaled = prepare(german_credit(), 0, scale=True, rows=raw.rows)
+def train_raw_probes(cfg: CreditConfig, ctx: RunContext, raw: Split, scaled: Split,
+                     first: dict) -> dict[str, Any]:
+    """The sigmoid network on raw and on standardised features (same rows) for each of
+    cfg.raw_seeds seeds: `first` (a `sigmoid_pair`, trained in place) for seed 0, then
+    `sigmoid_pair(..., k)`. Returns the measurements per seed under "raw" and
+    "standardised"."""
     out: dict[str, Any] = {"largest_raw_input": float(np.abs(raw.x_train).max()),
                            "raw": [], "standardised": []}
     for k in range(cfg.raw_seeds):
+        nets = first if k == 0 else sigmoid_pair(cfg, ctx, raw, scaled, k)
         for label, s in (("raw", raw), ("standardised", scaled)):
-            out[label].append(train_sigmoid_probe(s, cfg, ctx, k, f"sigmoid_{label}_{k}"))
+            out[label].append(train_sigmoid_probe(nets[label], s, cfg, ctx,
+                                                  f"sigmoid_{label}_{k}"))
     return out
 
 
