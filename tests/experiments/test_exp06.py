@@ -125,3 +125,49 @@ def test_normalisation_program_on_a_user_csv(smoke, tmp_path):
     assert out.status == "ok" and "keras" not in meta["metrics"]
     assert meta["metrics"]["torch"]["standardised_accuracy"] > 0.6
     assert any("'benign' -> 0" in line for line in meta["record"]["data"])
+
+
+def test_sgd_methods_start_from_the_model_steps_network():
+    from dlab.data.tabular import breast_cancer, prepare
+
+    cfg = e6.SGDConfig(epochs=1, hidden=4)
+    s = prepare(breast_cancer(), cfg.test_fraction, seed=0)
+    net = e6.sgd_net(cfg, s, seed=0)
+    before = [w.copy() for w in net.get_weights()]
+    runs = e6.train_methods(cfg, s, net, seed=0)
+    assert [r["key"] for r in runs] == ["sgd", "minibatch", "fullbatch"]
+    for w, b in zip(net.get_weights(), before, strict=True):  # net itself is not trained
+        np.testing.assert_array_equal(w, b)
+    start = net.evaluate(s.x_train, np.eye(2)[s.y_train])
+    assert all(r["losses"][0] == start for r in runs)
+    assert all(r["losses"][-1] < start for r in runs)
+
+
+def test_norm_net_weights_depend_on_the_seed_number_only(tmp_path):
+    cfg = e6.NormConfig(widths=(5, 3))
+    ctx = runs.RunContext(PROGRAMS["6.2"], cfg, tmp_path, profile="smoke", seed=3,
+                          device="cpu", quiet=True)
+    a, b, c = (e6.norm_net("torch", cfg, ctx, 7, k) for k in (0, 0, 1))
+    assert a.sizes == (7, 5, 3, 1)
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters(), strict=True))
+    assert not torch.equal(a.linears[0].weight, c.linears[0].weight)
+    ka = e6.norm_net("keras", cfg, ctx, 7, 0)
+    torch.rand(100)  # the global state moves between the two builds
+    kb = e6.norm_net("keras", cfg, ctx, 7, 0)
+    assert ka.count_params() == 7 * 5 + 5 + 5 * 3 + 3 + 3 + 1
+    assert all(torch.equal(p.value, q.value)  # torch backend: variables hold torch tensors
+               for p, q in zip(ka.weights, kb.weights, strict=True))
+
+
+def test_keras_training_does_not_depend_on_what_ran_since_the_build():
+    from dlab.keras_programs.breast_cancer import seeded_model, train_and_test
+
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(40, 3)).astype(np.float32), (rng.random(40) > 0.5).astype(int)
+    args = dict(seed=7, epochs=2, batch_size=8, lr=0.01)
+    first = train_and_test(seeded_model(3, (4,), 7), X, y, X, y, **args)
+    model = seeded_model(3, (4,), 7)
+    torch.rand(1000), np.random.rand(10)  # e.g. a PyTorch network built in between
+    again = train_and_test(model, X, y, X, y, **args)
+    assert [r["loss"] for r in first["history"]] == [r["loss"] for r in again["history"]]
+    assert first["test_accuracy"] == again["test_accuracy"]

@@ -138,3 +138,30 @@ def test_two_hidden_program_smoke(smoke):
     solved = [c for c in meta["record"]["claims"] if "seeds that solved" in c["written"]]
     assert len(solved) == 1                               # a measured comparison, either way
     assert (out.folder / "one_vs_two.png").exists()
+
+
+def test_builders_draw_the_same_weights_for_the_same_seed_number():
+    cfg = e7.KerasLikeConfig(hidden=3)
+    a, b, c = (e7.keras_like_net(cfg, 0, k) for k in (1, 1, 2))
+    assert a.count_params() == 2 * 3 + 3 + 3 + 1
+    assert all(np.array_equal(p, q) for p, q in zip(a.get_weights(), b.get_weights(),
+                                                    strict=True))
+    assert not np.array_equal(a.get_weights()[0], c.get_weights()[0])
+    manual, glorot = (e7.manual_net(cfg, 0, 0, init) for init in e7.MANUAL_INITS)
+    assert np.abs(manual.get_weights()[0]).max() < 0.1 < np.abs(glorot.get_weights()[0]).max()
+    nets = e7.depth_nets(e7.TwoHiddenConfig(hidden=3), 0, 0)
+    assert {k: v.count_params() for k, v in nets.items()} == {"2-3-1": 13, "2-3-3-1": 25}
+
+
+def test_two_hidden_training_uses_the_given_networks():
+    cfg = e7.TwoHiddenConfig(epochs=20, n_seeds=2, check_every=10)
+    nets = e7.depth_nets(cfg, 0, 0)
+    results = e7.train_depths(cfg, 0, nets)
+    assert list(results) == list(nets) and all(len(r) == 2 for r in results.values())
+    twins = e7.depth_nets(cfg, 0, 0)  # the same weights, trained here by hand
+    for name, net in nets.items():
+        curve, _ = e7.train_until(twins[name], X.astype(np.float32), Y.astype(np.float32),
+                                  cfg.epochs, cfg.check_every)
+        assert curve == results[name][0]["curve"]  # seed 0 is the given network ...
+        for w, v in zip(net.get_weights(), twins[name].get_weights(), strict=True):
+            np.testing.assert_array_equal(w, v)  # ... trained in place

@@ -8,12 +8,14 @@
 6.2 A 32-16-1 binary classifier with and without standardised inputs (scaler fit on the
     training rows only), in PyTorch and in Keras 3 (`dlab.keras_programs.breast_cancer`).
 
-Each program reads: load data -> train -> score (a dict of measured values) -> judge
-(targets on the Implementation, claims from the scores) -> write (tables, figures).
+Each program reads: load data -> build the model -> train -> score (a dict of measured
+values) -> judge (targets on the Implementation, claims from the scores) -> write (tables,
+figures).
 """
 
 from __future__ import annotations
 
+import copy
 import time
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -89,22 +91,26 @@ def descend(model, s: Split, cfg: SGDConfig, batch: int, lr: float,
             "weights": model.get_weights(), "steps": steps}
 
 
-def train_methods(cfg: SGDConfig, s: Split, seed: int) -> tuple[list, list[dict[str, Any]]]:
-    """SGD, mini-batch and full-batch descent from the same initial weights."""
+def sgd_net(cfg: SGDConfig, s: Split, seed: int):
+    """The n_features-hidden-2 `dlab.scratch` network (float64, softmax output) whose
+    initial weights every method starts from."""
+    return make_net((s.x_train.shape[1], cfg.hidden, 2), cfg.activation, seed)
+
+
+def train_methods(cfg: SGDConfig, s: Split, net, seed: int) -> list[dict[str, Any]]:
+    """SGD, mini-batch and full-batch descent, each on its own copy of `net` (same
+    initial weights; `net` is left as it is). Returns one dict per method: its key,
+    label, batch size, rate and what `descend` measured."""
     n = len(s.y_train)
-    sizes = (s.x_train.shape[1], cfg.hidden, 2)
-    init = make_net(sizes, cfg.activation, seed).get_weights()
     methods = [("sgd", "SGD (batch 1)", 1, cfg.lrs[0]),
                ("minibatch", f"mini-batch ({cfg.minibatch})", min(cfg.minibatch, n),
                 cfg.lrs[1]),
                ("fullbatch", f"full batch ({n})", n, cfg.lrs[2])]
     runs = []
     for k, (key, label, batch, lr) in enumerate(methods):
-        model = make_net(sizes, cfg.activation, seed)
-        model.set_weights(init)  # same start for every method
-        r = descend(model, s, cfg, batch, lr, np.random.default_rng((seed, k)))
+        r = descend(copy.deepcopy(net), s, cfg, batch, lr, np.random.default_rng((seed, k)))
         runs.append({"key": key, "label": label, "batch": batch, "lr": lr, **r})
-    return init, runs
+    return runs
 
 
 def score_sgd(runs: list[dict[str, Any]], s: Split) -> dict[str, Any]:
@@ -209,16 +215,23 @@ def weight_panels(panels: list[tuple[str, list[np.ndarray]]]):
 
 
 def run_sgd(cfg: SGDConfig, ctx: RunContext) -> None:
+    # step data: breast cancer, a stratified split, standardised on the training rows
     s = prepare(breast_cancer(), cfg.test_fraction, seed=ctx.seed)
     ctx.data(breast_cancer().describe())
     describe_split(ctx, s, "tumours")
-    init, runs = train_methods(cfg, s, ctx.seed)
+    # step model: the 30-hidden-2 network whose initial weights every method starts from
+    net = sgd_net(cfg, s, ctx.seed)
+    # step train: SGD, mini-batch and full-batch descent, each on a copy of the network
+    runs = train_methods(cfg, s, net, ctx.seed)
     for r in runs:
         ctx.log(f"{r['label']}: loss {r['losses'][0]:.4f} -> {r['losses'][-1]:.4f} in "
                 f"{r['clock'][-1]:.2f}s, test accuracy {r['acc']:.3f}")
+    # step score: final losses, test accuracies and the time each method took
     ctx.metrics.update(score_sgd(runs, s))
+    # step judge: sentences from the scores
     judge_sgd(ctx, cfg, runs, ctx.metrics)
-    write_sgd(ctx, cfg, init, runs, ctx.metrics)
+    # step write: the table, the loss curves and the weights before and after
+    write_sgd(ctx, cfg, net.get_weights(), runs, ctx.metrics)
 
 
 SGD_COMPARE = Implementation(
@@ -275,38 +288,67 @@ def load_binary_table(cfg: NormConfig) -> tuple[TableData, list | None]:
     return table, values
 
 
-def train_torch(s: Split, cfg: NormConfig, ctx: RunContext, seed: int, name: str):
-    """The 32-16-1 network in PyTorch (one logit, BCE with logits, Adam); returns the
-    model and its test accuracy."""
+def chosen_frameworks(cfg: NormConfig) -> list[str]:
+    """The frameworks the run trains in, in training order: ['torch', 'keras'] for both."""
+    return ["torch", "keras"] if cfg.frameworks == "both" else [cfg.frameworks]
+
+
+def norm_splits(cfg: NormConfig, table: TableData, seed: int) -> dict[str, Split]:
+    """One stratified split of `table` (seed `seed`) twice: {'raw': unscaled inputs,
+    'standardised': the same rows scaled with the training rows' mean and sd}."""
+    raw = prepare(table, cfg.test_fraction, seed=seed, scale=False, stratify=True)
+    return {"raw": raw, "standardised": prepare(table, 0, scale=True, rows=raw.rows)}
+
+
+def keras_seed(ctx: RunContext, k: int) -> int:
+    """The Keras global seed of seed number k (initial weights and shuffling)."""
+    return ctx.seed * 1000 + k
+
+
+def norm_net(fw: str, cfg: NormConfig, ctx: RunContext, n_inputs: int, k: int):
+    """The n_inputs-32-16-1 network of seed number k in framework `fw`: a PyTorch `MLP`
+    (one logit out, initial weights from the run's generator 200 + k) or a Keras
+    `Sequential` (sigmoid out, initial weights from `keras_seed`)."""
+    if fw == "keras":
+        from dlab.keras_programs.breast_cancer import seeded_model
+
+        return seeded_model(n_inputs, cfg.widths, keras_seed(ctx, k))
+    from dlab.models.mlp import MLP
+
+    return MLP((n_inputs, *cfg.widths, 1), "relu",
+               generator=ctx.torch_generator(200 + k)).to(ctx.device)
+
+
+def train_torch(model, s: Split, cfg: NormConfig, ctx: RunContext, name: str) -> float:
+    """Trains the PyTorch `model` in place (BCE with logits, Adam, mini-batches); returns
+    its test accuracy."""
     import torch
     import torch.nn.functional as F
 
     from dlab.data.tabular import as_tensors
-    from dlab.models.mlp import MLP
     from dlab.training import accuracy, evaluate, fit
 
-    model = MLP((s.x_train.shape[1], *cfg.widths, 1), "relu",
-                generator=ctx.torch_generator(200 + seed)).to(ctx.device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     fit(model, as_tensors(s.x_train, s.y_train, ctx.device, binary=True), ctx=ctx,
         epochs=cfg.epochs, optimizer=opt, loss_fn=F.binary_cross_entropy_with_logits,
         batch_size=cfg.batch_size, metrics={"acc": accuracy}, name=name, checkpoint=False)
     test = evaluate(model, as_tensors(s.x_test, s.y_test, ctx.device, binary=True),
                     F.binary_cross_entropy_with_logits, {"acc": accuracy}, device=ctx.device)
-    return model, float(test["acc"])
+    return float(test["acc"])
 
 
-def train_one(fw: str, s: Split, cfg: NormConfig, ctx: RunContext, k: int, name: str,
-              save: bool) -> float:
-    """Train one network (framework `fw`) on the split; returns its test accuracy."""
+def train_one(fw: str, model, s: Split, cfg: NormConfig, ctx: RunContext, k: int,
+              name: str, save: bool) -> float:
+    """Train `model` (framework `fw`, seed number k) on the split in place; returns its
+    test accuracy. `save`: write the PyTorch network and its scaler to model.json."""
     if fw == "keras":
         from dlab.keras_programs.breast_cancer import train_and_test
 
-        return train_and_test(s.x_train, s.y_train, s.x_test, s.y_test,
-                              seed=ctx.seed * 1000 + k, epochs=cfg.epochs,
-                              batch_size=cfg.batch_size, lr=cfg.lr, widths=cfg.widths,
-                              ctx=ctx, name=name)["test_accuracy"]
-    model, acc = train_torch(s, cfg, ctx, k, name)
+        return train_and_test(model, s.x_train, s.y_train, s.x_test, s.y_test,
+                              seed=keras_seed(ctx, k), epochs=cfg.epochs,
+                              batch_size=cfg.batch_size, lr=cfg.lr, ctx=ctx,
+                              name=name)["test_accuracy"]
+    acc = train_torch(model, s, cfg, ctx, name)
     if save:
         ctx.save_model(model, sizes=[s.x_train.shape[1], *cfg.widths, 1],
                        output="logit of class 1", features=s.feature_names,
@@ -316,25 +358,25 @@ def train_one(fw: str, s: Split, cfg: NormConfig, ctx: RunContext, k: int, name:
     return acc
 
 
-def train_norm(cfg: NormConfig, ctx: RunContext, table: TableData,
-               frameworks: list[str]) -> tuple[dict, Split]:
-    """Every seed: one split, standardised and raw; both trained in every framework.
-    Returns {(framework, 'raw' | 'standardised'): [test accuracy per seed]} and the
-    first seed's raw split."""
+def train_norm(cfg: NormConfig, ctx: RunContext, table: TableData, splits: dict[str, Split],
+               models: dict[str, Any]) -> dict[tuple[str, str], list[float]]:
+    """Every seed: one split, raw and standardised, each trained in every framework of
+    `models`. The first seed uses `splits` and trains `models` (its networks) on the
+    standardised inputs; every other network comes from `norm_net` with the same seed's
+    initial weights. Returns {(framework, 'raw' | 'standardised'): [test accuracy per
+    seed]}."""
     results: dict[tuple[str, str], list[float]] = {}
-    first = None
     for k in range(cfg.n_seeds):
-        raw = prepare(table, cfg.test_fraction, seed=ctx.seed + k, scale=False,
-                      stratify=True)
-        preps = {"raw": raw, "standardised": prepare(table, 0, scale=True, rows=raw.rows)}
-        first = first or raw
-        for fw in frameworks:
+        preps = splits if k == 0 else norm_splits(cfg, table, ctx.seed + k)
+        for fw in models:
             for label, s in preps.items():
-                acc = train_one(fw, s, cfg, ctx, k, f"{fw}_{label}_seed{k}",
-                                save=k == 0 and label == "standardised")
+                main = k == 0 and label == "standardised"
+                model = models[fw] if main else norm_net(fw, cfg, ctx, s.x_train.shape[1], k)
+                acc = train_one(fw, model, s, cfg, ctx, k, f"{fw}_{label}_seed{k}",
+                                save=main)
                 results.setdefault((fw, label), []).append(acc)
                 ctx.log(f"seed {k} {fw} {label}: test accuracy {acc:.4f}")
-    return results, first
+    return results
 
 
 def score_norm(results: dict, raw: Split, frameworks: list[str]) -> dict[str, Any]:
@@ -405,16 +447,25 @@ def write_norm(ctx: RunContext, cfg: NormConfig, results: dict, m: dict[str, Any
 
 
 def run_norm(cfg: NormConfig, ctx: RunContext) -> None:
+    # step data: breast cancer (or the CSV), the first seed's split, raw and standardised
     table, values = load_binary_table(cfg)
     ctx.data(table.describe())
     if values is not None:
         ctx.data(f"Target `{cfg.target}`: {values[0]!r} -> 0, {values[1]!r} -> 1.")
-    frameworks = ["torch", "keras"] if cfg.frameworks == "both" else [cfg.frameworks]
-    results, raw = train_norm(cfg, ctx, table, frameworks)
-    describe_split(ctx, raw, f"seed {ctx.seed}; each further seed draws its own split")
-    ctx.metrics.update(score_norm(results, raw, frameworks))
-    judge_norm(ctx, cfg, ctx.metrics, frameworks)
-    write_norm(ctx, cfg, results, ctx.metrics, frameworks)
+    splits = norm_splits(cfg, table, ctx.seed)
+    describe_split(ctx, splits["raw"], f"seed {ctx.seed}; each further seed draws its own "
+                   "split")
+    # step model: the 32-16-1 network in each framework, with the first seed's weights
+    models = {fw: norm_net(fw, cfg, ctx, splits["raw"].x_train.shape[1], 0)
+              for fw in chosen_frameworks(cfg)}
+    # step train: raw and standardised inputs, every seed, in every framework
+    results = train_norm(cfg, ctx, table, splits, models)
+    # step score: mean test accuracy with raw and standardised inputs per framework
+    ctx.metrics.update(score_norm(results, splits["raw"], list(models)))
+    # step judge: sentences from the scores
+    judge_norm(ctx, cfg, ctx.metrics, list(models))
+    # step write: the accuracy tables and the bar chart
+    write_norm(ctx, cfg, results, ctx.metrics, list(models))
 
 
 def _norm_target(fw: str) -> Target:

@@ -8,6 +8,10 @@
     record and in `forward_two_hidden` / `backward_two_hidden` below), checked by finite
     differences and against `dlab.scratch`; one against two hidden layers on XOR.
 
+Each program reads: load data -> build the model -> train -> score (a dict of measured
+values) -> judge (targets on the Implementation, claims from the scores) -> write (tables,
+figures).
+
 Rumelhart, Hinton and Williams (1986), "Learning representations by back-propagating
 errors", Nature 323; the equations follow Goodfellow, Bengio and Courville (2016),
 "Deep Learning", section 6.5 (algorithms 6.3 and 6.4).
@@ -101,23 +105,33 @@ def small_normal(shape, rng, dtype):
 STUCK = 0.01
 
 
-def train_xor_seeds(cfg: KerasLikeConfig, ctx: RunContext) -> list[dict]:
-    """The 2-hidden-1 network trained from `n_seeds` initialisations, gradients checked
-    by finite differences before and after training."""
-    from dlab.scratch import SGD, Adam, gradcheck
+def keras_like_net(cfg: KerasLikeConfig, seed: int, k: int):
+    """The compiled 2-hidden-1 network of seed number k (binary cross-entropy, the
+    configured optimizer), initial weights from the NumPy generator (seed, k)."""
+    from dlab.scratch import SGD, Adam
+
+    opt = SGD(cfg.lr) if cfg.optimizer == "sgd" else Adam(cfg.lr)
+    return xor_net((cfg.hidden,), cfg.activation, np.random.default_rng((seed, k)),
+                   optimizer=opt)
+
+
+def train_xor_seeds(cfg: KerasLikeConfig, ctx: RunContext, model) -> list[dict]:
+    """`model` (seed 0) and the networks of seeds 1 .. n_seeds - 1 (`keras_like_net`)
+    trained full batch, gradients checked by finite differences before and after
+    training. Returns one dict per seed: the model, its History losses, evaluate()'s
+    loss and accuracy, the outputs and the two gradient checks."""
+    from dlab.scratch import gradcheck
 
     X, y = xor_data()
     runs = []
     for k in range(cfg.n_seeds):
-        opt = SGD(cfg.lr) if cfg.optimizer == "sgd" else Adam(cfg.lr)
-        model = xor_net((cfg.hidden,), cfg.activation, np.random.default_rng((ctx.seed, k)),
-                        optimizer=opt)
-        err0 = gradcheck(model, X, y)
-        history = model.fit(X, y, epochs=cfg.epochs, batch_size=None, shuffle=False)
-        loss, acc = model.evaluate(X, y)
-        runs.append({"seed": k, "model": model, "history": history.history["loss"],
-                     "loss": loss, "acc": acc, "p": model.predict(X).ravel(),
-                     "ok": solves(model, X, y), "grad0": err0, "grad1": gradcheck(model, X, y)})
+        net = model if k == 0 else keras_like_net(cfg, ctx.seed, k)
+        err0 = gradcheck(net, X, y)
+        history = net.fit(X, y, epochs=cfg.epochs, batch_size=None, shuffle=False)
+        loss, acc = net.evaluate(X, y)
+        runs.append({"seed": k, "model": net, "history": history.history["loss"],
+                     "loss": loss, "acc": acc, "p": net.predict(X).ravel(),
+                     "ok": solves(net, X, y), "grad0": err0, "grad1": gradcheck(net, X, y)})
     return runs
 
 
@@ -149,17 +163,30 @@ def inside(model, X: np.ndarray, y: np.ndarray) -> dict:
             "grad_W1": float(np.abs(g[0]).mean()), "grad_W2": float(np.abs(g[2]).mean())}
 
 
-def manual_network(cfg: KerasLikeConfig, ctx: RunContext) -> dict:
-    """The manual's 2-2-1 sigmoid network (MSE, plain gradient descent), with its 0.01-scale
-    initial weights and with Glorot-uniform ones; inside each, before and after training."""
+MANUAL_INITS = ("manual", "glorot")  # the manual's 0.01 N(0, 1) weights; Glorot uniform
+
+
+def manual_net(cfg: KerasLikeConfig, seed: int, k: int, init: str):
+    """The manual's compiled 2-2-1 sigmoid network (MSE, plain gradient descent at
+    manual_lr) of seed number k, with `init` weights: 'manual' (`small_normal`) or
+    'glorot' (Glorot uniform), both drawn from the NumPy generator (seed, 100 + k)."""
     from dlab.scratch import SGD
 
+    return xor_net((2,), "sigmoid", np.random.default_rng((seed, 100 + k)), loss="mse",
+                   optimizer=SGD(cfg.manual_lr),
+                   kernel_initializer=small_normal if init == "manual" else "glorot_uniform")
+
+
+def manual_network(cfg: KerasLikeConfig, ctx: RunContext, nets: dict) -> dict:
+    """The manual's 2-2-1 network with 0.01-scale and with Glorot-uniform initial weights:
+    `nets` ({init: network}, seed 0) and seeds 1 .. manual_seeds - 1 (`manual_net`),
+    trained; inside each, before and after training. Returns {init: [one dict per
+    seed]}."""
     X, y = xor_data()
-    runs: dict[str, list[dict]] = {"manual": [], "glorot": []}
-    for name, init in (("manual", small_normal), ("glorot", "glorot_uniform")):
+    runs: dict[str, list[dict]] = {name: [] for name in nets}
+    for name in nets:
         for k in range(cfg.manual_seeds):
-            m = xor_net((2,), "sigmoid", np.random.default_rng((ctx.seed, 100 + k)),
-                        loss="mse", optimizer=SGD(cfg.manual_lr), kernel_initializer=init)
+            m = nets[name] if k == 0 else manual_net(cfg, ctx.seed, k, name)
             start = inside(m, X, y)
             g0 = float(np.sqrt(sum((g ** 2).sum() for g in m.gradients(X, y))))
             hist = m.fit(X, y, epochs=cfg.manual_epochs, batch_size=None, shuffle=False)
@@ -318,15 +345,24 @@ def judge_manual_network(cfg: KerasLikeConfig, ctx: RunContext, mn: dict) -> Non
 
 
 def run_keras_like(cfg: KerasLikeConfig, ctx: RunContext) -> None:
+    # step data: the four XOR points
     ctx.data("The four XOR points {0,1}^2 with targets 0, 1, 1, 0 (dlab.data.synthetic.xor); "
              "training is full batch.")
-    runs = train_xor_seeds(cfg, ctx)
-    manual = manual_network(cfg, ctx) if cfg.manual_epochs else None
+    # step model: the 2-hidden-1 network, and the manual's 2-2-1 network (first seed each)
+    net = keras_like_net(cfg, ctx.seed, 0)
+    manual_nets = ({init: manual_net(cfg, ctx.seed, 0, init) for init in MANUAL_INITS}
+                   if cfg.manual_epochs else {})
+    # step train: every seed with fit(), gradients checked; then the manual's network
+    runs = train_xor_seeds(cfg, ctx, net)
+    manual = manual_network(cfg, ctx, manual_nets) if manual_nets else None
+    # step score: seeds solved, gradient checks, and inside the manual's network
     ctx.metrics.update(score_keras_like(cfg, runs, backward_before_forward()))
     if manual:
         ctx.metrics["manual_net"] = manual_metrics(manual)
-    write_keras_like(cfg, ctx, runs, manual)
+    # step judge: sentences from the scores
     judge_keras_like(cfg, ctx)
+    # step write: the summary, per-seed tables and the loss curves
+    write_keras_like(cfg, ctx, runs, manual)
 
 
 KERAS_LIKE = Implementation(
@@ -485,19 +521,27 @@ def check_equations(cfg: TwoHiddenConfig, seed: int) -> list[list]:
     return checks
 
 
-def train_depths(cfg: TwoHiddenConfig, seed: int) -> dict[str, list[dict]]:
-    """2-h-1 and 2-h-h-1 trained from `n_seeds` initialisations each:
-    {name: [{"solved": epoch or None, "loss", "params", "curve"}]}."""
+def depth_nets(cfg: TwoHiddenConfig, seed: int, k: int) -> dict:
+    """The compared networks of seed number k, {name: compiled network}: 2-h-1 and
+    2-h-h-1 (gradient descent at cfg.lr), initial weights from the NumPy generators
+    (seed, k, 0) and (seed, k, 1)."""
     from dlab.scratch import SGD
 
-    X, y = xor_data()
     h = cfg.hidden
     archs = {f"2-{h}-1": (h,), f"2-{h}-{h}-1": (h, h)}
-    results: dict[str, list[dict]] = {name: [] for name in archs}
+    return {name: xor_net(hidden, cfg.activation, np.random.default_rng((seed, k, j)),
+                          optimizer=SGD(cfg.lr))
+            for j, (name, hidden) in enumerate(archs.items())}
+
+
+def train_depths(cfg: TwoHiddenConfig, seed: int, nets: dict) -> dict[str, list[dict]]:
+    """`nets` (seed 0, from `depth_nets`) and the same networks of seeds 1 .. n_seeds - 1,
+    trained until solved or cfg.epochs: {name: [{"solved": epoch or None, "loss",
+    "params", "curve"}]}."""
+    X, y = xor_data()
+    results: dict[str, list[dict]] = {name: [] for name in nets}
     for k in range(cfg.n_seeds):
-        for j, (name, hidden) in enumerate(archs.items()):
-            model = xor_net(hidden, cfg.activation, np.random.default_rng((seed, k, j)),
-                            optimizer=SGD(cfg.lr))
+        for name, model in (nets if k == 0 else depth_nets(cfg, seed, k)).items():
             losses, solved = train_until(model, X, y, cfg.epochs, cfg.check_every)
             results[name].append({"solved": solved, "loss": losses[-1],
                                   "params": model.count_params(), "curve": losses})
@@ -578,16 +622,23 @@ def judge_two_hidden(cfg: TwoHiddenConfig, ctx: RunContext) -> None:
 
 
 def run_two_hidden(cfg: TwoHiddenConfig, ctx: RunContext) -> None:
+    # step data: the four XOR points
     ctx.data("The four XOR points {0,1}^2 with targets 0, 1, 1, 0 (dlab.data.synthetic.xor); "
              "full-batch training.")
+    # step model: one against two hidden layers, with the first seed's weights
+    nets = depth_nets(cfg, ctx.seed, 0)
+    # step train: every seed of both networks, until XOR is solved or the epochs run out
+    results = train_depths(cfg, ctx.seed, nets)
+    # step score: the coded equations against finite differences and dlab.scratch, seeds solved
     checks = check_equations(cfg, ctx.seed)
-    results = train_depths(cfg, ctx.seed)
     depths = score_depths(results)
     ctx.metrics.update({"fd_max_rel_error": max(c[1] for c in checks),
                         "scratch_max_abs_diff": max(c[2] for c in checks), **depths,
                         "depths": depths})
-    write_two_hidden(cfg, ctx, checks, results)
+    # step judge: sentences from the scores
     judge_two_hidden(cfg, ctx)
+    # step write: the equations, the checks, the comparison table and the loss curves
+    write_two_hidden(cfg, ctx, checks, results)
 
 
 TWO_HIDDEN = Implementation(

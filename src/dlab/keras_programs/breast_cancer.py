@@ -26,21 +26,29 @@ def build_model(n_inputs: int, widths: tuple[int, ...] = (32, 16)):
     return keras.Sequential(layers)
 
 
-def train_and_test(X_train: np.ndarray, y_train: np.ndarray, X_test: np.ndarray,
-                   y_test: np.ndarray, *, seed: int, epochs: int, batch_size: int, lr: float,
-                   widths: tuple[int, ...] = (32, 16), ctx: Any = None,
-                   name: str = "keras") -> dict[str, Any]:
-    """Fit the Keras network on (X_train (N, F), y_train (N,) of 0/1) and score the test rows.
+def seeded_model(n_inputs: int, widths: tuple[int, ...], seed: int):
+    """`build_model` after `keras.utils.set_random_seed(seed)` (Keras's way: its layers
+    draw from the global seed), so the initial weights depend on `seed` only."""
+    import keras
 
-    Seeds Python, NumPy and the backend with `keras.utils.set_random_seed(seed)` (Keras's
-    way: its layers draw from the global seed). With a RunContext, logs one line per
-    epoch and appends the history rows (model `name`). Returns test accuracy and loss,
-    the final training loss and the epoch rows.
+    keras.utils.set_random_seed(seed)
+    return build_model(n_inputs, widths)
+
+
+def train_and_test(model: Any, X_train: np.ndarray, y_train: np.ndarray, X_test: np.ndarray,
+                   y_test: np.ndarray, *, seed: int, epochs: int, batch_size: int, lr: float,
+                   ctx: Any = None, name: str = "keras") -> dict[str, Any]:
+    """Compile and fit the Keras `model` (e.g. from `seeded_model`) in place on
+    (X_train (N, F), y_train (N,) of 0/1) and score the test rows.
+
+    Seeds Python, NumPy and the backend with `keras.utils.set_random_seed(seed)` first, so
+    the shuffling depends on `seed` and not on what ran since the model was built. With a
+    RunContext, logs one line per epoch and appends the history rows (model `name`).
+    Returns test accuracy and loss, the final training loss and the epoch rows.
     """
     import keras
 
     keras.utils.set_random_seed(seed)
-    model = build_model(X_train.shape[1], widths)
     model.compile(optimizer=keras.optimizers.Adam(learning_rate=lr),
                   loss="binary_crossentropy", metrics=["accuracy"])
     rows: list[dict[str, Any]] = []
