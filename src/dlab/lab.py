@@ -166,14 +166,15 @@ class ProgramRun:
                 f"{self.ctx.seed}, {self.looked} of {len(self.steps)} steps looked at, "
                 f"folder {self.ctx.folder})")
 
-    def look(self, *objects: Any) -> None:
-        """Show `objects` (models: their layers, parameter count and the file of their
-        class) and what the run gained since the last look."""
+    def look(self, *objects: Any, **named: Any) -> None:
+        """Show `objects` and `named` ones (models: their layers, parameter count and the
+        file of their class) and what the run gained since the last look."""
         from dlab.report.record import fmt
 
         ctx, seen = self.ctx, self._seen
         self.looked += 1
         parts: list[str] = [describe(obj) for obj in objects]
+        parts += [f"**{name}**\n\n{describe(obj)}" for name, obj in named.items()]
         new_data = ctx.data_lines[seen["data"]:]
         parts += [f"- {line}" for line in new_data]
         for t in ctx.tables[seen["tables"]:]:
@@ -227,13 +228,13 @@ def describe(obj: Any) -> str:
     try:
         import torch
 
-        if isinstance(obj, torch.nn.Module):
+        if callable(getattr(obj, "count_params", None)):  # dlab.scratch and Keras models
+            count = f", {int(obj.count_params()):,} parameters"  # (Keras on torch is also
+            text = _summary_text(obj) or text                  # an nn.Module: ask it first)
+        elif isinstance(obj, torch.nn.Module):
             from dlab.models import count_parameters
 
             count = f", {count_parameters(obj):,} parameters"
-        elif callable(getattr(obj, "count_params", None)):  # dlab.scratch and Keras models
-            count = f", {int(obj.count_params()):,} parameters"
-            text = _summary_text(obj) or text
     except ImportError:  # pragma: no cover - torch is a dependency
         pass
     except (ValueError, AttributeError, RuntimeError):  # a Keras model not built yet

@@ -100,7 +100,8 @@ def _program_cells(program: Any) -> list[dict[str, Any]]:
               "cfg, ctx = lab.config, lab.ctx\ncfg"),
     ]
     for n, step in enumerate(steps(run), 1):
-        shown = ", ".join(step.assigned) if step.kind == "model" else ""
+        names = step.assigned if step.kind == "model" else ()
+        shown = ", ".join(f"{n}={n}" for n in names) if len(names) > 1 else "".join(names)
         cells += [_md(f"### {n}. {KINDS[step.kind]}: {step.title}"),
                   _code(f"{step.code}\nlab.look({shown})")]
     cells += [
