@@ -27,7 +27,7 @@ from dlab.models.autoencoder import DenseAutoencoder, halving_widths
 from dlab.registry import Implementation
 from dlab.report.figures import image_rows, loss_curves
 from dlab.runs import RunContext
-from dlab.studies import Study, StudySettings, execute, record
+from dlab.studies import Study, StudyResult, StudySettings, execute, record
 from dlab.training import FitResult, evaluate, fit
 from dlab.verdicts import Target
 
@@ -79,17 +79,24 @@ def load(cfg: AutoencoderConfig, ctx: RunContext) -> dict[str, Any]:
     return {**d, **flat}
 
 
-def train(cfg: AutoencoderConfig, d: dict[str, Any], ctx: RunContext
-          ) -> tuple[DenseAutoencoder, FitResult]:
-    model = DenseAutoencoder(784, halving_widths(cfg.width, cfg.depth), cfg.latent,
-                             cfg.activation).to(ctx.device)
+def autoencoder_net(cfg: AutoencoderConfig, ctx: RunContext) -> DenseAutoencoder:
+    """The dense autoencoder 784-hidden-latent-hidden-784 (hidden layers halving from
+    `width`), initialised from the global torch generator, on the run's device."""
+    return DenseAutoencoder(784, halving_widths(cfg.width, cfg.depth), cfg.latent,
+                            cfg.activation).to(ctx.device)
+
+
+def train(cfg: AutoencoderConfig, model: DenseAutoencoder, d: dict[str, Any],
+          ctx: RunContext) -> FitResult:
+    """Adam on the mean squared error of the reconstruction (input = target); trains
+    `model` in place and returns fit's result (one history row per epoch)."""
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     ctx.log(f"autoencoder {architecture(cfg)} ({cfg.activation}), "
             f"{count_parameters(model):,} parameters")
     result = fit(model, (d["x_train"], d["x_train"]), val=(d["x_val"], d["x_val"]), ctx=ctx,
                  epochs=cfg.epochs, optimizer=opt, loss_fn=nn.functional.mse_loss,
                  batch_size=cfg.batch_size, name="autoencoder")
-    return model, result
+    return result
 
 
 def score(cfg: AutoencoderConfig, model: nn.Module, result: FitResult, d: dict[str, Any],
@@ -158,12 +165,18 @@ def write(cfg: AutoencoderConfig, model: nn.Module, result: FitResult, d: dict[s
 
 
 def run_autoencoder(cfg: AutoencoderConfig, ctx: RunContext) -> None:
+    # step data: MNIST digits flattened to 784 pixels, validation digits carved from training
     d = load(cfg, ctx)
-    model, result = train(cfg, d, ctx)
-    m = score(cfg, model, result, d, ctx.device)
-    ctx.metrics.update(m)
-    judge(cfg, m, ctx)
-    write(cfg, model, result, d, m, ctx)
+    # step model: the dense autoencoder (manual: 784-128-64-32-64-128-784)
+    model = autoencoder_net(cfg, ctx)
+    # step train: Adam on the reconstruction's mean squared error, the digit its own target
+    result = train(cfg, model, d, ctx)
+    # step score: reconstruction error on each split, beside PCA and the mean image
+    ctx.metrics.update(score(cfg, model, result, d, ctx.device))
+    # step judge: sentences from the scores
+    judge(cfg, ctx.metrics, ctx)
+    # step write: the table, the reconstructions, the loss curves and the saved model
+    write(cfg, model, result, d, ctx.metrics, ctx)
 
 
 AUTOENCODER = Implementation(
@@ -207,21 +220,42 @@ def ae_study(cfg: AEStudyConfig) -> Study:
                  n_trials=cfg.n_trials, report=("test_mse", "pca_test_mse", "parameters"))
 
 
-def run_ae_study(cfg: AEStudyConfig, ctx: RunContext) -> None:
-    result = execute(ae_study(cfg), ctx, workers=cfg.workers, storage=cfg.storage or None)
-    record(result, ctx)
-    done = result.complete
-    best = result.best
+def score_ae_study(result: StudyResult) -> dict[str, Any]:
+    """The chosen setting's test MSE (when a trial completed) and the number of completed
+    settings whose test MSE is below PCA's with as many components as their code."""
+    out: dict[str, Any] = {}
+    if result.best is not None:
+        out["best_test_mse"] = result.best["test_mse"]
+    out["trials_beating_pca"] = len(beating_pca(result))
+    return out
+
+
+def beating_pca(result: StudyResult) -> list[dict[str, Any]]:
+    """The completed trials' rows whose test MSE is below their PCA test MSE."""
+    return [r for r in result.complete if r["test_mse"] < r["pca_test_mse"]]
+
+
+def judge_ae_study(ctx: RunContext, result: StudyResult) -> None:
+    """Sentences: the chosen setting's test error, and which settings beat PCA."""
+    best, beat = result.best, beating_pca(result)
     if best is not None:
-        ctx.metrics["best_test_mse"] = best["test_mse"]
         ctx.infer(f"The setting chosen by validation MSE (trial {best['trial']}) has test MSE "
                   f"{best['test_mse']:.5f} (reported, not used for the choice).")
-    beat = [r for r in done if r["test_mse"] < r["pca_test_mse"]]
-    ctx.metrics["trials_beating_pca"] = len(beat)
-    ctx.infer(f"{len(beat)} of {len(done)} completed settings reconstruct the test digits "
-              "better than PCA with as many components as their code"
+    ctx.infer(f"{len(beat)} of {len(result.complete)} completed settings reconstruct the test "
+              "digits better than PCA with as many components as their code"
               + (": " + "; ".join(f"trial {r['trial']} ({_changed(r)})" for r in beat)
                  if 0 < len(beat) <= 6 else "."))
+
+
+def run_ae_study(cfg: AEStudyConfig, ctx: RunContext) -> None:
+    # step train: one run of 12.1 per setting, all with this run's seed
+    study_result = execute(ae_study(cfg), ctx, workers=cfg.workers,
+                           storage=cfg.storage or None)
+    # step score: the trials' table and plots, the setting chosen by validation MSE
+    record(study_result, ctx)
+    ctx.metrics.update(score_ae_study(study_result))
+    # step judge: the chosen setting's test error, and the settings that beat PCA
+    judge_ae_study(ctx, study_result)
 
 
 def _changed(row: dict[str, Any]) -> str:

@@ -31,7 +31,7 @@ from dlab.models.autoencoder import ConvDenoisingAutoencoder, manual_style_encod
 from dlab.registry import Implementation
 from dlab.report.figures import image_rows, loss_curves
 from dlab.runs import RunContext
-from dlab.studies import Study, StudySettings, execute, record
+from dlab.studies import Study, StudyResult, StudySettings, execute, record
 from dlab.training import FitResult, fit
 from dlab.verdicts import Target
 
@@ -118,11 +118,17 @@ def load(cfg: DenoisingConfig, ctx: RunContext) -> dict[str, Any]:
     return {**d, **img}
 
 
-def train(cfg: DenoisingConfig, d: dict[str, Any], ctx: RunContext
-          ) -> tuple[ConvDenoisingAutoencoder, FitResult]:
-    """Noisy in, clean out: minimise |g(f(x~)) - x|^2 with fresh noise in every batch."""
-    model = ConvDenoisingAutoencoder(28, cfg.channels, cfg.depth, cfg.bottleneck,
-                                     cfg.activation).to(ctx.device)
+def denoiser_net(cfg: DenoisingConfig, ctx: RunContext) -> ConvDenoisingAutoencoder:
+    """The convolutional autoencoder with a code of `bottleneck` numbers, initialised from
+    the global torch generator, on the run's device."""
+    return ConvDenoisingAutoencoder(28, cfg.channels, cfg.depth, cfg.bottleneck,
+                                    cfg.activation).to(ctx.device)
+
+
+def train(cfg: DenoisingConfig, model: ConvDenoisingAutoencoder, d: dict[str, Any],
+          ctx: RunContext) -> FitResult:
+    """Noisy in, clean out: minimise |g(f(x~)) - x|^2 with fresh noise in every batch.
+    Trains `model` in place (left in eval mode); returns fit's result."""
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     mse = nn.functional.mse_loss
     noise_gen = ctx.torch_generator(1, device=ctx.device)
@@ -143,7 +149,7 @@ def train(cfg: DenoisingConfig, d: dict[str, Any], ctx: RunContext
                  epochs=cfg.epochs, optimizer=opt, loss_fn=mse, step=step,
                  batch_size=cfg.batch_size, name="denoiser")
     model.eval()
-    return model, result
+    return result
 
 
 def _probes(cfg: DenoisingConfig, model: nn.Module, d: dict[str, Any], device: str,
@@ -263,12 +269,18 @@ def write(cfg: DenoisingConfig, model: nn.Module, result: FitResult, d: dict[str
 
 
 def run_denoising(cfg: DenoisingConfig, ctx: RunContext) -> None:
+    # step data: MNIST digits as 1x28x28 images, validation and test digits with fixed noise
     d = load(cfg, ctx)
-    model, result = train(cfg, d, ctx)
-    m = score(cfg, model, result, d, ctx)
-    ctx.metrics.update(m)
-    judge(cfg, m, ctx)
-    write(cfg, model, result, d, m, ctx)
+    # step model: the convolutional autoencoder with a code of `bottleneck` numbers
+    model = denoiser_net(cfg, ctx)
+    # step train: Adam, noisy digit in and clean digit out, fresh noise in every batch
+    result = train(cfg, model, d, ctx)
+    # step score: PSNR before and after, and linear probes on the code, pixels and PCA
+    ctx.metrics.update(score(cfg, model, result, d, ctx))
+    # step judge: sentences from the scores
+    judge(cfg, ctx.metrics, ctx)
+    # step write: the tables, the denoised digits, the codes, the loss curves and the model
+    write(cfg, model, result, d, ctx.metrics, ctx)
 
 
 def _code_figure(codes: np.ndarray, labels: np.ndarray, k: int, per_class: int = 5) -> Any:
@@ -349,20 +361,35 @@ def dae_study(cfg: DAEStudyConfig) -> Study:
                  plot=("val_mse", "val_probe_encoder"))
 
 
-def run_dae_study(cfg: DAEStudyConfig, ctx: RunContext) -> None:
-    result = execute(dae_study(cfg), ctx, workers=cfg.workers, storage=cfg.storage or None)
-    record(result, ctx)
-    done = result.complete
+def best_by_probe(result: StudyResult) -> dict[str, Any]:
+    """The completed trial's row with the highest probe accuracy on validation digits."""
+    return max(result.complete, key=lambda r: r["val_probe_encoder"])
+
+
+def score_dae_study(result: StudyResult) -> dict[str, Any]:
+    """The chosen setting's test MSE (when a trial completed) and, with two or more
+    completed settings, the probe accuracies of the one whose code a probe reads best
+    on validation digits."""
+    out: dict[str, Any] = {}
+    if result.best is not None:
+        out["best_test_mse"] = result.best["test_mse"]
+    if len(result.complete) >= 2:
+        best_probe = best_by_probe(result)
+        out["best_probe_encoder"] = best_probe["probe_encoder"]
+        out["best_val_probe_encoder"] = best_probe["val_probe_encoder"]
+    return out
+
+
+def judge_dae_study(ctx: RunContext, result: StudyResult) -> None:
+    """Sentences: the chosen setting's test values, and whether the best denoiser (by
+    validation MSE) is also the best feature extractor (by validation probe accuracy)."""
     best = result.best
     if best is not None:
-        ctx.metrics["best_test_mse"] = best["test_mse"]
         ctx.infer(f"The setting chosen by validation MSE (trial {best['trial']}) has test MSE "
                   f"{best['test_mse']:.5f} and test probe accuracy {best['probe_encoder']:.3f} "
                   "(reported, not used for the choice).")
-    if len(done) >= 2:
-        best_probe = max(done, key=lambda r: r["val_probe_encoder"])
-        ctx.metrics["best_probe_encoder"] = best_probe["probe_encoder"]
-        ctx.metrics["best_val_probe_encoder"] = best_probe["val_probe_encoder"]
+    if len(result.complete) >= 2:
+        best_probe = best_by_probe(result)
         ctx.claim(f"The setting with the lowest validation MSE (trial {best['trial']}) is also "
                   f"the one whose code a linear probe classifies best on validation digits "
                   f"({best_probe['val_probe_encoder']:.3f}).",
@@ -372,6 +399,17 @@ def run_dae_study(cfg: DAEStudyConfig, ctx: RunContext) -> None:
                   f"trial {best_probe['trial']}: in this study the better denoiser is not the "
                   "better feature extractor.",
                   mse_trial=best["trial"], probe_trial=best_probe["trial"])
+
+
+def run_dae_study(cfg: DAEStudyConfig, ctx: RunContext) -> None:
+    # step train: one run of 13.1 per setting, all with this run's seed
+    study_result = execute(dae_study(cfg), ctx, workers=cfg.workers,
+                           storage=cfg.storage or None)
+    # step score: the trials' table and plots, the setting chosen by validation MSE
+    record(study_result, ctx)
+    ctx.metrics.update(score_dae_study(study_result))
+    # step judge: the chosen setting's test values; is the best denoiser the best encoder?
+    judge_dae_study(ctx, study_result)
 
 
 DAE_STUDY = Implementation(
