@@ -180,14 +180,14 @@ def _plateau_metrics(steps):
 ])
 def test_plateau_sentence_only_when_two_lengths_show_it(steps, grows):
     cfg = e10.LongMemoryConfig(lengths=(10, 30), n_seeds=2)
-    tasks = e10._tasks(cfg)
+    tasks = e10.long_memory_tasks(cfg)
     rec = _Record()
     e10._judge_plateau(cfg, tasks, _plateau_metrics(steps), rec)
     written = " ".join(rec.analysis)
     assert ("the plateau lasts longer as sequences grow" in written) == grows
     one = e10.LongMemoryConfig(lengths=(10,), n_seeds=2)
     rec = _Record()
-    e10._judge_plateau(one, e10._tasks(one), _plateau_metrics(steps[:1]), rec)
+    e10._judge_plateau(one, e10.long_memory_tasks(one), _plateau_metrics(steps[:1]), rec)
     assert not any("grow" in s for s in rec.analysis) and "not measured" in rec.notes[0]
 
 
@@ -225,5 +225,7 @@ def test_long_memory_config_is_checked():
     impl = e10.LONG_MEMORY
     with pytest.raises(UsageError, match="cells"):
         configs.build(impl.config, impl.profiles, "quick", {"cells": "rnn,transformer"}, "10.2")
+    with pytest.raises(UsageError, match="cells must differ"):
+        configs.build(impl.config, impl.profiles, "quick", {"cells": "rnn,lstm,rnn"}, "10.2")
     cfg = configs.build(impl.config, impl.profiles, "full", {}, "10.2")
     assert cfg.n_seeds >= 5 and cfg.lengths == (50, 100)

@@ -114,8 +114,9 @@ def test_keras_training_records_history_and_learns():
     series = 0.5 + 0.4 * np.sin(np.arange(400) / 6.0)
     x, y = seq.sliding_windows(series, 12)
     x = x[..., None] + rng.normal(0, 0.01, (len(x), 12, 1))
-    model, rows = kw.train_forecaster(x[:300], y[:300], x[300:], y[300:], hidden=8, dense=4,
-                                      epochs=3, batch_size=32, lr=0.01, patience=0, seed=0)
+    model = kw.build_forecaster(12, hidden=8, dense=4, seed=0)
+    rows = kw.train_forecaster(model, x[:300], y[:300], x[300:], y[300:], epochs=3,
+                               batch_size=32, lr=0.01, patience=0)
     assert [r["epoch"] for r in rows] == [1, 2, 3] and all(r["model"] == "keras" for r in rows)
     assert rows[-1]["loss"] < rows[0]["loss"]
     assert np.isfinite(rows[-1]["val_loss"])
@@ -177,8 +178,12 @@ def test_a_model_that_predicts_the_mean_is_judged_missed(monkeypatch, tmp_path):
     from dlab.experiments import exp11_lstm as e11
     from dlab.training import FitResult
 
-    monkeypatch.setattr(e11, "train_lstm", lambda cfg, d, ctx: (_MeanModel(d["train_mean"]),
-                                                                FitResult()))
+    def mean_model(cfg, model, d, ctx):
+        model.mean.data.fill_(d["train_mean"])       # "trained" to predict the mean
+        return FitResult()
+
+    monkeypatch.setattr(e11, "sequence_net", lambda cfg, ctx, seed: _MeanModel(0.0))
+    monkeypatch.setattr(e11, "train_lstm", mean_model)
     out = run_program(PROGRAMS["11.2"], profile="quick", sets={"control": "false"},
                       out=tmp_path, quiet=True, device="cpu")
     m = out.metrics

@@ -101,14 +101,20 @@ def _tensors(split: seq.WindowSplit, device: str) -> tuple[torch.Tensor, ...]:
     return x_tr, y_tr, x_te
 
 
-def train_sine(cfg: SineConfig, d: dict[str, Any], ctx: RunContext
-               ) -> tuple[SequenceRegressor, FitResult]:
+def sine_rnn(cfg: SineConfig, ctx: RunContext) -> SequenceRegressor:
+    """The simple RNN (cfg.hidden units) and a linear output from h_T, on the run's device.
+    Its initial weights come from the global torch generator, seeded with the run's seed."""
+    return SequenceRegressor(cell="rnn", hidden=cfg.hidden).to(ctx.device)
+
+
+def train_sine(cfg: SineConfig, model: nn.Module, d: dict[str, Any], ctx: RunContext
+               ) -> FitResult:
+    """Adam on the training windows, mean squared error; trains `model` in place and
+    returns fit's history."""
     x_tr, y_tr, _ = _tensors(d["split"], ctx.device)
-    model = SequenceRegressor(cell="rnn", hidden=cfg.hidden).to(ctx.device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    result = fit(model, (x_tr, y_tr), ctx=ctx, epochs=cfg.epochs, optimizer=opt,
-                 loss_fn=nn.functional.mse_loss, batch_size=cfg.batch_size, name="rnn")
-    return model, result
+    return fit(model, (x_tr, y_tr), ctx=ctx, epochs=cfg.epochs, optimizer=opt,
+               loss_fn=nn.functional.mse_loss, batch_size=cfg.batch_size, name="rnn")
 
 
 def score_sine(cfg: SineConfig, model: nn.Module, result: FitResult, d: dict[str, Any],
@@ -199,11 +205,18 @@ def _sine_figure(d: dict[str, Any], result: FitResult, m: dict[str, Any]) -> Any
 
 
 def run_sine(cfg: SineConfig, ctx: RunContext) -> None:
+    # step data: the noisy sine, cut in time into training and test windows
     d = load_sine(cfg, ctx)
-    model, result = train_sine(cfg, d, ctx)
+    # step model: the simple RNN that reads a window and predicts the next value
+    model = sine_rnn(cfg, ctx)
+    # step train: Adam on the training windows, mean squared error
+    result = train_sine(cfg, model, d, ctx)
+    # step score: test MSE of the RNN, of repeating the last value and of the clean sine
     m = score_sine(cfg, model, result, d, ctx.device)
     ctx.metrics.update({k: v for k, v in m.items() if k != "predictions"})
+    # step judge: the RNN against the naive forecast, the noise floor and its training error
     judge_sine(m, ctx)
+    # step write: the table of forecasts, the forecast figure and the saved model
     write_sine(cfg, model, result, d, m, ctx)
 
 
@@ -257,6 +270,8 @@ class LongMemoryConfig:
             raise ValueError("max_grad_norm > 0, manual_steps >= 1 and manual_n >= 10")
         if self.grad_batch < 1:
             raise ValueError("grad_batch must be at least 1")
+        if len(set(self.cells)) != len(self.cells):
+            raise ValueError(f"cells must differ, got {','.join(self.cells)}")
 
 
 @dataclass
@@ -266,15 +281,18 @@ class Task:
     length: int
     baseline: float  # MSE of the best constant prediction
     baseline_name: str
+    inputs: int  # channels per time step (adding: the value and the marker)
 
 
-def _tasks(cfg: LongMemoryConfig) -> list[Task]:
-    tasks = [Task(f"adding T={n}", "adding", n, seq.ADDING_BASELINE_MSE, "predict 1")
+def long_memory_tasks(cfg: LongMemoryConfig) -> list[Task]:
+    """The adding problem at every length of cfg.lengths, then the running sum (if its
+    length is not 0)."""
+    tasks = [Task(f"adding T={n}", "adding", n, seq.ADDING_BASELINE_MSE, "predict 1", 2)
              for n in cfg.lengths]
     if cfg.running_sum_length:
         n = cfg.running_sum_length
         tasks.append(Task(f"running sum T={n}", "running_sum", n, seq.RUNNING_SUM_VARIANCE,
-                          "predict 0"))
+                          "predict 0", 1))
     return tasks
 
 
@@ -288,6 +306,20 @@ def _init_model(scfg: SequenceConfig, seed: int, device: str) -> SequenceRegress
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return SequenceRegressor(scfg).to(device)
+
+
+def long_memory_nets(cfg: LongMemoryConfig, ctx: RunContext, task: Task, s: int
+                     ) -> dict[str, SequenceRegressor]:
+    """{cell: network} for every cell of cfg.cells on `task` and seed index `s`: one
+    recurrent layer of cfg.hidden units (the LSTM's forget-gate bias raised by
+    cfg.forget_bias) and a linear output from h_T. The initial weights depend only on the
+    run's seed, `s` and the cell's place in cfg.cells."""
+    return {cell: _init_model(SequenceConfig(cell=cell, input_size=task.inputs,
+                                             hidden=cfg.hidden,
+                                             forget_bias=cfg.forget_bias if cell == "lstm"
+                                             else 0.0),
+                              ctx.seed * 7919 + 131 * s + ci, ctx.device)
+            for ci, cell in enumerate(cfg.cells)}
 
 
 def _mean_sd(values: list[float]) -> tuple[float, float]:
@@ -315,13 +347,11 @@ def input_gradients(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict[
     return {"early": early, "late": late, "early_over_late": early / late if late else math.nan}
 
 
-def _train_one(cfg: LongMemoryConfig, task: Task, cell: str, s: int, ci: int,
+def _train_one(cfg: LongMemoryConfig, task: Task, cell: str, s: int, model: nn.Module,
                data: tuple[Any, Any, Any], ctx: RunContext) -> dict[str, Any]:
-    """One cell on one task and seed: test MSE, validation curve, input gradients."""
+    """Train `model` (one cell) on one task and seed in place: its test MSE, validation
+    curve and input gradients."""
     train, val, test = data
-    scfg = SequenceConfig(cell=cell, input_size=train[0].shape[-1], hidden=cfg.hidden,
-                          forget_bias=cfg.forget_bias if cell == "lstm" else 0.0)
-    model = _init_model(scfg, ctx.seed * 7919 + 131 * s + ci, ctx.device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     t0 = time.perf_counter()
     res = fit(model, train, val=val, ctx=ctx, epochs=cfg.epochs, optimizer=opt,
@@ -337,9 +367,12 @@ def _train_one(cfg: LongMemoryConfig, task: Task, cell: str, s: int, ci: int,
             "parameters": count_parameters(model), "grads": grads}
 
 
-def train_all(cfg: LongMemoryConfig, tasks: list[Task], ctx: RunContext
-              ) -> dict[str, dict[str, list[dict[str, Any]]]]:
-    """{task name: {cell: [one result per seed]}}; every cell sees the same data."""
+def train_all(cfg: LongMemoryConfig, tasks: list[Task], models: dict[str, nn.Module],
+              ctx: RunContext) -> dict[str, dict[str, list[dict[str, Any]]]]:
+    """Every cell on every task and seed, on freshly drawn training, validation and test
+    sequences; every cell sees the same data. `models` ({cell: network}) are trained on
+    the first task at the first seed, the others are built by `long_memory_nets`.
+    Returns {task name: {cell: [one result per seed]}}."""
     runs: dict[str, dict[str, list[dict[str, Any]]]] = {t.name: {c: [] for c in cfg.cells}
                                                         for t in tasks}
     for ti, task in enumerate(tasks):
@@ -347,8 +380,10 @@ def train_all(cfg: LongMemoryConfig, tasks: list[Task], ctx: RunContext
             data_rng = np.random.default_rng([ctx.seed, ti, s])
             data = tuple(_make(task.kind, data_rng, n, task.length, ctx.device)
                          for n in (cfg.n_train, cfg.n_test, cfg.n_test))
-            for ci, cell in enumerate(cfg.cells):
-                runs[task.name][cell].append(_train_one(cfg, task, cell, s, ci, data, ctx))
+            nets = models if (ti, s) == (0, 0) else long_memory_nets(cfg, ctx, task, s)
+            for cell in cfg.cells:
+                runs[task.name][cell].append(_train_one(cfg, task, cell, s, nets[cell], data,
+                                                        ctx))
     return runs
 
 
@@ -554,26 +589,49 @@ def _long_memory_figure(cfg: LongMemoryConfig, tasks: list[Task], m: dict[str, A
     return fig
 
 
-def manual_regime(cfg: LongMemoryConfig, ctx: RunContext) -> dict[str, Any]:
-    """The original program's regime: a few full-batch steps, scored on its training data
-    (and, here, also on held-out data)."""
-    dev = ctx.device
+def manual_data(cfg: LongMemoryConfig, ctx: RunContext) -> dict[str, Any]:
+    """The original program's data: running-sum sequences (of the running-sum length, else
+    the first adding length), `manual_n` to train on and as many more held out.
+    Returns {"length", "train": (x, y), "test": (x, y)}."""
     length = cfg.running_sum_length or (cfg.lengths[0] if cfg.lengths else 10)
     rng = np.random.default_rng([ctx.seed, 99])
-    train = _make("running_sum", rng, cfg.manual_n, length, dev)
-    test = _make("running_sum", rng, cfg.manual_n, length, dev)
-    out: dict[str, Any] = {"length": length, "steps": cfg.manual_steps,
-                           "target_variance_train": float(train[1].double().var(unbiased=False)),
-                           "target_variance_test": float(test[1].double().var(unbiased=False))}
-    for ci, cell in enumerate(("rnn", "lstm")):
-        model = _init_model(SequenceConfig(cell=cell, hidden=cfg.manual_hidden),
-                            ctx.seed * 7919 + 77 + ci, dev)
+    train = _make("running_sum", rng, cfg.manual_n, length, ctx.device)
+    test = _make("running_sum", rng, cfg.manual_n, length, ctx.device)
+    ctx.data(f"The original program's regime: {cfg.manual_n} running-sum sequences of "
+             f"{length} steps to train on, {cfg.manual_n} more held out.")
+    return {"length": length, "train": train, "test": test}
+
+
+def manual_nets(cfg: LongMemoryConfig, ctx: RunContext) -> dict[str, SequenceRegressor]:
+    """The original program's models: {"rnn", "lstm"}, one layer of cfg.manual_hidden units
+    and a linear output, each from its own seed."""
+    return {cell: _init_model(SequenceConfig(cell=cell, hidden=cfg.manual_hidden),
+                              ctx.seed * 7919 + 77 + ci, ctx.device)
+            for ci, cell in enumerate(("rnn", "lstm"))}
+
+
+def train_manual(cfg: LongMemoryConfig, nets: dict[str, nn.Module], manual: dict[str, Any],
+                 ctx: RunContext) -> None:
+    """The original program's training: cfg.manual_steps full-batch Adam steps (lr 0.001)
+    for each of `nets`, in place."""
+    for cell, model in nets.items():
         opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-        fit(model, train, ctx=ctx, epochs=cfg.manual_steps, optimizer=opt,
+        fit(model, manual["train"], ctx=ctx, epochs=cfg.manual_steps, optimizer=opt,
             loss_fn=nn.functional.mse_loss, batch_size=cfg.manual_n, shuffle=False,
             checkpoint=False, name=f"manual-{cell}")
-        tr = evaluate(model, train, nn.functional.mse_loss, device=dev)["loss"]
-        te = evaluate(model, test, nn.functional.mse_loss, device=dev)["loss"]
+
+
+def score_manual(cfg: LongMemoryConfig, nets: dict[str, nn.Module], manual: dict[str, Any],
+                 device: str) -> dict[str, Any]:
+    """The original program's score, MSE on its training data, against the targets'
+    variance; and here also the MSE on held-out data."""
+    train, test = manual["train"], manual["test"]
+    out: dict[str, Any] = {"length": manual["length"], "steps": cfg.manual_steps,
+                           "target_variance_train": float(train[1].double().var(unbiased=False)),
+                           "target_variance_test": float(test[1].double().var(unbiased=False))}
+    for cell, model in nets.items():
+        tr = evaluate(model, train, nn.functional.mse_loss, device=device)["loss"]
+        te = evaluate(model, test, nn.functional.mse_loss, device=device)["loss"]
         out[cell] = {"train_mse": tr, "test_mse": te,
                      "train_mse_over_variance": tr / out["target_variance_train"]}
     return out
@@ -581,13 +639,6 @@ def manual_regime(cfg: LongMemoryConfig, ctx: RunContext) -> dict[str, Any]:
 
 def judge_manual(cfg: LongMemoryConfig, mr: dict[str, Any], ctx: RunContext) -> None:
     var = mr["target_variance_train"]
-    ctx.table(f"The original program's regime on the running sum (T={mr['length']}): "
-              f"{cfg.manual_steps} full-batch Adam steps (lr 0.001) on {cfg.manual_n} sequences",
-              ["model", "MSE on its training data", "training targets' variance", "ratio",
-               "MSE on held-out data", "held-out targets' variance"],
-              [[f"{c.upper()} ({cfg.manual_hidden} units)", mr[c]["train_mse"], var,
-                mr[c]["train_mse_over_variance"], mr[c]["test_mse"], mr["target_variance_test"]]
-               for c in ("rnn", "lstm")])
     least = min(mr[c]["train_mse_over_variance"] for c in ("rnn", "lstm"))
     values = (f"In the original program's regime ({cfg.manual_steps} full-batch steps) the RNN "
               f"and LSTM reach training MSEs of {mr['rnn']['train_mse']:.4f} and "
@@ -599,8 +650,19 @@ def judge_manual(cfg: LongMemoryConfig, mr: dict[str, Any], ctx: RunContext) -> 
               f"{mr['rnn']['test_mse']:.4f} and {mr['lstm']['test_mse']:.4f}.")
 
 
+def write_manual(cfg: LongMemoryConfig, mr: dict[str, Any], ctx: RunContext) -> None:
+    ctx.table(f"The original program's regime on the running sum (T={mr['length']}): "
+              f"{cfg.manual_steps} full-batch Adam steps (lr 0.001) on {cfg.manual_n} sequences",
+              ["model", "MSE on its training data", "training targets' variance", "ratio",
+               "MSE on held-out data", "held-out targets' variance"],
+              [[f"{c.upper()} ({cfg.manual_hidden} units)", mr[c]["train_mse"],
+                mr["target_variance_train"], mr[c]["train_mse_over_variance"], mr[c]["test_mse"],
+                mr["target_variance_test"]] for c in ("rnn", "lstm")])
+
+
 def run_long_memory(cfg: LongMemoryConfig, ctx: RunContext) -> None:
-    tasks = _tasks(cfg)
+    # step data: the adding problem and the running sum, and the original program's data
+    tasks = long_memory_tasks(cfg)
     ctx.data("Adding problem (Hochreiter and Schmidhuber 1997; form of Le et al. 2015): "
              "2 input channels, values from U(0, 1) and two markers (one in each half); "
              "target = sum of the two marked values. Predicting 1 scores MSE 1/6 = 0.1667.")
@@ -614,13 +676,23 @@ def run_long_memory(cfg: LongMemoryConfig, ctx: RunContext) -> None:
     if cfg.n_seeds < 5:
         ctx.note(f"This profile runs {cfg.n_seeds} seed(s) per cell; the full profile runs 5 "
                  "(`--profile full`).")
-    runs = train_all(cfg, tasks, ctx)
+    manual = manual_data(cfg, ctx)
+    # step model: one network per cell (first task, first seed) and the original RNN and LSTM
+    models = long_memory_nets(cfg, ctx, tasks[0], 0)
+    manual_models = manual_nets(cfg, ctx)
+    # step train: every cell on every task and seed, then the original program's few steps
+    runs = train_all(cfg, tasks, models, ctx)
+    train_manual(cfg, manual_models, manual, ctx)
+    # step score: test MSE, input-gradient ratios, steps to leave the plateau; the original's
     m = score_long_memory(cfg, tasks, runs)
-    mr = manual_regime(cfg, ctx)
+    mr = score_manual(cfg, manual_models, manual, ctx.device)
     ctx.metrics.update({**m, "manual_regime": mr})
+    # step judge: which cells learned, whether the gradient vanished, the original regime
     judge_long_memory(cfg, tasks, m, ctx)
     judge_manual(cfg, mr, ctx)
+    # step write: the tables of test MSE, input gradients and parameters, and the figure
     write_long_memory(cfg, tasks, m, runs, ctx)
+    write_manual(cfg, mr, ctx)
 
 
 def _gated_on_adding(m: dict[str, Any]) -> bool:

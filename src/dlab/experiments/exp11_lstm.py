@@ -126,58 +126,85 @@ def load_weather(cfg: WeatherConfig, ctx: RunContext) -> WeatherData:
                        scored=series.observed[split.t_test])  # never score a filled-in day
 
 
-def _torch_forecaster(cfg: WeatherConfig, split: seq.WindowSplit, n_val: int, ctx: RunContext,
-                      name: str) -> tuple[SequenceRegressor, np.ndarray, FitResult]:
-    """Train the PyTorch twin on scaled windows; returns model, scaled test predictions."""
-    dev = ctx.device
+def _windows(a: np.ndarray, device: str) -> torch.Tensor:
+    """Windows (N, w) as a float32 tensor (N, w, 1) on `device`."""
+    return torch.from_numpy(np.ascontiguousarray(a[..., None], dtype=np.float32)).to(device)
 
-    def t(a: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32)).to(dev)
 
-    n_fit = len(split.y_train) - n_val
-    x, y = t(split.x_train[..., None]), t(split.y_train)        # (N, w, 1), (N,)
-    train = (x[:n_fit], y[:n_fit])
-    val = (x[n_fit:], y[n_fit:]) if n_val else None
+def weather_net(cfg: WeatherConfig, ctx: RunContext) -> SequenceRegressor:
+    """The PyTorch forecaster: two LSTM layers of cfg.hidden units, Dense(cfg.dense) and
+    Dense(1), on the run's device; its initial weights depend on the run's seed only."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(ctx.seed)
-        model = SequenceRegressor(SequenceConfig(cell="lstm", hidden=cfg.hidden, num_layers=2,
-                                                 dense=(cfg.dense,))).to(dev)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    res = fit(model, train, val=val, ctx=ctx, epochs=cfg.epochs, optimizer=opt,
-              loss_fn=nn.functional.mse_loss, batch_size=cfg.batch_size,
-              patience=cfg.patience if (cfg.patience and n_val) else None, name=name)
-    return model, predict(model, t(split.x_test[..., None])), res
+        return SequenceRegressor(SequenceConfig(cell="lstm", hidden=cfg.hidden, num_layers=2,
+                                                dense=(cfg.dense,))).to(ctx.device)
 
 
-def _keras_forecaster(cfg: WeatherConfig, w: WeatherData, ctx: RunContext
-                      ) -> tuple[np.ndarray, int, int]:
-    """Train the Keras 3 twin; returns test forecasts in the series' units, its parameter
-    count and the epochs it ran."""
+def keras_twin(cfg: WeatherConfig, ctx: RunContext) -> Any:
+    """The same forecaster in Keras 3 (its backend: torch unless KERAS_BACKEND says
+    otherwise), seeded with the run's seed; Keras's version and backend go into the notes."""
     from dlab.keras_programs import weather_lstm as kw
 
-    keras = kw._keras()  # sets the backend (torch unless KERAS_BACKEND says otherwise)
-    s, n_fit = w.split, len(w.split.y_train) - w.n_val
-    kmodel, rows = kw.train_forecaster(
-        s.x_train[:n_fit, :, None], s.y_train[:n_fit],
-        s.x_train[n_fit:, :, None] if w.n_val else None, s.y_train[n_fit:] if w.n_val else None,
-        hidden=cfg.hidden, dense=cfg.dense, epochs=cfg.epochs, batch_size=cfg.batch_size,
-        lr=cfg.lr, patience=cfg.patience, seed=ctx.seed, log=ctx.log)
-    ctx.add_history(rows)
+    keras = kw._keras()
     ctx.note(f"Keras {keras.__version__} on the {keras.backend.backend()} backend.")
-    return (w.scaler.inverse(kw.predict(kmodel, s.x_test[:, :, None])), kw.count_params(kmodel),
-            len(rows))
+    return kw.build_forecaster(cfg.window, 1, cfg.hidden, cfg.dense, seed=ctx.seed)
 
 
-def forecast_all(cfg: WeatherConfig, w: WeatherData, ctx: RunContext
-                 ) -> tuple[dict[str, np.ndarray], SequenceRegressor, dict[str, Any]]:
-    """Test forecasts in the series' units: both LSTMs and the two baselines."""
-    model, pred_s, res = _torch_forecaster(cfg, w.split, w.n_val, ctx, "pytorch")
-    forecasts = {"PyTorch LSTM": w.scaler.inverse(pred_s)}
-    info: dict[str, Any] = {"parameters": {"PyTorch": count_parameters(model)},
-                            "pytorch_best_epoch": res.best_epoch, "keras_epochs_run": 0}
-    if cfg.keras:
-        forecasts["Keras 3 LSTM"], info["parameters"]["Keras"], info["keras_epochs_run"] = \
-            _keras_forecaster(cfg, w, ctx)
+def train_weather(cfg: WeatherConfig, model: nn.Module, split: seq.WindowSplit, n_val: int,
+                  ctx: RunContext, name: str) -> FitResult:
+    """Adam on the scaled training windows but the last `n_val`, early-stopped on those;
+    trains `model` in place and returns fit's history."""
+    n_fit = len(split.y_train) - n_val
+    x = _windows(split.x_train, ctx.device)                                     # (N, w, 1)
+    y = torch.from_numpy(np.ascontiguousarray(split.y_train, dtype=np.float32)).to(ctx.device)
+    train = (x[:n_fit], y[:n_fit])
+    val = (x[n_fit:], y[n_fit:]) if n_val else None
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    return fit(model, train, val=val, ctx=ctx, epochs=cfg.epochs, optimizer=opt,
+               loss_fn=nn.functional.mse_loss, batch_size=cfg.batch_size,
+               patience=cfg.patience if (cfg.patience and n_val) else None, name=name)
+
+
+def train_keras(cfg: WeatherConfig, kmodel: Any, w: WeatherData, ctx: RunContext
+                ) -> list[dict[str, Any]]:
+    """The Keras twin on the same windows in Keras's own loop, in place. Returns its
+    history rows (one per epoch run), which also go into the run's history."""
+    from dlab.keras_programs import weather_lstm as kw
+
+    s, n_fit = w.split, len(w.split.y_train) - w.n_val
+    rows = kw.train_forecaster(
+        kmodel, s.x_train[:n_fit, :, None], s.y_train[:n_fit],
+        s.x_train[n_fit:, :, None] if w.n_val else None, s.y_train[n_fit:] if w.n_val else None,
+        epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, patience=cfg.patience,
+        log=ctx.log)
+    ctx.add_history(rows)
+    return rows
+
+
+def train_leaky(cfg: WeatherConfig, w: WeatherData, ctx: RunContext) -> np.ndarray | None:
+    """With leak_check, and when the manual's scaler (fit on every day) has another range
+    than the training period's: a PyTorch forecaster from `weather_net` trained on windows
+    scaled with it. Returns its test forecasts in the series' units, else None."""
+    raw = w.series.values
+    leaky = seq.MinMaxScaler.fit(raw)
+    if not cfg.leak_check or (leaky.lo, leaky.hi) == (w.scaler.lo, w.scaler.hi):
+        return None
+    leak_split = seq.split_windows(leaky.transform(raw), cfg.window, w.cut, True)
+    model = weather_net(cfg, ctx)
+    train_weather(cfg, model, leak_split, w.n_val, ctx, "pytorch-leaky-scaler")
+    return leaky.inverse(predict(model, _windows(leak_split.x_test, ctx.device)))
+
+
+def forecast_all(cfg: WeatherConfig, w: WeatherData, model: nn.Module, kmodel: Any,
+                 ctx: RunContext) -> dict[str, np.ndarray]:
+    """Test forecasts in the series' units: the PyTorch LSTM, the Keras twin (unless
+    `kmodel` is None) and the two baselines."""
+    x_test = w.split.x_test
+    forecasts = {"PyTorch LSTM": w.scaler.inverse(predict(model, _windows(x_test, ctx.device)))}
+    if kmodel is not None:
+        from dlab.keras_programs import weather_lstm as kw
+
+        forecasts["Keras 3 LSTM"] = w.scaler.inverse(kw.predict(kmodel, x_test[:, :, None]))
     else:
         ctx.note("The Keras variant was skipped (keras=false).")
     raw, dates, cut = w.series.values, w.series.dates, w.cut
@@ -188,11 +215,24 @@ def forecast_all(cfg: WeatherConfig, w: WeatherData, ctx: RunContext
     if uncovered:
         ctx.note(f"{uncovered} test days fall on calendar days with no training value; the "
                  "seasonal baseline uses the training mean there.")
-    return forecasts, model, info
+    return forecasts
 
 
-def _leak(cfg: WeatherConfig, w: WeatherData, ctx: RunContext) -> dict[str, Any]:
-    """The manual's scaler, fit on every day: its range, and optionally a retrained model."""
+def model_info(model: nn.Module, res: FitResult, kmodel: Any, krows: list[dict[str, Any]]
+               ) -> dict[str, Any]:
+    """Parameter counts of both forecasters, the PyTorch model's best epoch and the epochs
+    the Keras twin ran (0 when it was not trained)."""
+    params = {"PyTorch": count_parameters(model)}
+    if kmodel is not None:
+        params["Keras"] = int(kmodel.count_params())
+    return {"parameters": params, "pytorch_best_epoch": res.best_epoch,
+            "keras_epochs_run": len(krows)}
+
+
+def leak_scores(w: WeatherData, leaky_forecast: np.ndarray | None) -> dict[str, Any]:
+    """The manual's scaler, fit on every day: its range, the test days outside the training
+    range, the largest shift of a scaled value; and, given the forecasts of the model
+    trained with it, their RMSE and MAE on the observed test days."""
     raw = w.series.values
     leaky = seq.MinMaxScaler.fit(raw)
     test_raw = raw[w.cut:]
@@ -201,11 +241,9 @@ def _leak(cfg: WeatherConfig, w: WeatherData, ctx: RunContext) -> dict[str, Any]
         "test_days_outside_training_range": int((test_raw > w.scaler.hi).sum()
                                                 + (test_raw < w.scaler.lo).sum()),
         "scaled_shift": float(np.abs(leaky.transform(raw) - w.scaler.transform(raw)).max())}
-    if cfg.leak_check and (leaky.lo, leaky.hi) != (w.scaler.lo, w.scaler.hi):
-        leak_split = seq.split_windows(leaky.transform(raw), cfg.window, w.cut, True)
-        _, pred, _ = _torch_forecaster(cfg, leak_split, w.n_val, ctx, "pytorch-leaky-scaler")
+    if leaky_forecast is not None:
         truth = raw[w.split.t_test][w.scored]
-        s = seq.regression_scores(leaky.inverse(pred)[w.scored], truth)
+        s = seq.regression_scores(leaky_forecast[w.scored], truth)
         out["pytorch_leaky_scaler_rmse"], out["pytorch_leaky_scaler_mae"] = s["rmse"], s["mae"]
     return out
 
@@ -312,11 +350,23 @@ def write_weather(cfg: WeatherConfig, w: WeatherData, forecasts: dict[str, np.nd
 
 
 def run_weather(cfg: WeatherConfig, ctx: RunContext) -> None:
+    # step data: the daily series, split in time, scaled with the training period's range
     w = load_weather(cfg, ctx)
-    forecasts, model, info = forecast_all(cfg, w, ctx)
-    m = {**score_weather(w, forecasts), **info, **_leak(cfg, w, ctx)}
+    # step model: the PyTorch LSTM forecaster and, with keras=true, its Keras 3 twin
+    model = weather_net(cfg, ctx)
+    kmodel = keras_twin(cfg, ctx) if cfg.keras else None
+    # step train: each LSTM on the scaled training windows; with leak_check, the leaky scaler
+    res = train_weather(cfg, model, w.split, w.n_val, ctx, "pytorch")
+    krows = train_keras(cfg, kmodel, w, ctx) if kmodel is not None else []
+    leaky_forecast = train_leaky(cfg, w, ctx)
+    # step score: RMSE and MAE of the LSTMs and of the two baselines on the observed test days
+    forecasts = forecast_all(cfg, w, model, kmodel, ctx)
+    m = {**score_weather(w, forecasts), **model_info(model, res, kmodel, krows),
+         **leak_scores(w, leaky_forecast)}
     ctx.metrics.update(m)
+    # step judge: each LSTM against persistence and the seasonal mean; the scaler's leak
     judge_weather(m, w, ctx)
+    # step write: the table of errors, the scalers, the forecast figure and the saved model
     write_weather(cfg, w, forecasts, model, m, ctx)
 
 
@@ -392,43 +442,50 @@ def load_sequences(cfg: SequenceLSTMConfig, ctx: RunContext) -> dict[str, Any]:
             "train_mean": float(np.float32(y[:n_train].mean()))}
 
 
-def _lstm(cfg: SequenceLSTMConfig, seed: int, device: str) -> SequenceRegressor:
+def sequence_net(cfg: SequenceLSTMConfig, ctx: RunContext, seed: int) -> SequenceRegressor:
+    """cfg.num_layers LSTM layers of cfg.hidden units and a linear output from h_T, on the
+    run's device; its initial weights depend on `seed` only."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return SequenceRegressor(SequenceConfig(cell="lstm", hidden=cfg.hidden,
-                                                num_layers=cfg.num_layers)).to(device)
+                                                num_layers=cfg.num_layers)).to(ctx.device)
 
 
-def train_lstm(cfg: SequenceLSTMConfig, d: dict[str, Any], ctx: RunContext
-               ) -> tuple[nn.Module, FitResult]:
-    """The LSTM trained through the DataLoader, early-stopped on the validation loader."""
-    model = _lstm(cfg, ctx.seed, ctx.device)
+def train_lstm(cfg: SequenceLSTMConfig, model: nn.Module, d: dict[str, Any], ctx: RunContext
+               ) -> FitResult:
+    """Trains `model` in place through the DataLoader, early-stopped on the validation
+    loader; returns fit's history."""
     train_dl, val_dl, _ = d["loaders"]
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    res = fit(model, train_dl, val=val_dl, ctx=ctx, epochs=cfg.epochs, optimizer=opt,
-              loss_fn=nn.functional.mse_loss, batch_size=cfg.batch_size,
-              patience=cfg.patience or None, name="lstm")
-    return model, res
+    return fit(model, train_dl, val=val_dl, ctx=ctx, epochs=cfg.epochs, optimizer=opt,
+               loss_fn=nn.functional.mse_loss, batch_size=cfg.batch_size,
+               patience=cfg.patience or None, name="lstm")
 
 
-def control_run(cfg: SequenceLSTMConfig, d: dict[str, Any], ctx: RunContext
-                ) -> dict[str, float]:
-    """The same model on targets drawn independently of the inputs: nothing to learn.
-    Returns its test MSE, the mean predictor's, and the spread of its predictions
-    relative to the spread of the targets."""
+def train_control(cfg: SequenceLSTMConfig, d: dict[str, Any], ctx: RunContext
+                  ) -> dict[str, Any]:
+    """The control: a network from `sequence_net` (seed + 1) trained for cfg.control_epochs
+    on inputs and targets drawn independently of each other, so there is nothing to learn.
+    Returns the trained model, its inputs x and targets y and its test loader."""
     rng = np.random.default_rng([ctx.seed, 11])
     xc = rng.normal(0, 1, d["x"].shape).astype(np.float32)
     yc = rng.normal(0, 1, d["y"].shape).astype(np.float32)     # independent of xc
     c_train, c_val, c_test = _loaders(xc, yc, d["n_train"], d["n_val"], cfg.batch_size,
                                       ctx.torch_generator(12))
-    model = _lstm(cfg, ctx.seed + 1, ctx.device)
+    model = sequence_net(cfg, ctx, ctx.seed + 1)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     fit(model, c_train, val=c_val, ctx=ctx, epochs=cfg.control_epochs, optimizer=opt,
         loss_fn=nn.functional.mse_loss, batch_size=cfg.batch_size, name="control")
-    test = d["test"]
-    pred = predict(model, torch.from_numpy(xc[test]).to(ctx.device))
-    return {"control_test_mse": evaluate(model, c_test, nn.functional.mse_loss,
-                                         device=ctx.device)["loss"],
+    return {"model": model, "x": xc, "y": yc, "test_loader": c_test}
+
+
+def score_control(control: dict[str, Any], d: dict[str, Any], device: str) -> dict[str, float]:
+    """The control's test MSE, the mean predictor's, and the spread of its predictions
+    relative to the spread of the targets."""
+    model, xc, yc, test = control["model"], control["x"], control["y"], d["test"]
+    pred = predict(model, torch.from_numpy(xc[test]).to(device))
+    return {"control_test_mse": evaluate(model, control["test_loader"], nn.functional.mse_loss,
+                                         device=device)["loss"],
             "control_mean_prediction_mse": float(np.mean((yc[test] - yc[:d["n_train"]].mean())
                                                          ** 2)),
             "control_prediction_spread": float(pred.std() / yc[test].std())}
@@ -525,13 +582,21 @@ def write_sequences(cfg: SequenceLSTMConfig, model: nn.Module, d: dict[str, Any]
 
 
 def run_sequence_lstm(cfg: SequenceLSTMConfig, ctx: RunContext) -> None:
+    # step data: sums of sines with random frequencies and phases, served by DataLoaders
     d = load_sequences(cfg, ctx)
-    model, res = train_lstm(cfg, d, ctx)
+    # step model: the stacked LSTM that reads a sequence and predicts its next value
+    model = sequence_net(cfg, ctx, ctx.seed)
+    # step train: through the DataLoader, early-stopped; then the control on unrelated targets
+    res = train_lstm(cfg, model, d, ctx)
+    control = train_control(cfg, d, ctx) if cfg.control else None
+    # step score: test MSE against the mean, the last value and the noise floor; the control's
     m = score_sequences(model, res, d, ctx.device)
-    if cfg.control:
-        m.update(control_run(cfg, d, ctx))
+    if control is not None:
+        m.update(score_control(control, d, ctx.device))
     ctx.metrics.update(m)
+    # step judge: the LSTM against the predictors that need no model; what the control shows
     judge_sequences(cfg, m, ctx)
+    # step write: the table of test MSEs, sample predictions, the figure and the saved model
     write_sequences(cfg, model, d, m, ctx)
 
 

@@ -34,9 +34,15 @@ def to_numpy(tensor: Any) -> np.ndarray:
     return np.asarray(_keras().ops.convert_to_numpy(tensor))
 
 
-def build_forecaster(window: int, features: int = 1, hidden: int = 50, dense: int = 25):
-    """LSTM(hidden) x 2, Dense(dense), Dense(1): input (B, window, features) -> (B, 1)."""
+def build_forecaster(window: int, features: int = 1, hidden: int = 50, dense: int = 25,
+                     seed: int | None = None):
+    """LSTM(hidden) x 2, Dense(dense), Dense(1): input (B, window, features) -> (B, 1).
+    With a `seed`, Keras's random generators (and Python's, NumPy's and the backend's) are
+    seeded with it first, so the initial weights and the later training shuffles follow
+    from it."""
     keras = _keras()
+    if seed is not None:
+        keras.utils.set_random_seed(seed)
     return keras.Sequential([
         keras.Input((window, features)),
         keras.layers.LSTM(hidden, return_sequences=True),   # (B, window, hidden)
@@ -46,21 +52,20 @@ def build_forecaster(window: int, features: int = 1, hidden: int = 50, dense: in
     ], name="weather_lstm")
 
 
-def train_forecaster(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray | None,
-                     y_val: np.ndarray | None, *, hidden: int, dense: int, epochs: int,
-                     batch_size: int, lr: float, patience: int, seed: int,
+def train_forecaster(model: Any, x_train: np.ndarray, y_train: np.ndarray,
+                     x_val: np.ndarray | None, y_val: np.ndarray | None, *, epochs: int,
+                     batch_size: int, lr: float, patience: int,
                      log: Callable[[str], None] | None = None,
-                     name: str = "keras") -> tuple[Any, list[dict[str, Any]]]:
-    """Fit with mean squared error and Adam in Keras's own loop.
+                     name: str = "keras") -> list[dict[str, Any]]:
+    """Fit `model` (from `build_forecaster`) in place with mean squared error and Adam in
+    Keras's own loop.
 
     x_train (N, window, 1), y_train (N,), x_val (M, window, 1), y_val (M,): scaled float
     arrays. With patience > 0 and validation data, training stops when val_loss has
     not improved for `patience` epochs and the best weights are restored.
-    Returns the model and one history row per epoch (model, epoch, loss, val_loss).
+    Returns one history row per epoch (model, epoch, loss, val_loss).
     """
     keras = _keras()
-    keras.utils.set_random_seed(seed)
-    model = build_forecaster(x_train.shape[1], x_train.shape[2], hidden, dense)
     model.compile(optimizer=keras.optimizers.Adam(learning_rate=lr), loss="mse")
     rows: list[dict[str, Any]] = []
 
@@ -86,7 +91,7 @@ def train_forecaster(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray
         model.fit(x_train.astype("float32"), y_train.astype("float32").reshape(-1, 1),
                   validation_data=val, epochs=epochs, batch_size=batch_size, shuffle=True,
                   verbose=0, callbacks=callbacks)
-    return model, rows
+    return rows
 
 
 def predict(model: Any, x: np.ndarray, batch_size: int = 1024) -> np.ndarray:
