@@ -154,6 +154,37 @@ def test_gan_step_is_one_d_update_then_one_g_update():
         assert not torch.equal(gan[k].net[0].weight, before[k].net[0].weight)
 
 
+def test_programs_are_split_into_steps():
+    from dlab.steps import steps
+
+    gan_steps = steps(e16.run_gan)
+    assert [s.kind for s in gan_steps] == [  # the judge first, then the GANs
+        "data", "model", "score", "judge", "model", "train", "score", "judge", "write"]
+    assert [s.assigned for s in gan_steps if s.kind == "model"] == [("scorer",), ("gans",)]
+    assert [s.kind for s in steps(e16.run_gan_study)] == ["train", "score", "judge"]
+
+
+def test_gan_pairs_are_seeded_by_kind_not_by_build_order(tmp_path):
+    from dlab.runs import RunContext
+
+    ctx = RunContext(PROGRAMS["16.1"], None, tmp_path, profile="smoke", seed=0, device="cpu",
+                     quiet=True)
+    cfg = e16.GANConfig(latent_dim=6, g_hidden=(8,), d_hidden=(8,), dcgan_width=4)
+    state = torch.get_rng_state()
+    first = {k: e16.gan_pair(k, cfg, ctx) for k in ("mlp", "mlp_stable", "dcgan")}
+    again = {k: e16.gan_pair(k, cfg, ctx) for k in ("dcgan", "mlp")}
+    assert torch.equal(torch.get_rng_state(), state)  # the global RNG did not move
+    for kind, pair in again.items():
+        for (name, p), q in zip(pair.state_dict().items(),
+                                first[kind].state_dict().values(), strict=True):
+            assert torch.equal(p, q), (kind, name)
+    assert not torch.equal(first["mlp"]["generator"].net[0].weight,
+                           first["mlp_stable"]["generator"].net[0].weight)
+    opt_g, opt_d = e16.gan_optimizers(cfg, first["mlp"])
+    assert opt_g.param_groups[0]["betas"] == opt_d.param_groups[0]["betas"] == (0.5, 0.999)
+    assert opt_d.param_groups[0]["params"][0] is first["mlp"]["discriminator"].net[0].weight
+
+
 def test_sample_grid_places_and_scales_images():
     imgs = np.stack([np.full((1, 2, 2), -1.0), np.full((1, 2, 2), 1.0), np.zeros((1, 2, 2))])
     grid = e16.sample_grid(imgs, ncol=2, pad=1)
@@ -262,7 +293,7 @@ def test_gan_smoke_run_judges_with_a_checked_judge(tmp_path, data_dir):
         "The stabilised MLP GAN collapsed too" in record)
     g = gm.MLPGenerator(100, (128, 256, 512))
     g.load_state_dict(torch.load(first.folder / "mlp-generator.pt", weights_only=True))
-    for name in ("training.png", "samples-strip.png", "final-samples.png"):
+    for name in ("digits.png", "training.png", "samples-strip.png", "final-samples.png"):
         assert (first.folder / name).stat().st_size > 1000
     rows = list(csv.DictReader((first.folder / "history.csv").read_text().splitlines()))
     assert {r["model"] for r in rows} == {"classifier", "mlp", "mlp_stable", "dcgan"}

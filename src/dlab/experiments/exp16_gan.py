@@ -301,6 +301,34 @@ def describe_digits(ctx: RunContext, d: Digits) -> None:
              "their Frechet distance is reported, never used to choose.")
 
 
+EXAMPLES_PER_CLASS = 8  # training digits per class in the data step's figure
+
+
+def digits_figure(d: Digits, per_class: int = EXAMPLES_PER_CLASS) -> Any:
+    """The first `per_class` training digits of every class, one row per class labelled
+    with its class, tiled into one picture (a single image, so it is drawn in a moment).
+    Returns the matplotlib figure."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from dlab.report.figures import tile
+
+    y = d.y_pool.numpy()
+    picks = np.concatenate([np.flatnonzero(y == k)[:per_class] for k in range(10)])
+    x = d.x_pool[torch.as_tensor(picks)][:, 0].numpy()  # (10 * per_class, 28, 28)
+    pad = 2
+    fig, ax = plt.subplots(figsize=(0.4 * per_class + 0.5, 4.4))
+    ax.imshow(tile((x + 1.0) / 2.0, per_class, pad=pad), cmap="gray", vmin=0, vmax=1)
+    ax.set_yticks([pad + k * (28 + pad) + 13.5 for k in range(10)],
+                  [str(k) for k in range(10)])
+    ax.set_xticks([])
+    ax.set_ylabel("label")
+    ax.set_title("Training digits by class", fontsize=9)
+    return fig
+
+
 # ------------------------------------------------------------------ 16.1 the judge
 
 
@@ -320,14 +348,12 @@ class Judge:
         return self.classifier.test_accuracy >= self.target_accuracy
 
 
-def build_judge(cfg: GANConfig, ctx: RunContext, d: Digits) -> Judge:
+def scoring_classifier(cfg: GANConfig, ctx: RunContext, d: Digits) -> Any:
+    """The scoring classifier (`dlab.quality`): loaded from the cache, or else trained on
+    the pool's digits (or a stratified cfg.classifier_n_train of them) and cached. Returns
+    a dlab.quality.TrainedClassifier (the network, its test accuracy, where it is cached)."""
     from dlab.data.subsets import stratified_sample
-    from dlab.quality import (
-        ClassifierSpec,
-        load_or_train_classifier,
-        quality_reference,
-        real_calibration,
-    )
+    from dlab.quality import ClassifierSpec, load_or_train_classifier
 
     spec = ClassifierSpec(tuple(cfg.classifier_channels), cfg.classifier_features,
                           cfg.classifier_epochs, cfg.classifier_batch_size,
@@ -337,8 +363,15 @@ def build_judge(cfg: GANConfig, ctx: RunContext, d: Digits) -> Judge:
         pick = torch.as_tensor(stratified_sample(y.numpy(), cfg.classifier_n_train,
                                                  cfg.classifier_seed))
         x, y = x[pick], y[pick]
-    clf = load_or_train_classifier(x, y, d.x_test, d.y_test, source=d.source, ctx=ctx,
-                                   spec=spec)
+    return load_or_train_classifier(x, y, d.x_test, d.y_test, source=d.source, ctx=ctx,
+                                    spec=spec)
+
+
+def build_judge(cfg: GANConfig, ctx: RunContext, d: Digits, clf: Any) -> Judge:
+    """The judge around the scoring classifier `clf`: its floor and ceiling against the
+    validation and the test digits, and its calibration on the real test digits."""
+    from dlab.quality import quality_reference, real_calibration
+
     n = min(cfg.n_quality, len(d.x_pool))  # the floor cannot use more real digits
     val_ref = quality_reference(clf.model, d.x_pool, d.x_val, n, ctx.torch_generator(6),
                                 ctx.device)
@@ -350,11 +383,12 @@ def build_judge(cfg: GANConfig, ctx: RunContext, d: Digits) -> Judge:
 
 
 def judge_metrics(cfg: GANConfig, judge: Judge, source: str) -> dict[str, Any]:
-    """The judge's own measured values, for metrics.json (and its targets)."""
+    """The judge's own measured values, for metrics.json (and its targets), with
+    judge_calibrated: whether real digits pass its criteria."""
     from dlab.quality import collapse_criterion
 
     clf = judge.classifier
-    return {
+    out: dict[str, Any] = {
         "data": source,  # the older key, kept
         "data_source": source,
         "classifier_test_acc": clf.test_accuracy,
@@ -371,26 +405,36 @@ def judge_metrics(cfg: GANConfig, judge: Judge, source: str) -> dict[str, Any]:
         **judge.calibration,
         "mode_collapse_criterion": collapse_criterion(cfg.collapse_rare_classes),
     }
+    out["judge_calibrated"] = calibrated(out)
+    return out
 
 
 # ------------------------------------------------------------------ 16.1 training
 
 
-def _build(kind: str, cfg: GANConfig, ctx: RunContext):
-    """The GAN pair (seeded by run seed and kind, not by training order) and its two Adams."""
+def gan_pair(kind: str, cfg: GANConfig, ctx: RunContext) -> nn.ModuleDict:
+    """The GAN pair of `kind`, an nn.ModuleDict of "generator" and "discriminator" on
+    ctx.device. Its initial weights are seeded by the run seed and the kind, under a forked
+    global RNG: neither the order in which the pairs are built nor building them at all
+    moves any other random number of the run."""
     from dlab.models.gan import build_gan
 
     k = SEED_INDEX[kind]
     forked = [torch.cuda.current_device()] if ctx.device == "cuda" else []
     with torch.random.fork_rng(devices=forked):
         torch.manual_seed(ctx.seed * 1_000_003 + 100 + k)
-        gan = build_gan(kind, cfg.latent_dim, cfg.g_hidden, cfg.d_hidden, cfg.dcgan_width,
-                        stabilisers=[s for s in cfg.stabilisers if s != "label_smoothing"]
-                        ).to(ctx.device)
+        return build_gan(kind, cfg.latent_dim, cfg.g_hidden, cfg.d_hidden, cfg.dcgan_width,
+                         stabilisers=[s for s in cfg.stabilisers if s != "label_smoothing"]
+                         ).to(ctx.device)
+
+
+def gan_optimizers(cfg: GANConfig, gan: nn.ModuleDict
+                   ) -> tuple[torch.optim.Optimizer, torch.optim.Optimizer]:
+    """Adam for the generator and for the discriminator (lr cfg.lr, betas (beta1, 0.999)).
+    Returns (opt_g, opt_d)."""
     betas = (cfg.beta1, 0.999)
-    opt_g = torch.optim.Adam(gan["generator"].parameters(), lr=cfg.lr, betas=betas)
-    opt_d = torch.optim.Adam(gan["discriminator"].parameters(), lr=cfg.lr, betas=betas)
-    return gan, opt_g, opt_d
+    return (torch.optim.Adam(gan["generator"].parameters(), lr=cfg.lr, betas=betas),
+            torch.optim.Adam(gan["discriminator"].parameters(), lr=cfg.lr, betas=betas))
 
 
 def real_label(cfg: GANConfig, kind: str) -> float:
@@ -432,9 +476,11 @@ def epoch_scores(features: np.ndarray, probs: np.ndarray, judge: Judge,
     return out
 
 
-def train_gan(kind: str, cfg: GANConfig, ctx: RunContext, x_train: torch.Tensor,
-              judge: Judge, z_fixed: torch.Tensor, z_quality: torch.Tensor) -> dict[str, Any]:
-    """Train one GAN through `fit`; sample and score it after every epoch.
+def train_gan(kind: str, cfg: GANConfig, ctx: RunContext, gan: nn.ModuleDict,
+              x_train: torch.Tensor, judge: Judge, z_fixed: torch.Tensor,
+              z_quality: torch.Tensor) -> dict[str, Any]:
+    """Train the pair `gan` of `kind` (from `gan_pair`) in place through `fit`; sample and
+    score it after every epoch.
 
     x_train: (N, 1, 28, 28) in [-1, 1] on ctx.device. z_fixed (grid^2, latent_dim) and
     z_quality (n_quality, latent_dim): the same noise every epoch. Returns {"result":
@@ -444,7 +490,7 @@ def train_gan(kind: str, cfg: GANConfig, ctx: RunContext, x_train: torch.Tensor,
     from dlab.quality import classify
     from dlab.training import fit
 
-    gan, opt_g, opt_d = _build(kind, cfg, ctx)
+    opt_g, opt_d = gan_optimizers(cfg, gan)
     G, k = gan["generator"], SEED_INDEX[kind]
     # z for epoch e comes from a generator seeded with (run seed, kind, e), so a resumed
     # run draws exactly the noise an uninterrupted one would.
@@ -485,14 +531,16 @@ def train_gan(kind: str, cfg: GANConfig, ctx: RunContext, x_train: torch.Tensor,
             "pred_counts": np.bincount(final_probs.argmax(1), minlength=10)[:10]}
 
 
-def train_all(cfg: GANConfig, ctx: RunContext, d: Digits, judge: Judge) -> dict[str, Any]:
-    """Every GAN of cfg.models, trained on the same digits and scored on the same noise."""
+def train_all(cfg: GANConfig, ctx: RunContext, d: Digits, judge: Judge,
+              gans: dict[str, nn.ModuleDict]) -> dict[str, Any]:
+    """Every GAN of `gans` (kind -> pair), trained on the same digits and scored on the
+    same noise. Returns kind -> what `train_gan` returns."""
     n = judge.test_ref.n_samples
     z_fixed = torch.randn(cfg.grid ** 2, cfg.latent_dim, generator=ctx.torch_generator(3))
     z_quality = torch.randn(n, cfg.latent_dim, generator=ctx.torch_generator(4))
     x = d.x_gan.to(ctx.device)
-    return {kind: train_gan(kind, cfg, ctx, x, judge, z_fixed, z_quality)
-            for kind in cfg.models}
+    return {kind: train_gan(kind, cfg, ctx, gan, x, judge, z_fixed, z_quality)
+            for kind, gan in gans.items()}
 
 
 # ------------------------------------------------------------------ 16.1 score
@@ -532,11 +580,11 @@ def score_gan(run: dict[str, Any], judged: bool) -> dict[str, Any]:
     }
 
 
-def score(cfg: GANConfig, judge: Judge, d: Digits, runs: dict[str, Any]) -> dict[str, Any]:
-    """Every measured value of the run, as one plain dict."""
-    m = judge_metrics(cfg, judge, d.source)
-    m["judge_calibrated"] = calibrated(m)
-    judged = bool(m["judge_ready"] and m["judge_calibrated"])
+def score(runs: dict[str, Any], judge_m: dict[str, Any]) -> dict[str, Any]:
+    """The trained GANs' measured values, as one plain dict: per kind, and whether any
+    collapsed. judge_m: the judge's (`judge_metrics`), which say whether it may judge."""
+    m: dict[str, Any] = {}
+    judged = can_judge(judge_m)
     for kind, run in runs.items():
         m[kind] = score_gan(run, judged)
     collapses = [m[k]["mode_collapse"] for k in runs]
@@ -548,6 +596,12 @@ def score(cfg: GANConfig, judge: Judge, d: Digits, runs: dict[str, Any]) -> dict
                     "stability", "d_real", "d_fake", "seconds_per_epoch", "best_epoch"):
             m[key] = m[only][key]
     return m
+
+
+def can_judge(m: dict[str, Any]) -> bool:
+    """Whether collapse verdicts are issued: the judge reaches its target accuracy and is
+    calibrated on real digits."""
+    return bool(m["judge_ready"] and m["judge_calibrated"])
 
 
 def calibrated(m: dict[str, Any]) -> bool:
@@ -654,7 +708,7 @@ def _record_calibration(ctx: RunContext, m: dict[str, Any]) -> None:
 def record_gans(ctx: RunContext, cfg: GANConfig, m: dict[str, Any], n_gan: int) -> None:
     """Measured sentences per GAN, its collapse verdict when the judge can give one, and
     the comparison of the two GANs."""
-    judged = bool(m["judge_ready"] and m["judge_calibrated"])
+    judged = can_judge(m)
     kinds = [k for k in KINDS if k in m]
     epochs = f"{cfg.epochs} epoch{'s' if cfg.epochs != 1 else ''}"
     for kind in kinds:
@@ -862,17 +916,30 @@ def write_figures(ctx: RunContext, cfg: GANConfig, runs: dict[str, Any],
 
 
 def run_gan(cfg: GANConfig, ctx: RunContext) -> None:
-    """load digits -> the judge -> train the GANs -> score -> judge -> write."""
+    """The judge first (a scoring classifier, checked on real digits), then the GANs."""
+    # step data: MNIST: the GANs' training digits, validation digits and test digits
     digits = load_digits(cfg, ctx)
     describe_digits(ctx, digits)
-    judge = build_judge(cfg, ctx, digits)
-    runs = train_all(cfg, ctx, digits, judge)
-    m = score(cfg, judge, digits, runs)
-    ctx.metrics.update(m)
-    record_judge(ctx, cfg, judge, m)
-    record_gans(ctx, cfg, m, len(digits.x_gan))
-    write_table(ctx, cfg, m)
-    write_figures(ctx, cfg, runs, m)
+    ctx.figure(digits_figure(digits), "digits.png", f"The first {EXAMPLES_PER_CLASS} "
+               "training digits of every class (the GANs never see the labels).")
+    # step model: the scoring classifier, loaded from the cache (or trained once and cached)
+    scorer = scoring_classifier(cfg, ctx, digits)
+    # step score: the judge on real digits: its floor, ceiling and calibration
+    judge = build_judge(cfg, ctx, digits, scorer)
+    ctx.metrics.update(judge_metrics(cfg, judge, digits.source))
+    # step judge: is the judge accurate and calibrated enough to give verdicts?
+    record_judge(ctx, cfg, judge, ctx.metrics)
+    # step model: the GAN pairs, a generator and a discriminator each
+    gans = {kind: gan_pair(kind, cfg, ctx) for kind in cfg.models}
+    # step train: each GAN in turn, sampled and scored after every epoch
+    runs = train_all(cfg, ctx, digits, judge, gans)
+    # step score: the GANs' quality, their best epoch (on validation) and stability
+    ctx.metrics.update(score(runs, ctx.metrics))
+    # step judge: sentences per GAN, its collapse verdict, and the GANs compared
+    record_gans(ctx, cfg, ctx.metrics, len(digits.x_gan))
+    # step write: the quality table, training curves and samples
+    write_table(ctx, cfg, ctx.metrics)
+    write_figures(ctx, cfg, runs, ctx.metrics)
 
 
 GAN = Implementation(
@@ -968,16 +1035,25 @@ def separation(marks: dict[str, int]) -> dict[str, int]:
             "unstable_settings": sum(marks.get(k, 0) for k in UNSTABLE)}
 
 
-def record_study(ctx: RunContext, cfg: GANStudyConfig, result: Any) -> None:
-    """The chosen setting's test value, and the stability marks, as measured."""
+def score_study(result: Any) -> dict[str, Any]:
+    """The chosen setting's test Frechet distance (when a setting was chosen), the count
+    of settings per stability mark, and how many were stable and unstable."""
+    out: dict[str, Any] = {}
+    if result.best is not None:
+        out["best_frechet"] = result.best.get("frechet")  # test, of the setting chosen on val
+    marks = out["stability_counts"] = stability_counts(result.rows)
+    return {**out, **separation(marks)}
+
+
+def judge_study(ctx: RunContext, cfg: GANStudyConfig, result: Any) -> None:
+    """Sentences from the study: the chosen setting's test value, the stability marks,
+    whether the study separates settings, and whether any setting drew digits yet."""
     best = result.best
     if best is not None:
-        ctx.metrics["best_frechet"] = best.get("frechet")  # test, of the setting chosen on val
         ctx.infer(f"Chosen by validation Frechet: trial {best['trial']} ({_changed(best)}), "
                   f"val_frechet {best['val_frechet']:.4g}; its test Frechet distance is "
                   f"{best.get('frechet', float('nan')):.4g} (reported, not used to choose).")
-    marks = ctx.metrics["stability_counts"] = stability_counts(result.rows)
-    ctx.metrics.update(separation(marks))
+    marks = stability_counts(result.rows)
     ctx.note("Stability marks: " + collapse_text() + " (given only when the scoring "
              "classifier reaches its target and passes its calibration; else 'collapse not "
              f"judged'); 'D wins' = the discriminator's mean output on generated digits ended "
@@ -1011,9 +1087,14 @@ def record_study(ctx: RunContext, cfg: GANStudyConfig, result: Any) -> None:
 
 
 def run_gan_study(cfg: GANStudyConfig, ctx: RunContext) -> None:
-    result = execute(gan_study(cfg), ctx, workers=cfg.workers, storage=cfg.storage or None)
-    record(result, ctx)
-    record_study(ctx, cfg, result)
+    # step train: one run of 16.1 per setting, one GAN each, all with this run's seed
+    study_result = execute(gan_study(cfg), ctx, workers=cfg.workers,
+                           storage=cfg.storage or None)
+    # step score: the trials' table and plots, the setting chosen by validation Frechet
+    record(study_result, ctx)
+    ctx.metrics.update(score_study(study_result))
+    # step judge: the chosen setting's test Frechet, the stability marks and what they show
+    judge_study(ctx, cfg, study_result)
 
 
 def collapse_text() -> str:
