@@ -173,8 +173,9 @@ class ProgramRun:
 
         ctx, seen = self.ctx, self._seen
         self.looked += 1
-        parts: list[str] = [describe(obj) for obj in objects]
-        parts += [f"**{name}**\n\n{describe(obj)}" for name, obj in named.items()]
+        parts: list[str] = [describe(obj) for obj in objects if obj is not None]
+        parts += [f"**{name}**: none with these settings" if obj is None else
+                  f"**{name}**\n\n{describe(obj)}" for name, obj in named.items()]
         new_data = ctx.data_lines[seen["data"]:]
         parts += [f"- {line}" for line in new_data]
         for t in ctx.tables[seen["tables"]:]:
