@@ -218,8 +218,6 @@ class ProgramRun:
 
 def describe(obj: Any) -> str:
     """A model in words: its layers, its parameter count and where its class is written."""
-    import inspect
-
     if isinstance(obj, dict):
         return "\n\n".join(f"**{k}**\n\n{describe(v)}" for k, v in obj.items())
     if isinstance(obj, list | tuple):
@@ -240,14 +238,23 @@ def describe(obj: Any) -> str:
         pass
     except (ValueError, AttributeError, RuntimeError):  # a Keras model not built yet
         pass
-    try:
-        source = Path(inspect.getsourcefile(type(obj)) or "")
-        package = Path(__file__).resolve().parent
-        where = f"src/dlab/{source.resolve().relative_to(package).as_posix()}"
-    except (TypeError, ValueError):
-        where = ""
+    where = _written_in(type(obj))
+    if not where and hasattr(obj, "modules"):  # a container (ModuleDict, Sequential)
+        found = dict.fromkeys(w for m in obj.modules() if (w := _written_in(type(m))))
+        where = "`, `".join(found)
     head = f"`{type(obj).__name__}`{count}" + (f", written in `{where}`" if where else "")
     return f"{head}\n\n```\n{text}\n```"
+
+
+def _written_in(cls: type) -> str:
+    """The file of a class of this package, as src/dlab/...; "" for other classes."""
+    import inspect
+
+    try:
+        source = Path(inspect.getsourcefile(cls) or "").resolve()
+        return f"src/dlab/{source.relative_to(Path(__file__).resolve().parent).as_posix()}"
+    except (TypeError, ValueError):
+        return ""
 
 
 def _summary_text(model: Any) -> str:
