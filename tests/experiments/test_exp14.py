@@ -239,7 +239,8 @@ def test_a_model_that_is_not_normalised_is_reported_as_such(tmp_path, monkeypatc
     monkeypatch.setattr(e14, "build_model", lambda kind, cfg, d, seed: Inflated(d, 4))
     ctx = _ctx(tmp_path)
     cfg = e14.DensityConfig(models=("nade",))
-    e14.normalisation_part(cfg, ctx)
+    ctx.metrics.update(e14.mass_check(cfg, ctx))
+    e14.judge_mass(cfg, ctx, ctx.metrics)
     assert ctx.metrics["max_mass_error"] == pytest.approx(0.01, rel=1e-6)
     assert ctx.claims[-1]["holds"] is False
     assert "NOT normalised" in ctx.analysis[-1]
@@ -326,3 +327,30 @@ def test_study_quick_is_six_trials_and_full_keeps_every_value():
                                                  "made_masks"]
     full = make_plan(e14.density_study(configs.build(impl.config, impl.profiles, "full")), 0)
     assert len(full.points) == 1 + 1 + 2 + 2 + 1 + 2  # 14.1 full already has 32 masks
+
+
+def test_programs_are_split_into_steps():
+    from dlab.steps import steps
+
+    phase = ["data", "model", "train", "score", "judge", "write"]
+    density = steps(e14.run_density)
+    assert [s.kind for s in density] == phase * 3  # MNIST, the Markov chain, two Gaussians
+    assert [s.assigned for s in density if s.kind == "model"] == [
+        ("models",), ("chain_models",), ("made_2d",)]
+    assert [s.kind for s in steps(e14.run_density_study)] == ["train", "score", "judge"]
+
+
+def test_training_draws_nothing_from_the_global_generator(tmp_path):
+    """Every model is built before any is trained: the weights are the ones a build, train,
+    build, train order gives only because training leaves torch's global generator alone."""
+    ctx = _ctx(tmp_path)
+    cfg = e14.DensityConfig(nade_hidden=4, made_width=8, made_masks=2, markov_dims=6,
+                            batch_size=10, markov_epochs=1)
+    x = (torch.rand(40, 6, generator=torch.Generator().manual_seed(0)) > 0.5).float()
+    bits = {"train": x, "val": x[:10]}
+    models = e14.markov_models(cfg, ctx)
+    assert list(models) == ["nade", "made", "autoencoder"]
+    state = torch.get_rng_state()
+    fits = e14.train_markov(cfg, ctx, models, bits)
+    assert torch.equal(torch.get_rng_state(), state)
+    assert all(len(f.history) == 1 for f in fits.values())

@@ -221,7 +221,7 @@ def test_a_model_no_better_than_the_baseline_is_reported_as_not_better(tmp_path)
                      quiet=True)
     ctx.metrics.update({"data_source": "bundled", "n_train": 180, "n_test": 100,
                         "test_total": 1000})
-    ctx.metrics.update(e15.score_pixel({"pixelcnn": (fake, fit)}, x))
+    ctx.metrics.update(e15.score_pixel({"pixelcnn": fake}, {"pixelcnn": fit}, x))
     m = ctx.metrics
     assert m["pixelcnn_test_nll"] == pytest.approx(m["bernoulli_test_nll"] + 0.01, abs=1e-9)
     e15.judge_pixel(e15.PixelConfig(models=("pixelcnn",)), ctx, m)
@@ -296,3 +296,27 @@ def test_study_quick_profile_is_five_trials_and_full_keeps_the_whole_grid():
     assert (quick.cnn_layers, quick.cnn_kernels, quick.rnn_cells, quick.rnn_layers) == \
         ((1, 3), (3, 5), ("lstm", "gru"), (1,))
     assert (full.cnn_layers, full.rnn_layers) == ((1, 3, 5), (1, 2))
+
+
+def test_programs_are_split_into_steps():
+    from dlab.steps import steps
+
+    pixel = steps(e15.run_pixel)
+    assert [s.kind for s in pixel] == ["data", "model", "train", "score", "judge", "write"]
+    assert [s.assigned for s in pixel if s.kind == "model"] == [("models",)]
+    assert [s.kind for s in steps(e15.run_pixel_study)] == ["train", "score", "judge", "write"]
+
+
+def test_training_draws_nothing_from_the_global_generator(tmp_path):
+    """15.1 builds every model before training any: the weights match the old build, train,
+    build, train order only because training leaves torch's global generator alone."""
+    ctx = RunContext(PROGRAMS["15.1"], None, tmp_path, profile="smoke", seed=0, device="cpu",
+                     quiet=True)
+    cfg = e15.PixelConfig(cnn_channels=4, cnn_layers=1, rnn_hidden=2, epochs=1, batch_size=8)
+    assert e15.model_kinds(cfg) == ["pixelcnn", "pixelrnn", "linear_pixelcnn"]
+    models = {k: e15.build_model(k, cfg) for k in e15.model_kinds(cfg)}
+    x = (torch.rand(16, 1, 6, 6, generator=torch.Generator().manual_seed(0)) > 0.5).float()
+    state = torch.get_rng_state()
+    fits = e15.train_models(cfg, ctx, models, {"train": x, "val": x[:4]})
+    assert torch.equal(torch.get_rng_state(), state)
+    assert list(fits) == list(models)

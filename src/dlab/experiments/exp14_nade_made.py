@@ -50,6 +50,15 @@ MARKOV_GAP = 0.1  # nats per vector a model may sit above the true chain on its 
 # ------------------------------------------------------------------ shared pieces
 
 
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
 @torch.no_grad()
 def log_probs(model: nn.Module, x: torch.Tensor, batch_size: int = 500,
               fn: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
@@ -286,14 +295,13 @@ def load_mnist(cfg: DensityConfig, ctx: RunContext) -> tuple[dict[str, torch.Ten
     return tensors, split
 
 
-def fit_binary(kind: str, cfg: DensityConfig, ctx: RunContext, data: dict[str, torch.Tensor],
-               epochs: int, tag: str) -> tuple[nn.Module, FitResult]:
-    """Build a NADE or MADE for data["train"] (N, D) and fit it (early stopping on val)."""
-    model = build_model(kind, cfg, data["train"].shape[1], ctx.seed).to(ctx.device)
+def train_binary(kind: str, model: nn.Module, cfg: DensityConfig, ctx: RunContext,
+                 data: dict[str, torch.Tensor], epochs: int, tag: str) -> FitResult:
+    """Fit the NADE or MADE `model` to data["train"] (N, D) in place, early stopping on
+    data["val"]; returns its FitResult."""
     ctx.log(f"{tag}: {describe_model(kind, cfg)}, {count_parameters(model):,} parameters")
-    result = train_density(model, data["train"], data["val"], ctx, epochs=epochs, lr=cfg.lr,
-                           batch_size=cfg.batch_size, patience=cfg.patience, name=tag)
-    return model, result
+    return train_density(model, data["train"], data["val"], ctx, epochs=epochs, lr=cfg.lr,
+                         batch_size=cfg.batch_size, patience=cfg.patience, name=tag)
 
 
 def _made_masks_nll(model: MADE, x: torch.Tensor) -> dict[int, float]:
@@ -390,8 +398,6 @@ def write_mnist(cfg: DensityConfig, ctx: RunContext, m: dict[str, Any],
 def sample_figure(cfg: DensityConfig, ctx: RunContext, models: dict[str, nn.Module],
                   x_test: torch.Tensor, y_test: np.ndarray) -> None:
     """Test digits (every class) beside samples drawn pixel by pixel from each model."""
-    import matplotlib.pyplot as plt
-
     n = cfg.n_samples
     ncol = math.ceil(math.sqrt(n))
     shown = x_test[torch.from_numpy(spread_over_classes(y_test, n)).to(x_test.device)]
@@ -402,7 +408,7 @@ def sample_figure(cfg: DensityConfig, ctx: RunContext, models: dict[str, nn.Modu
         s = model.sample(n, generator=g).cpu().numpy()  # (n, 784)
         ctx.metrics[f"{kind}_sample_mean_pixel"] = float(s.mean())
         panels.append((f"{kind.upper()} samples", s))
-    fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.5))
+    fig, axes = _plt().subplots(1, len(panels), figsize=(3.2 * len(panels), 3.5))
     for ax, (title, imgs) in zip(np.atleast_1d(axes), panels, strict=True):
         ax.imshow(tile(imgs.reshape(-1, 28, 28), ncol), cmap="gray", vmin=0, vmax=1)
         ax.set_title(title, fontsize=9)
@@ -415,39 +421,82 @@ def sample_figure(cfg: DensityConfig, ctx: RunContext, models: dict[str, nn.Modu
 
 
 def run_density(cfg: DensityConfig, ctx: RunContext) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    data, split = load_mnist(cfg, ctx)
-    fitted = {kind: fit_binary(kind, cfg, ctx, data, cfg.epochs, f"{kind}-mnist")
+    # step data: binarised MNIST, digits of 784 bits for training, validation and test
+    mnist, split = load_mnist(cfg, ctx)
+    # step model: a NADE and a MADE over the 784 bits of a digit
+    models = {kind: build_model(kind, cfg, mnist["train"].shape[1], ctx.seed).to(ctx.device)
               for kind in cfg.models}
-    models = {k: model for k, (model, _) in fitted.items()}
-    scores = score_mnist(models, {k: r for k, (_, r) in fitted.items()}, data)
-    ctx.metrics.update(scores)
+    # step train: maximum likelihood on the training digits, early stopping on validation
+    fits = {kind: train_binary(kind, model, cfg, ctx, mnist, cfg.epochs, f"{kind}-mnist")
+            for kind, model in models.items()}
+    # step score: test NLLs, the Bernoulli baseline's, and each model's total probability
+    ctx.metrics.update(score_mnist(models, fits, mnist))
+    ctx.metrics.update(mass_check(cfg, ctx))
+    # step judge: sentences from the MNIST scores and from the sums over every input
     judge_mnist(cfg, ctx, ctx.metrics)
+    judge_mass(cfg, ctx, ctx.metrics)
+    # step write: the NLL tables, the saved models and samples drawn pixel by pixel
     write_mnist(cfg, ctx, ctx.metrics, models)
     if cfg.n_samples and models:
-        sample_figure(cfg, ctx, models, data["test"], split.y["test"])
-    normalisation_part(cfg, ctx)
-    panels = [(f"binarised MNIST ({len(data['train']):,} training digits)",
-               {k.upper(): r.column("val_nll") for k, (_, r) in fitted.items()},
-               ctx.metrics["val_bernoulli_nll"], "independent Bernoulli (validation)")]
+        sample_figure(cfg, ctx, models, mnist["test"], split.y["test"])
+    # step data: bit vectors from a Markov chain of known entropy (markov)
+    chain, bits = markov_data(cfg, ctx) if cfg.markov else (None, {})
+    # step model: a NADE and a MADE over the chain's bits, and the manual's MSE autoencoder
+    chain_models = markov_models(cfg, ctx) if cfg.markov else {}
+    # step train: the NADE and MADE by maximum likelihood, the autoencoder by squared error
+    chain_fits = train_markov(cfg, ctx, chain_models, bits) if cfg.markov else {}
+    # step score: test NLLs against the true chain's, and each model's sum over all vectors
     if cfg.markov:
-        panels.append((f"Markov chain, {cfg.markov_dims} bits", markov_part(cfg, ctx),
-                       ctx.metrics["markov_entropy"], "true entropy"))
-    ctx.figure(curves_figure(panels), "val_nll.png", "Validation NLL per epoch of each "
-               "model (the weights of the lowest point are kept), with the independent-"
-               "Bernoulli baseline's validation NLL on MNIST and the true entropy of the "
-               "Markov chain.")
+        ctx.metrics.update(score_markov(cfg, chain, bits, chain_models, ctx.device))
+    # step judge: has each model learnt the chain; is the autoencoder a distribution
+    if cfg.markov:
+        judge_markov(cfg, ctx, ctx.metrics)
+    # step write: the Markov-chain table, and every model's validation NLL per epoch
+    if cfg.markov:
+        write_markov(cfg, ctx, ctx.metrics)
+    ctx.figure(curves_figure(curve_panels(cfg, ctx.metrics, fits, chain_fits)), "val_nll.png",
+               "Validation NLL per epoch of each model (the weights of the lowest point are "
+               "kept), with the independent-Bernoulli baseline's validation NLL on MNIST and "
+               "the true entropy of the Markov chain.")
+    # step data: the manual's two-Gaussian 2-D points (gaussian)
+    points = gaussian_data(cfg, ctx) if cfg.gaussian else {}
+    # step model: a MADE with a Gaussian conditional for each of the two coordinates
+    made_2d = gaussian_made(cfg, ctx) if cfg.gaussian else None
+    # step train: maximum likelihood on the training points, early stopping on validation
+    made_2d_fit = train_gaussian(cfg, ctx, made_2d, points) if cfg.gaussian else None
+    # step score: test NLLs of the MADE, the true density and one Gaussian; the MADE's modes
     if cfg.gaussian:
-        gaussian_part(cfg, ctx)
+        gaussian_scores, grids = score_gaussian(made_2d, made_2d_fit, points, ctx.device)
+        ctx.metrics.update(gaussian_scores)
+    # step judge: can Gaussian conditionals split the two clusters
+    if cfg.gaussian:
+        judge_gaussian(ctx, ctx.metrics)
+    # step write: the data, the MADE's density and the true density
+    if cfg.gaussian:
+        ctx.figure(gaussian_figure(points["train"], grids, ctx.metrics),
+                   "gaussian_density.png", "The manual's two-Gaussian data, the density "
+                   "learnt by a MADE with Gaussian conditionals, and the true density, on the "
+                   "same colour scale.")
+
+
+def curve_panels(cfg: DensityConfig, m: dict[str, Any], fits: dict[str, FitResult],
+                 chain_fits: dict[str, FitResult]
+                 ) -> list[tuple[str, dict[str, list[float]], float, str]]:
+    """The panels of `curves_figure`: MNIST and, when fitted, the Markov chain; each with
+    its models' validation NLL per epoch and a reference line."""
+    panels = [(f"binarised MNIST ({m['n_train']:,} training digits)",
+               {k.upper(): r.column("val_nll") for k, r in fits.items()},
+               m["val_bernoulli_nll"], "independent Bernoulli (validation)")]
+    if cfg.markov:
+        panels.append((f"Markov chain, {cfg.markov_dims} bits",
+                       {k.upper(): chain_fits[k].column("val_nll") for k in cfg.models},
+                       m["markov_entropy"], "true entropy"))
+    return panels
 
 
 def curves_figure(panels: list[tuple[str, dict[str, list[float]], float, str]]) -> Any:
     """One panel per data set: validation NLL per epoch of each model and a reference."""
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 3.4), squeeze=False)
+    fig, axes = _plt().subplots(1, len(panels), figsize=(5.2 * len(panels), 3.4), squeeze=False)
     for ax, (title, group, ref, ref_label) in zip(axes[0], panels, strict=True):
         for label, ys in group.items():
             ax.plot(range(1, len(ys) + 1), ys, marker="o", ms=3, label=label)
@@ -472,17 +521,23 @@ def exact_mass(model: nn.Module, d: int) -> float:
     return total_mass(twin.log_prob, d, "cpu")
 
 
-def normalisation_part(cfg: DensityConfig, ctx: RunContext) -> None:
+def mass_check(cfg: DensityConfig, ctx: RunContext) -> dict[str, float]:
     """Build each model with this run's settings on MASS_CHECK_DIMS bits and sum its
-    probabilities over every input: the check behind "each is a normalised distribution"."""
+    probabilities over every input: the check behind "each is a normalised distribution".
+    Returns each model's sum ({kind}_mass_check) and the largest |sum - 1|."""
     d = MASS_CHECK_DIMS
-    masses = {}
+    out = {}
     for i, kind in enumerate(cfg.models):
         torch.manual_seed(ctx.seed * 1_000_003 + 300 + i)  # the tiny model's initial weights
-        masses[kind] = exact_mass(build_model(kind, cfg, d, ctx.seed), d)
-        ctx.metrics[f"{kind}_mass_check"] = masses[kind]
-    error = max(abs(v - 1) for v in masses.values())
-    ctx.metrics["max_mass_error"] = error
+        out[f"{kind}_mass_check"] = exact_mass(build_model(kind, cfg, d, ctx.seed), d)
+    out["max_mass_error"] = max(abs(v - 1) for v in out.values())
+    return out
+
+
+def judge_mass(cfg: DensityConfig, ctx: RunContext, m: dict[str, Any]) -> None:
+    """The claim that each model, built afresh on MASS_CHECK_DIMS bits, sums to one."""
+    d, error = MASS_CHECK_DIMS, m["max_mass_error"]
+    masses = {kind: m[f"{kind}_mass_check"] for kind in cfg.models}
     sums = ", ".join(f"{k.upper()} {v:.12f}" for k, v in masses.items())
     ctx.claim(f"Built with this run's settings on {d} bits and summed over all {2 ** d:,} "
               f"inputs, exp(log p) totals {sums}: each model is a normalised distribution "
@@ -497,33 +552,57 @@ def _above_below(gap: float) -> str:
     return f"{abs(gap):.3f} nats {'above' if gap >= 0 else 'below'}"
 
 
-def markov_part(cfg: DensityConfig, ctx: RunContext) -> dict[str, list[float]]:
-    """Fit the models to the Markov-chain set and score them against the true chain;
-    returns each model's validation curve."""
+def markov_data(cfg: DensityConfig, ctx: RunContext
+                ) -> tuple[binary_data.BinaryVectors, dict[str, torch.Tensor]]:
+    """The Markov-chain set (vectors of markov_dims bits, its entropy), and its training,
+    validation and test vectors as float tensors (N, d) on ctx.device."""
     n_val = max(10, cfg.markov_train // 10)
     mc = binary_data.markov_chain_set(np.random.default_rng([ctx.seed, 14]), cfg.markov_train,
                                       n_val, cfg.markov_test, cfg.markov_dims,
                                       cfg.markov_flip)
     ctx.data(mc.describe())
-    data = {k: torch.from_numpy(v).float().to(ctx.device)
+    bits = {k: torch.from_numpy(v).float().to(ctx.device)
             for k, v in (("train", mc.x_train), ("val", mc.x_val), ("test", mc.x_test))}
+    return mc, bits
+
+
+def markov_models(cfg: DensityConfig, ctx: RunContext) -> dict[str, nn.Module]:
+    """The models of the config over markov_dims bits and, when `defect`, the manual's kind
+    of model ("autoencoder"): a dense autoencoder d -> 4d -> d/2 -> 4d -> d with sigmoid
+    outputs. Built in this order, their weights from torch's global generator."""
+    d = cfg.markov_dims
+    out = {kind: build_model(kind, cfg, d, ctx.seed).to(ctx.device) for kind in cfg.models}
+    if cfg.defect:
+        out["autoencoder"] = DenseAutoencoder(d, (4 * d,), max(2, d // 2)).to(ctx.device)
+    return out
+
+
+def train_markov(cfg: DensityConfig, ctx: RunContext, models: dict[str, nn.Module],
+                 bits: dict[str, torch.Tensor]) -> dict[str, FitResult]:
+    """Fit each of `models` in place to the chain's training vectors: the NADE and MADE by
+    maximum likelihood, the autoencoder by squared error; returns their FitResults."""
+    return {kind: train_autoencoder(cfg, ctx, model, bits) if kind == "autoencoder" else
+            train_binary(kind, model, cfg, ctx, bits, cfg.markov_epochs, f"{kind}-markov")
+            for kind, model in models.items()}
+
+
+def score_markov(cfg: DensityConfig, mc: binary_data.BinaryVectors,
+                 bits: dict[str, torch.Tensor], models: dict[str, nn.Module], device: str
+                 ) -> dict[str, Any]:
+    """The chain's entropy, the test NLLs of the true chain, of independent Bernoullis and
+    of each model with its gap to the true chain and its sum of exp(log p) over all 2^d
+    vectors; and the autoencoder's values (`score_autoencoder`) when it was trained."""
     true_nll = float(-markov_log_prob(mc.x_test, cfg.markov_flip).mean())
     m: dict[str, Any] = {"markov_entropy": mc.entropy, "markov_true_model_test_nll": true_nll,
                          "markov_bernoulli_test_nll": bernoulli_baseline_nll(mc.x_train,
                                                                              mc.x_test)}
-    curves = {}
     for kind in cfg.models:
-        model, result = fit_binary(kind, cfg, ctx, data, cfg.markov_epochs, f"{kind}-markov")
-        curves[kind.upper()] = result.column("val_nll")
-        nll = scored_nll(model, data["test"])
+        nll = scored_nll(models[kind], bits["test"])
         m.update({f"markov_{kind}_test_nll": nll, f"markov_{kind}_gap": nll - true_nll,
-                  f"markov_{kind}_mass": exact_mass(model, mc.dims)})
-    ctx.metrics.update(m)
-    if cfg.defect:
-        ctx.metrics.update(defect_autoencoder(cfg, ctx, data))
-    judge_markov(cfg, ctx, ctx.metrics)
-    write_markov(cfg, ctx, ctx.metrics)
-    return curves
+                  f"markov_{kind}_mass": exact_mass(models[kind], mc.dims)})
+    if "autoencoder" in models:
+        m.update(score_autoencoder(models["autoencoder"], bits, device))
+    return m
 
 
 def judge_markov(cfg: DensityConfig, ctx: RunContext, m: dict[str, Any]) -> None:
@@ -574,23 +653,28 @@ def write_markov(cfg: DensityConfig, ctx: RunContext, m: dict[str, Any]) -> None
               ["model", "test NLL (nats)", "sum over all vectors"], rows)
 
 
-def defect_autoencoder(cfg: DensityConfig, ctx: RunContext, data: dict[str, torch.Tensor]
-                       ) -> dict[str, float]:
-    """The manual's 'NADE'/'MADE': an autoencoder trained with MSE. Its outputs, read as
-    Bernoulli probabilities, give a score; returns its test MSE, mean score and the
-    total of the scores over all vectors."""
-    d = data["train"].shape[1]
-    ae = DenseAutoencoder(d, (4 * d,), max(2, d // 2)).to(ctx.device)
+def train_autoencoder(cfg: DensityConfig, ctx: RunContext, ae: nn.Module,
+                      bits: dict[str, torch.Tensor]) -> FitResult:
+    """The manual's 'NADE'/'MADE' training: Adam on the mean squared error between each
+    vector and its reconstruction, markov_epochs epochs (no early stopping)."""
     opt = torch.optim.Adam(ae.parameters(), lr=1e-3)
-    mse = nn.functional.mse_loss
-    fit(ae, (data["train"], data["train"]), val=(data["val"], data["val"]), ctx=ctx,
-        epochs=cfg.markov_epochs, optimizer=opt, loss_fn=mse, batch_size=cfg.batch_size,
-        name="mse-autoencoder-markov")
-    test_mse = evaluate(ae, (data["test"], data["test"]), mse, device=ctx.device)["loss"]
+    return fit(ae, (bits["train"], bits["train"]), val=(bits["val"], bits["val"]), ctx=ctx,
+               epochs=cfg.markov_epochs, optimizer=opt, loss_fn=nn.functional.mse_loss,
+               batch_size=cfg.batch_size, name="mse-autoencoder-markov")
+
+
+def score_autoencoder(ae: nn.Module, bits: dict[str, torch.Tensor], device: str
+                      ) -> dict[str, float]:
+    """The trained autoencoder's test MSE; its outputs read as Bernoulli probabilities
+    give a score: its mean over the test vectors ('NLL') and the total of exp(score)
+    over all 2^d vectors, with that total's distance from one."""
+    d = bits["test"].shape[1]
+    test_mse = evaluate(ae, (bits["test"], bits["test"]), nn.functional.mse_loss,
+                        device=device)["loss"]
     ae.eval()
     with torch.no_grad():
-        score = float(-autoencoder_log_score(ae, data["test"]).mean())
-    mass = total_mass(lambda x: autoencoder_log_score(ae, x), d, ctx.device)
+        score = float(-autoencoder_log_score(ae, bits["test"]).mean())
+    mass = total_mass(lambda x: autoencoder_log_score(ae, x), d, device)
     return {"autoencoder_test_mse": test_mse, "autoencoder_pseudo_nll": score,
             "autoencoder_mass": mass, "autoencoder_mass_error": abs(mass - 1)}
 
@@ -604,8 +688,9 @@ def _modes(curve: np.ndarray) -> int:
     return int((inner & (curve[1:-1] > 0.05 * curve.max())).sum())
 
 
-def gaussian_part(cfg: DensityConfig, ctx: RunContext) -> None:
-    """A MADE with Gaussian conditionals on the two-Gaussian 2-D data; its density."""
+def gaussian_data(cfg: DensityConfig, ctx: RunContext) -> dict[str, np.ndarray]:
+    """The manual's two-Gaussian 2-D points (N, 2): gaussian_points for training and half
+    as many each for validation and test."""
     rng = np.random.default_rng([ctx.seed, 2])
     n = cfg.gaussian_points
     pts = {k: binary_data.two_gaussians(rng, m) for k, m in
@@ -613,26 +698,31 @@ def gaussian_part(cfg: DensityConfig, ctx: RunContext) -> None:
     ctx.data(f"Two-Gaussian 2-D data: equal mixture of N((-2, 0), 0.5^2 I) and "
              f"N((2, 0), 0.5^2 I); {n:,} training, {n // 2:,} validation and {n // 2:,} test "
              "points.")
-    data = {k: torch.from_numpy(v).to(ctx.device) for k, v in pts.items()}
-    model = GaussianMADE(2, (cfg.gaussian_width,) * 2, natural_ordering=True,
-                         seed=ctx.seed).to(ctx.device)
-    result = train_density(model, data["train"], data["val"], ctx, epochs=cfg.gaussian_epochs,
-                           lr=3e-3, batch_size=cfg.batch_size, patience=cfg.patience,
-                           name="gaussian-made")
-    m, grids = score_gaussian(model, pts, data["test"], ctx.device)
-    m["gaussian_made_epochs_run"] = len(result.history)
-    ctx.metrics.update(m)
-    ctx.figure(gaussian_figure(pts["train"], grids, m), "gaussian_density.png", "The manual's "
-               "two-Gaussian data, the density learnt by a MADE with Gaussian conditionals, "
-               "and the true density, on the same colour scale.")
-    judge_gaussian(ctx, m)
+    return pts
 
 
-def score_gaussian(model: nn.Module, pts: dict[str, np.ndarray], x_test: torch.Tensor,
+def gaussian_made(cfg: DensityConfig, ctx: RunContext) -> GaussianMADE:
+    """A MADE with Gaussian conditionals over (x, y) in natural order, two hidden layers of
+    gaussian_width units; its weights from torch's global generator."""
+    return GaussianMADE(2, (cfg.gaussian_width,) * 2, natural_ordering=True,
+                        seed=ctx.seed).to(ctx.device)
+
+
+def train_gaussian(cfg: DensityConfig, ctx: RunContext, model: nn.Module,
+                   pts: dict[str, np.ndarray]) -> FitResult:
+    """Fit the Gaussian MADE in place to the training points by maximum likelihood, early
+    stopping on the validation points."""
+    x = {k: torch.from_numpy(pts[k]).to(ctx.device) for k in ("train", "val")}
+    return train_density(model, x["train"], x["val"], ctx, epochs=cfg.gaussian_epochs,
+                         lr=3e-3, batch_size=cfg.batch_size, patience=cfg.patience,
+                         name="gaussian-made")
+
+
+def score_gaussian(model: nn.Module, result: FitResult, pts: dict[str, np.ndarray],
                    device: str) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """Test NLLs of the MADE, the true density and one 2-D Gaussian; the MADE's density
-    on a grid, its mass there and the modes of its marginal along x."""
-    nll = scored_nll(model, x_test)
+    on a grid, its mass there, the modes of its marginal along x and its epochs run."""
+    nll = scored_nll(model, torch.from_numpy(pts["test"]).to(device))
     true_nll = float(-binary_data.two_gaussians_log_density(pts["test"]).mean())
     # the best single 2-D Gaussian (full covariance) fit to the training points
     mu, cov = pts["train"].mean(0), np.cov(pts["train"], rowvar=False)
@@ -649,14 +739,13 @@ def score_gaussian(model: nn.Module, pts: dict[str, np.ndarray], x_test: torch.T
          "single_gaussian_test_nll": gauss_nll,
          "gaussian_made_mass_on_grid": float(dens.sum() * cell),
          "gaussian_made_modes_x": _modes(dens.sum(axis=0)),  # marginal over y, (201,)
-         "gaussian_true_modes_x": _modes(true.sum(axis=0))}
+         "gaussian_true_modes_x": _modes(true.sum(axis=0)),
+         "gaussian_made_epochs_run": len(result.history)}
     return m, {"x": gx, "y": gy, "made": dens, "true": true}
 
 
 def gaussian_figure(train: np.ndarray, g: dict[str, np.ndarray], m: dict[str, Any]) -> Any:
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.3), sharey=True)
+    fig, axes = _plt().subplots(1, 3, figsize=(13, 3.3), sharey=True)
     axes[0].scatter(train[:, 0], train[:, 1], s=3, alpha=0.4)
     axes[0].set_title(f"training data ({len(train):,} points)", fontsize=9)
     top = max(g["made"].max(), g["true"].max())
@@ -808,36 +897,55 @@ def judge_choice(ctx: RunContext, c: dict[str, Any], val: str, test: str) -> Non
               chosen=c["chosen_trial"], by_test=c["test_choice_trial"])
 
 
-def run_density_study(cfg: DensityStudyConfig, ctx: RunContext) -> None:
-    result = execute(density_study(cfg), ctx, workers=cfg.workers, storage=cfg.storage or None)
-    record(result, ctx)
-    done = result.complete
+def score_density_study(result: Any) -> dict[str, Any]:
+    """The setting chosen by validation NLL among the completed trials (`score_choice`)
+    with its Bernoulli baseline, and for every completed trial trained with several masks
+    one mask's test NLL minus the ensemble's (ensemble_gain_nats)."""
+    done, out = result.complete, {}
     if done:
-        choice = score_choice(done, result.params, "val_made_nll", "made_test_nll")
-        chosen = next(r for r in done if r["trial"] == choice["chosen_trial"])
-        choice["chosen_bernoulli_test_nll"] = chosen["bernoulli_test_nll"]
-        ctx.metrics.update(choice)
-        judge_choice(ctx, choice, "val_made_nll", "made_test_nll")
-        ctx.compare("test NLL", "The chosen setting", choice["chosen_made_test_nll"],
-                    "the independent-Bernoulli baseline", choice["chosen_bernoulli_test_nll"],
-                    better="lower", unit="nats")
+        out.update(score_choice(done, result.params, "val_made_nll", "made_test_nll"))
+        chosen = next(r for r in done if r["trial"] == out["chosen_trial"])
+        out["chosen_bernoulli_test_nll"] = chosen["bernoulli_test_nll"]
     multi = [r for r in done if int(r.get("made_masks", 1)) > 1
              and r.get("made_single_mask_nll") is not None]
     if multi:
-        gains = [float(r["made_single_mask_nll"]) - float(r["made_test_nll"]) for r in multi]
-        ctx.metrics["ensemble_gain_nats"] = gains
+        out["ensemble_gain_nats"] = [float(r["made_single_mask_nll"]) - float(r["made_test_nll"])
+                                     for r in multi]
+    return out
+
+
+def judge_density_study(ctx: RunContext, m: dict[str, Any]) -> None:
+    """Sentences on the chosen setting and on the mask ensembles, from `m`."""
+    if "chosen_trial" in m:
+        judge_choice(ctx, m, "val_made_nll", "made_test_nll")
+        ctx.compare("test NLL", "The chosen setting", m["chosen_made_test_nll"],
+                    "the independent-Bernoulli baseline", m["chosen_bernoulli_test_nll"],
+                    better="lower", unit="nats")
+    gains = m.get("ensemble_gain_nats")
+    if gains:
         wins = sum(g > 0 for g in gains)
-        ctx.claim(f"In all {len(multi)} settings trained with several masks the ensemble's "
+        ctx.claim(f"In all {len(gains)} settings trained with several masks the ensemble's "
                   f"test NLL is lower than one mask's alone, by {min(gains):.2f} to "
-                  f"{max(gains):.2f} nats.", holds=wins == len(multi),
+                  f"{max(gains):.2f} nats.", holds=wins == len(gains),
                   otherwise=f"The ensemble's test NLL is lower than one mask's alone in "
-                  f"{wins} of {len(multi)} settings trained with several masks (one mask minus "
+                  f"{wins} of {len(gains)} settings trained with several masks (one mask minus "
                   f"ensemble: {min(gains):+.2f} to {max(gains):+.2f} nats).", gains=gains)
     ctx.note("'Connectivity-agnostic' training is the rows with more than one mask: each "
              "step uses the next mask (new hidden connectivity, and a new input order unless "
              "natural_ordering is true); one mask is ordinary, fixed-connectivity training.")
     ctx.note("Settings are compared by validation NLL (digits held out of the training "
              "rows); the test columns are shown for reading only, not used for the choice.")
+
+
+def run_density_study(cfg: DensityStudyConfig, ctx: RunContext) -> None:
+    # step train: one run of 14.1 per MADE setting, all with this run's seed
+    result = execute(density_study(cfg), ctx, workers=cfg.workers,
+                     storage=cfg.storage or None)
+    # step score: the trials' table and plots, the setting chosen by validation NLL
+    record(result, ctx)
+    ctx.metrics.update(score_density_study(result))
+    # step judge: the chosen setting on the test digits; mask ensembles against one mask
+    judge_density_study(ctx, ctx.metrics)
 
 
 DENSITY_STUDY = Implementation(

@@ -56,6 +56,15 @@ LayerType = Literal["row", "diagonal"]  # Row LSTM or Diagonal BiLSTM
 # ------------------------------------------------------------------ shared pieces
 
 
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
 class LinearPixelCNN(nn.Module):
     """The manual's PixelCNN: masked convolutions stacked with nothing between them.
 
@@ -197,24 +206,27 @@ def load_mnist(cfg: PixelConfig, ctx: RunContext) -> tuple[dict[str, torch.Tenso
              for k, v in split.x.items()}, split)
 
 
-def train_models(cfg: PixelConfig, ctx: RunContext, data: dict[str, torch.Tensor]
-                 ) -> dict[str, tuple[nn.Module, FitResult]]:
-    """Each model of the config (and the manual's linear PixelCNN when asked), fit with
-    early stopping on the validation digits."""
-    kinds = [*cfg.models, *(["linear_pixelcnn"] if cfg.linear_defect else [])]
+def model_kinds(cfg: PixelConfig) -> list[str]:
+    """The kinds of model a run builds and trains: the config's models, then the manual's
+    linear PixelCNN when `linear_defect`."""
+    return [*cfg.models, *(["linear_pixelcnn"] if cfg.linear_defect else [])]
+
+
+def train_models(cfg: PixelConfig, ctx: RunContext, models: dict[str, nn.Module],
+                 data: dict[str, torch.Tensor]) -> dict[str, FitResult]:
+    """Fit each model of `models` (kind -> model, trained in place) with early stopping on
+    the validation digits; returns each one's FitResult."""
     out = {}
-    for kind in kinds:
-        model = build_model(kind, cfg).to(ctx.device)
+    for kind, model in models.items():
         ctx.log(f"{kind}: {describe_model(kind, cfg)}, {count_parameters(model):,} parameters")
-        tag = kind.replace("_", "-")
-        out[kind] = model, train_pixel(model, (data["train"],), data["val"], ctx,
-                                       epochs=cfg.epochs, lr=cfg.lr, batch_size=cfg.batch_size,
-                                       patience=cfg.patience, name=tag)
+        out[kind] = train_pixel(model, (data["train"],), data["val"], ctx, epochs=cfg.epochs,
+                                lr=cfg.lr, batch_size=cfg.batch_size, patience=cfg.patience,
+                                name=kind.replace("_", "-"))
     return out
 
 
-def score_pixel(fitted: dict[str, tuple[nn.Module, FitResult]], data: dict[str, torch.Tensor]
-                ) -> dict[str, Any]:
+def score_pixel(models: dict[str, nn.Module], fits: dict[str, FitResult],
+                data: dict[str, torch.Tensor]) -> dict[str, Any]:
     """NLLs in nats per image on validation and test digits (and the Bernoulli
     baseline's), bits per pixel, sizes and times."""
     d = data["train"][0].numel()
@@ -224,8 +236,8 @@ def score_pixel(fitted: dict[str, tuple[nn.Module, FitResult]], data: dict[str, 
                            "bernoulli_test_bits_per_dim": nats_to_bits_per_dim(baseline, d),
                            "val_bernoulli_nll": bernoulli_baseline_nll(flat["train"],
                                                                        flat["val"])}
-    for kind, (model, result) in fitted.items():
-        nll = scored_nll(model, data["test"])
+    for kind, model in models.items():
+        nll, result = scored_nll(model, data["test"]), fits[kind]
         out.update({
             f"{kind}_test_nll": nll, f"{kind}_test_bits_per_dim": nats_to_bits_per_dim(nll, d),
             f"val_{kind}_nll": scored_nll(model, data["val"]),
@@ -272,11 +284,11 @@ def judge_pixel(cfg: PixelConfig, ctx: RunContext, m: dict[str, Any]) -> None:
 
 
 def write_pixel(cfg: PixelConfig, ctx: RunContext, m: dict[str, Any],
-                fitted: dict[str, tuple[nn.Module, FitResult]]) -> None:
+                models: dict[str, nn.Module], fits: dict[str, FitResult]) -> None:
     """The results table, the saved models and the validation curves."""
     rows = [["independent Bernoulli per pixel (training frequencies)", 784, "-", "-", "-",
              m["bernoulli_test_nll"], m["val_bernoulli_nll"], m["bernoulli_test_bits_per_dim"]]]
-    for kind, (model, _) in fitted.items():
+    for kind, model in models.items():
         rows.append([describe_model(kind, cfg), m[f"{kind}_params"],
                      f"{m[f'{kind}_best_epoch']} of {m[f'{kind}_epochs_run']}",
                      round(m[f"{kind}_seconds_per_epoch"], 2), round(m[f"{kind}_seconds"], 1),
@@ -294,17 +306,16 @@ def write_pixel(cfg: PixelConfig, ctx: RunContext, m: dict[str, Any],
     ctx.note("The manual also trains its PixelCNN against grey levels rather than binary "
              "pixels, so its loss is no likelihood at all; here it is trained on the same "
              "binary pixels and likelihood as the others.")
-    curves = {describe_model(k, cfg): r.column("val_nll") for k, (_, r) in fitted.items()}
+    curves = {describe_model(k, cfg): r.column("val_nll") for k, r in fits.items()}
     ctx.figure(curves_figure(curves, m["val_bernoulli_nll"]), "val_nll.png", "Validation NLL "
                "per epoch of each model (the weights of the lowest point are kept), with the "
                "Bernoulli baseline's validation NLL.")
 
 
 def curves_figure(curves: dict[str, list[float]], baseline: float) -> Any:
-    import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
 
-    fig, ax = plt.subplots(figsize=(6, 3.4))
+    fig, ax = _plt().subplots(figsize=(6, 3.4))
     for label, ys in curves.items():
         ax.plot(range(1, len(ys) + 1), ys, marker="o", ms=3, label=label)
     ax.axhline(baseline, color="grey", ls="--", lw=1, label="independent Bernoulli")
@@ -321,8 +332,6 @@ def curves_figure(curves: dict[str, list[float]], baseline: float) -> Any:
 def sample_figure(cfg: PixelConfig, ctx: RunContext, models: dict[str, nn.Module],
                   x_test: torch.Tensor, y_test: np.ndarray) -> None:
     """Test digits (every class) beside images drawn pixel by pixel from each model."""
-    import matplotlib.pyplot as plt
-
     n, s = cfg.n_samples, cfg.sample_size
     ncol = math.ceil(math.sqrt(n))
     shown = torch.from_numpy(spread_over_classes(y_test, n)).to(x_test.device)
@@ -336,7 +345,7 @@ def sample_figure(cfg: PixelConfig, ctx: RunContext, models: dict[str, nn.Module
         ctx.metrics[f"{kind}_sample_mean_pixel"] = float(imgs.mean())
         panels.append((f"{kind} samples ({s}x{s})", imgs[:, 0].cpu().numpy()))
     ctx.metrics["test_mean_pixel"] = float(x_test.mean())
-    fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.5))
+    fig, axes = _plt().subplots(1, len(panels), figsize=(3.2 * len(panels), 3.5))
     for ax, (title, imgs) in zip(np.atleast_1d(axes), panels, strict=True):
         ax.imshow(tile(imgs, ncol), cmap="gray", vmin=0, vmax=1)
         ax.set_title(title, fontsize=9)
@@ -353,17 +362,21 @@ def sample_figure(cfg: PixelConfig, ctx: RunContext, models: dict[str, nn.Module
 
 
 def run_pixel(cfg: PixelConfig, ctx: RunContext) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
+    # step data: binarised MNIST as 28x28 images: training, validation and test digits
     data, split = load_mnist(cfg, ctx)
-    fitted = train_models(cfg, ctx, data)
-    ctx.metrics.update(score_pixel(fitted, data))
+    # step model: the PixelCNN and PixelRNN, and the manual's linear PixelCNN (linear_defect)
+    models = {kind: build_model(kind, cfg).to(ctx.device) for kind in model_kinds(cfg)}
+    # step train: each model by maximum likelihood, early stopping on the validation NLL
+    fits = train_models(cfg, ctx, models, data)
+    # step score: NLLs in nats per image and bits per pixel, and the Bernoulli baseline's
+    ctx.metrics.update(score_pixel(models, fits, data))
+    # step judge: sentences from the scores
     judge_pixel(cfg, ctx, ctx.metrics)
-    write_pixel(cfg, ctx, ctx.metrics, fitted)
+    # step write: the NLL table, the saved models, the validation curves and samples
+    write_pixel(cfg, ctx, ctx.metrics, models, fits)
     if cfg.n_samples:
-        models = {k: fitted[k][0] for k in cfg.models}
-        sample_figure(cfg, ctx, models, data["test"], split.y["test"])
+        sample_figure(cfg, ctx, {k: models[k] for k in cfg.models}, data["test"],
+                      split.y["test"])
 
 
 def _measured(*keys: str) -> Callable[[dict[str, Any]], bool]:
@@ -483,26 +496,29 @@ def judge_choice(part: str, ctx: RunContext, c: dict[str, Any]) -> None:
 
 
 def run_pixel_study(cfg: PixelStudyConfig, ctx: RunContext) -> None:
-    for part, study in pixel_studies(cfg).items():
-        result = execute(study, ctx, workers=cfg.workers, storage=cfg.storage or None)
+    # step train: one run of 15.1 per setting of each model, all with this run's seed
+    results = {part: execute(study, ctx, workers=cfg.workers, storage=cfg.storage or None)
+               for part, study in pixel_studies(cfg).items()}
+    # step score: each study's table and plots, and the setting chosen on validation NLL
+    for part, result in results.items():
         record(result, ctx)
         ctx.metrics[f"{part}_study"] = ctx.metrics.pop("study")
         if result.complete:
-            choice = score_choice(part, result.complete, result.params)
-            ctx.metrics.update(choice)
-            judge_choice(part, ctx, choice)
-        _study_samples(part, result, ctx)
+            ctx.metrics.update(score_choice(part, result.complete, result.params))
+    # step judge: the chosen settings on test digits, and what choosing on test would pick
+    for part in results:
+        if f"{part}_chosen_trial" in ctx.metrics:
+            judge_choice(part, ctx, ctx.metrics)
+    # step write: the samples of every completed trial, side by side
+    for part, result in results.items():
+        study_samples(part, result, ctx)
     ctx.note("Settings are compared by validation NLL (digits held out of the training "
              "rows); the test columns are shown for reading only, not used for the choice.")
 
 
-def _study_samples(part: str, result: Any, ctx: RunContext) -> None:
+def study_samples(part: str, result: Any, ctx: RunContext) -> None:
     """The sample grid of every completed trial side by side, titled by its settings."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _plt()
     shown = [(r, result.folder / r["run_folder"] / "samples.png") for r in result.complete
              if r.get("run_folder")]
     shown = [(r, f) for r, f in shown if f.exists()]
