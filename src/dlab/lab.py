@@ -239,10 +239,12 @@ def describe(obj: Any) -> str:
     except (ValueError, AttributeError, RuntimeError):  # a Keras model not built yet
         pass
     where = _written_in(type(obj))
-    if not where and hasattr(obj, "modules"):  # a container (ModuleDict, Sequential)
+    if where:
+        where = f", written in `{where}`"
+    elif hasattr(obj, "modules"):  # a container (ModuleDict, Sequential) of dlab models
         found = dict.fromkeys(w for m in obj.modules() if (w := _written_in(type(m))))
-        where = "`, `".join(found)
-    head = f"`{type(obj).__name__}`{count}" + (f", written in `{where}`" if where else "")
+        where = f", its parts written in `{'`, `'.join(found)}`" if found else ""
+    head = f"`{type(obj).__name__}`{count}{where}"
     return f"{head}\n\n```\n{text}\n```"
 
 
