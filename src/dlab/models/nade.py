@@ -58,6 +58,10 @@ class NADE(nn.Module):
         self.b = nn.Parameter(torch.zeros(self.n_in))
         self.reset_parameters(generator)
 
+    def extra_repr(self) -> str:
+        return (f"n_in={self.n_in}, n_hidden={self.n_hidden}: W {tuple(self.W.shape)}, "
+                f"c {tuple(self.c.shape)}, V {tuple(self.V.shape)}, b {tuple(self.b.shape)}")
+
     def reset_parameters(self, generator: torch.Generator | None = None) -> None:
         """Uniform weights scaled by fan-in (as nn.Linear does), zero biases."""
         bound_w = 1.0 / math.sqrt(self.n_in)
