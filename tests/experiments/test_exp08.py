@@ -59,6 +59,29 @@ def test_keras_convnet_equals_torch_with_copied_weights():
     assert kc.compare_outputs(model, other, x) > 1e-3
 
 
+def test_keras_weights_do_not_depend_on_when_keras_was_imported():
+    """Importing Keras imports rich, which draws from Python's `random`; the layers' initial
+    weights are seeded from `random`. A model built right after seeding must get the same
+    weights in a fresh process (a notebook kernel) as in one that imported Keras earlier."""
+    import random
+    import subprocess
+    import sys
+
+    from dlab.keras_programs import convnet as kc
+    from dlab.keras_programs.regression import to_numpy
+
+    code = ("import random; random.seed(0)\n"
+            "from dlab.keras_programs import convnet as kc\n"
+            "from dlab.keras_programs.regression import to_numpy\n"
+            "print(repr(float(to_numpy(kc.build_convnet(32).layers[0].weights[0].value).sum())))")
+    fresh = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                           check=True).stdout.split()[-1]
+    kc.build_convnet(32)                                  # Keras imported in this process
+    random.seed(0)
+    here = float(to_numpy(kc.build_convnet(32).layers[0].weights[0].value).sum())
+    assert float(fresh) == here
+
+
 def test_summary_program_smoke(tmp_path):
     out = run_program(PROGRAMS["8.1"], profile="smoke", out=tmp_path, quiet=True, device="cpu")
     assert out.status == "ok"
@@ -104,6 +127,7 @@ def test_train_program_on_digit_stand_in(tmp_path):
     assert model["input"]["size"] == [32, 32] and model["input"]["channels"] == 3
     assert model["input"]["source_size"] == [28, 28]
     assert len(set(model["input"]["mean"])) == 1          # grey repeated: equal channels
+    assert (out.folder / "examples.png").is_file()        # the data step's example images
 
 
 def _fake_cifar(root, n=40):

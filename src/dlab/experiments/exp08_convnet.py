@@ -67,15 +67,21 @@ def torch_layer_rows(net: ConvNet) -> list[tuple[str, tuple, int]]:
 SAME_OUTPUT_TOL = 1e-5
 
 
-def score_summary(cfg: SummaryConfig, rng: np.random.Generator) -> dict:
+def keras_convnet(cfg: SummaryConfig):
+    """The manual's Keras Sequential model for cfg's input: (B, H, W, C) -> probabilities."""
+    from dlab.keras_programs import convnet as kc
+
+    return kc.build_convnet(cfg.input_size, cfg.channels, cfg.n_classes)
+
+
+def score_summary(cfg: SummaryConfig, keras_model, net: ConvNet,
+                  rng: np.random.Generator) -> dict:
     """Parameter counts by hand, in Keras and in PyTorch, layer by layer; then the Keras
-    weights copied into PyTorch and both run on the same random images (and, as a control,
-    a PyTorch model with weights of its own)."""
+    weights copied into the PyTorch `net` and both run on the same random images (and, as a
+    control, before the copy, while `net` still has weights of its own)."""
     from dlab.keras_programs import convnet as kc
 
     s = cfg.input_size
-    keras_model = kc.build_convnet(s, cfg.channels, cfg.n_classes)
-    net = ConvNet(s, cfg.channels, cfg.n_classes)
     hand = convnet_hand_count(s, cfg.channels, cfg.n_classes)
     rows = [[hname, kname, tname, "x".join(map(str, kshape)), "x".join(map(str, tshape)),
              hcount, kcount, tcount, hcount == kcount == tcount]
@@ -106,9 +112,6 @@ def write_summary(cfg: SummaryConfig, ctx: RunContext, sc: dict) -> None:
     from dlab.keras_programs import convnet as kc
 
     s = cfg.input_size
-    ctx.data(f"No data: the network is built for {s}x{s}x{cfg.channels} input and "
-             f"{cfg.n_classes} classes; {cfg.compare_images} random images check whether the "
-             "Keras and PyTorch models compute the same function.")
     ctx.table(f"Layer by layer, {s}x{s}x{cfg.channels} input (Keras shapes H x W x C, "
               "PyTorch shapes C x H x W)",
               ["layer", "Keras layer", "PyTorch module", "Keras output", "PyTorch output",
@@ -155,10 +158,19 @@ def judge_summary(cfg: SummaryConfig, ctx: RunContext, sc: dict) -> None:
 
 
 def run_summary(cfg: SummaryConfig, ctx: RunContext) -> None:
-    sc = score_summary(cfg, ctx.rng)
+    # step model: the manual's network in Keras, and the same layers in PyTorch
+    ctx.data(f"No data: the network is built for {cfg.input_size}x{cfg.input_size}x"
+             f"{cfg.channels} input and {cfg.n_classes} classes; {cfg.compare_images} random "
+             "images check whether the Keras and PyTorch models compute the same function.")
+    keras_model = keras_convnet(cfg)
+    net = ConvNet(cfg.input_size, cfg.channels, cfg.n_classes)
+    # step score: parameters by hand, in Keras and in PyTorch; outputs with copied weights
+    sc = score_summary(cfg, keras_model, net, ctx.rng)
     ctx.metrics.update(summary_metrics(sc))
-    write_summary(cfg, ctx, sc)
+    # step judge: equal counts, the same function
     judge_summary(cfg, ctx, sc)
+    # step write: the layer table, the totals and both summaries
+    write_summary(cfg, ctx, sc)
 
 
 # ------------------------------------------------------------------ 8.2 training
@@ -220,6 +232,36 @@ class Colour:
     source_size: tuple[int, int]
 
 
+EXAMPLES_PER_CLASS = 8  # training images per class in the data step's figure
+
+
+def examples_figure(d: Colour, per_class: int = EXAMPLES_PER_CLASS):
+    """The first `per_class` training images of every class, one row per class, with the
+    normalisation undone: one picture, drawn at once (a grid of axes is slow)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    mean = torch.tensor(d.mean).view(1, -1, 1, 1)
+    std = torch.tensor(d.std).view(1, -1, 1, 1)
+    size, pad = d.x[0].shape[-1], 2
+    cell = size + pad
+    grid = np.ones((len(d.classes) * cell + pad, per_class * cell + pad, 3), np.float32)
+    for k in range(len(d.classes)):
+        x = d.x[0][torch.nonzero(d.y[0] == k).flatten()[:per_class]]  # (n, 3, 32, 32)
+        x = (x * std + mean).clamp(0, 1).permute(0, 2, 3, 1).numpy()   # (n, 32, 32, 3)
+        for j, img in enumerate(x):
+            grid[pad + k * cell:(k + 1) * cell, pad + j * cell:(j + 1) * cell] = img
+    fig, ax = plt.subplots(figsize=(0.5 + 0.42 * per_class, 0.3 + 0.42 * len(d.classes)))
+    ax.imshow(grid)
+    ax.set_xticks([])
+    ax.set_yticks([pad + k * cell + size / 2 for k in range(len(d.classes))], d.classes,
+                  fontsize=7)
+    ax.set_title(f"{d.name}: training images by class", fontsize=8)
+    return fig
+
+
 def load_splits(cfg: TrainConfig, ctx: RunContext) -> Colour:
     """Stratified samples of the training and test images, a stratified validation split
     of the training sample, resized to 32x32x3 and normalised with training statistics."""
@@ -251,14 +293,18 @@ def load_splits(cfg: TrainConfig, ctx: RunContext) -> Colour:
                   data.provenance.name, bool(stand_in), tuple(x_fit.shape[1:3]))
 
 
-def train_convnet(cfg: TrainConfig, ctx: RunContext, d: Colour):
-    """Fixed epochs, no early stopping: the validation split only draws the curves."""
-    net = ConvNet(32, 3, len(d.classes)).to(ctx.device)
+def colour_convnet(ctx: RunContext, n_classes: int) -> ConvNet:
+    """The ConvNet for 32x32x3 input and `n_classes` outputs, on the run's device."""
+    return ConvNet(32, 3, n_classes).to(ctx.device)
+
+
+def train_convnet(cfg: TrainConfig, ctx: RunContext, net: ConvNet, d: Colour):
+    """Adam for fixed epochs, no early stopping: the validation split only draws the
+    curves. Trains `net` in place; returns fit's result (one history row per epoch)."""
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
-    result = fit(net, (d.x[0], d.y[0]), val=(d.x[1], d.y[1]), ctx=ctx, epochs=cfg.epochs,
-                 optimizer=opt, loss_fn=F.cross_entropy, batch_size=cfg.batch_size,
-                 metrics={"acc": accuracy}, name="convnet")
-    return net, result
+    return fit(net, (d.x[0], d.y[0]), val=(d.x[1], d.y[1]), ctx=ctx, epochs=cfg.epochs,
+               optimizer=opt, loss_fn=F.cross_entropy, batch_size=cfg.batch_size,
+               metrics={"acc": accuracy}, name="convnet")
 
 
 def predict_classes(net: torch.nn.Module, x: torch.Tensor, device: str) -> np.ndarray:
@@ -327,15 +373,25 @@ def judge_convnet(ctx: RunContext, s: dict, d: Colour) -> None:
 
 
 def run_train(cfg: TrainConfig, ctx: RunContext) -> None:
+    # step data: colour images (or a grey stand-in) at 32x32x3, three stratified splits
     d = load_splits(cfg, ctx)
-    net, result = train_convnet(cfg, ctx, d)
-    s = score_convnet(net, result.history, d, ctx.device)
+    ctx.figure(examples_figure(d), "examples.png", f"Training images of {d.name}, "
+               f"{EXAMPLES_PER_CLASS} per class, as the network gets them (32x32x3), shown "
+               "with the normalisation undone.")
+    # step model: the three-block ConvNet for 32x32x3 input
+    net = colour_convnet(ctx, len(d.classes))
+    # step train: Adam for a fixed number of epochs
+    result = train_convnet(cfg, ctx, net, d)
     ctx.save_model(net, **classifier_metadata(
         "convnet", {"input_size": 32, "in_channels": 3, "n_classes": len(d.classes)},
         (32, 32), 3, d.mean, d.std, d.classes, ctx.program.id, source_size=d.source_size))
+    # step score: test accuracy, per class and against the majority class
+    s = score_convnet(net, result.history, d, ctx.device)
     ctx.metrics.update(s)
-    write_convnet(ctx, s, result.history, d)
+    # step judge: sentences from the scores
     judge_convnet(ctx, s, d)
+    # step write: the learning curves, the confusion matrix and the tables
+    write_convnet(ctx, s, result.history, d)
 
 
 CONVNET_SUMMARY = Implementation(config=SummaryConfig, run=run_summary, profiles={

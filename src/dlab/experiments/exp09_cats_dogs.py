@@ -64,19 +64,27 @@ def flatten_size(h: int, w: int, channels: int = 128, blocks: int = 3) -> int:
     return channels * h * w
 
 
-def score_any_size(cfg: AnySizeConfig, ctx: RunContext) -> list[dict]:
-    """Per size: the feature map, flatten size by formula and measured, the output shape,
-    parameter counts, and what the manual's fixed 128*4*4 network does."""
+def any_size_nets(cfg: AnySizeConfig) -> dict[int, AnySizeCNN]:
+    """Input size -> the CNN built for it (its flatten size computed from the size)."""
+    return {s: AnySizeCNN(s, cfg.channels, cfg.n_classes) for s in cfg.sizes}
+
+
+def score_any_size(cfg: AnySizeConfig, ctx: RunContext, nets: dict[int, AnySizeCNN],
+                   manual_net: ManualCatDogCNN) -> list[dict]:
+    """Per size: two random images through the size's network and the manual's fixed
+    128*4*4 one; the feature map, flatten size by formula and measured, the output shape,
+    parameter counts, and whether the manual's network runs."""
     out = []
-    for s in cfg.sizes:
-        net = AnySizeCNN(s, cfg.channels, cfg.n_classes).eval()
+    manual_net.eval()
+    for s, net in nets.items():
+        net.eval()
         x = torch.rand(2, cfg.channels, s, s, generator=ctx.torch_generator(s))
         with torch.inference_mode():
             feats = net.features(x)                               # (2, 128, s/8, s/8)
             logits = net(x)                                       # (2, n_classes)
         try:
             with torch.inference_mode():
-                ManualCatDogCNN(cfg.channels, cfg.n_classes).eval()(x)
+                manual_net(x)
             manual = "runs"
         except RuntimeError as exc:
             manual = f"error: {str(exc).splitlines()[0]}"
@@ -124,18 +132,28 @@ def judge_any_size(cfg: AnySizeConfig, ctx: RunContext, rows: list[dict]) -> Non
               f"{sorted(convs)}.", conv_parameters=sorted(convs))
 
 
-def run_any_size(cfg: AnySizeConfig, ctx: RunContext) -> None:
-    ctx.data(f"No data: two random {cfg.channels}-channel images of each size are pushed "
-             "through the networks to check output shapes.")
-    rows = score_any_size(cfg, ctx)
-    ctx.metrics.update(any_size_metrics(cfg, rows))
+def write_any_size(ctx: RunContext, rows: list[dict]) -> None:
     ctx.table("The CNN at several input sizes (the manual's network fixes 128*4*4 = 2048)",
               ["input", "feature map", "flatten (formula)", "flatten (measured)", "output",
                "parameters", "manual's network"],
               [[f"{r['size']}x{r['size']}", "x".join(map(str, r["feature_map"])),
                 r["formula"], r["measured"], "x".join(map(str, r["output"])),
                 r["parameters"], r["manual"]] for r in rows])
+
+
+def run_any_size(cfg: AnySizeConfig, ctx: RunContext) -> None:
+    # step model: the CNN built for each input size, and the manual's fixed 128*4*4 one
+    ctx.data(f"No data: two random {cfg.channels}-channel images of each size are pushed "
+             "through the networks to check output shapes.")
+    nets = any_size_nets(cfg)
+    manual_net = ManualCatDogCNN(cfg.channels, cfg.n_classes)
+    # step score: random images of each size through both: shapes and parameter counts
+    rows = score_any_size(cfg, ctx, nets, manual_net)
+    ctx.metrics.update(any_size_metrics(cfg, rows))
+    # step judge: the flatten size follows the input; only the dense layer grows
     judge_any_size(cfg, ctx, rows)
+    # step write: shapes and parameters at every size
+    write_any_size(ctx, rows)
 
 
 # ---------------------------------------------------------------- 9.2 image folder
@@ -246,8 +264,12 @@ def write_stand_in(cfg: FolderConfig, ctx: RunContext, folder: Path) -> tuple[st
     return text or "CIFAR-10 cat/dog", pair == DIGIT_PAIR
 
 
+MISTAKES_SHOWN = 24  # most confident validation mistakes drawn in misclassified.png
+
+
 def misclassified_figure(images: np.ndarray, true: np.ndarray, pred: np.ndarray,
-                         prob: np.ndarray, classes: list[str], n: int = 24) -> tuple:
+                         prob: np.ndarray, classes: list[str],
+                         n: int = MISTAKES_SHOWN) -> tuple:
     """(figure or None, number shown): the most confident mistakes, titled with the true
     class, the predicted one and its probability."""
     import matplotlib
@@ -317,9 +339,16 @@ def split_folder(cfg: FolderConfig, ctx: RunContext, imgs: FolderImages, flip: b
             "y": torch.as_tensor(imgs.labels), "mean": mean, "std": std, "channels": c}
 
 
-def train_folder(cfg: FolderConfig, ctx: RunContext, sp: dict, k: int, flip: bool):
-    """A correct loop: each step augments the batch, zeroes the gradients, steps."""
-    net = AnySizeCNN(cfg.image_size, sp["channels"], k).to(ctx.device)
+def folder_cnn(cfg: FolderConfig, ctx: RunContext, channels: int,
+               n_classes: int) -> AnySizeCNN:
+    """The CNN for image_size x image_size input of `channels` channels, on the run's
+    device."""
+    return AnySizeCNN(cfg.image_size, channels, n_classes).to(ctx.device)
+
+
+def train_folder(cfg: FolderConfig, ctx: RunContext, net: AnySizeCNN, sp: dict, flip: bool):
+    """A correct loop: each step augments the batch, zeroes the gradients, steps. Trains
+    `net` in place; returns fit's result (one history row per epoch)."""
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
     base = supervised_step(net, opt, F.cross_entropy, {"acc": accuracy})
     gen = ctx.torch_generator(901)
@@ -329,10 +358,9 @@ def train_folder(cfg: FolderConfig, ctx: RunContext, sp: dict, k: int, flip: boo
         return base((augment_batch(xb, gen, flip=flip, pad=cfg.crop_pad), yb))
 
     tr, va = sp["tr"], sp["va"]
-    result = fit(net, (sp["x"][tr], sp["y"][tr]), val=(sp["x"][va], sp["y"][va]), ctx=ctx,
-                 epochs=cfg.epochs, optimizer=opt, loss_fn=F.cross_entropy, step=step,
-                 batch_size=cfg.batch_size, metrics={"acc": accuracy}, name="cnn")
-    return net, result
+    return fit(net, (sp["x"][tr], sp["y"][tr]), val=(sp["x"][va], sp["y"][va]), ctx=ctx,
+               epochs=cfg.epochs, optimizer=opt, loss_fn=F.cross_entropy, step=step,
+               batch_size=cfg.batch_size, metrics={"acc": accuracy}, name="cnn")
 
 
 def score_folder(net, result, sp: dict, imgs: FolderImages, device: str) -> dict:
@@ -362,7 +390,7 @@ def score_folder(net, result, sp: dict, imgs: FolderImages, device: str) -> dict
 
 
 def write_folder(cfg: FolderConfig, ctx: RunContext, s: dict, sp: dict, imgs: FolderImages,
-                 history: list[dict]) -> int:
+                 history: list[dict]) -> None:
     va, cm = sp["va"], np.array(s["confusion_matrix"])
     write_csv(ctx.path("val_predictions.csv"),
               [{"file": str(imgs.files[i]), "true": imgs.classes[s["true"][j]],
@@ -388,10 +416,9 @@ def write_folder(cfg: FolderConfig, ctx: RunContext, s: dict, sp: dict, imgs: Fo
                             "seconds"],
               [[r["epoch"], r["loss"], r["acc"], r["val_loss"], r["val_acc"], r["seconds"]]
                for r in history])
-    return shown
 
 
-def judge_folder(ctx: RunContext, s: dict, shown: int) -> None:
+def judge_folder(ctx: RunContext, s: dict) -> None:
     ctx.infer(f"Validation accuracy after {s['epochs']} epochs: {100 * s['val_accuracy']:.2f}% "
               f"on {s['val_size']:,} held-out images ({', '.join(s['classes'])}).")
     ctx.infer(f"The majority-class baseline (always the most common validation class) "
@@ -402,7 +429,7 @@ def judge_folder(ctx: RunContext, s: dict, shown: int) -> None:
                f"({s['most_common_mistake_count']} times)" if s["most_common_mistake"]
                else "no mistakes")
     ctx.infer(f"{s['misclassified']} validation images were misclassified; {mistake}. "
-              f"{shown} of them are shown.")
+              f"{min(MISTAKES_SHOWN, s['misclassified'])} of them are shown.")
     if s["skipped_files"]:
         ctx.infer(f"{s['skipped_files']} unreadable image files were skipped and counted, "
                   "not fatal.")
@@ -412,23 +439,30 @@ def judge_folder(ctx: RunContext, s: dict, shown: int) -> None:
 
 
 def run_folder(cfg: FolderConfig, ctx: RunContext) -> None:
+    # step data: the image folder (or a stand-in written from a real data set), split
     imgs, origin, digits = load_folder(cfg, ctx)
     flip = cfg.flip and not digits
     if cfg.flip and not flip:
         ctx.note("Left-right flips are off for the digit stand-in: a mirrored 3 or 5 is no "
                  "longer that digit.")
     sp = split_folder(cfg, ctx, imgs, flip)
-    net, result = train_folder(cfg, ctx, sp, len(imgs.classes), flip)
-    s = score_folder(net, result, sp, imgs, ctx.device)
+    # step model: the CNN whose flatten size follows image_size
+    net = folder_cnn(cfg, ctx, sp["channels"], len(imgs.classes))
+    # step train: Adam on augmented batches, the gradients zeroed at every step
+    result = train_folder(cfg, ctx, net, sp, flip)
     ctx.save_model(net, **classifier_metadata(
         "anysize_cnn", {"input_size": cfg.image_size, "in_channels": sp["channels"],
                         "n_classes": len(imgs.classes)},
         (cfg.image_size, cfg.image_size), sp["channels"], sp["mean"], sp["std"],
         imgs.classes, ctx.program.id, source_size=imgs.source_size))
+    # step score: validation accuracy, confusions and the majority-class baseline
+    s = score_folder(net, result, sp, imgs, ctx.device)
     ctx.metrics.update({k: v for k, v in s.items() if k not in ("pred", "prob", "true")})
     ctx.metrics.update({"image_size": cfg.image_size, "data": origin})
-    shown = write_folder(cfg, ctx, s, sp, imgs, result.history)
-    judge_folder(ctx, s, shown)
+    # step judge: sentences from the scores
+    judge_folder(ctx, s)
+    # step write: predictions, curves, confusion matrix and the mistakes
+    write_folder(cfg, ctx, s, sp, imgs, result.history)
 
 
 ANY_SIZE_CNN = Implementation(config=AnySizeConfig, run=run_any_size, profiles={

@@ -11,6 +11,7 @@ after that the two networks compute the same function, which `compare_outputs` c
 from __future__ import annotations
 
 import os
+import random
 from collections.abc import Sequence
 from typing import Any
 
@@ -18,15 +19,25 @@ import numpy as np
 
 
 def _keras():
+    """Keras, on the torch backend unless KERAS_BACKEND names another.
+
+    Its first import leaves Python's `random` as it found it: it imports rich, which
+    draws from `random` on import, and the layers' initial weights are seeded from
+    `random`. Otherwise a model built right after seeding would get other weights in a
+    fresh process (a notebook kernel) than in `dlab run`, whose command line imports rich
+    before the run is seeded."""
     os.environ.setdefault("KERAS_BACKEND", "torch")
+    state = random.getstate()
     import keras
 
+    random.setstate(state)
     return keras
 
 
 def build_convnet(input_size: int = 64, channels: int = 3, n_classes: int = 10,
                   filters: Sequence[int] = (32, 64, 128), dense: int = 128):
-    """The manual's Sequential model: input (B, H, W, C) -> class probabilities (B, n)."""
+    """The manual's Sequential model: input (B, H, W, C) -> class probabilities (B, n).
+    Its initial weights depend only on the state of Python's `random`."""
     keras = _keras()
     layers: list[Any] = [keras.Input((input_size, input_size, channels))]
     for f in filters:
