@@ -126,3 +126,26 @@ def test_user_csv_and_its_errors(tmp_path):
         run_program(PROGRAMS["3.2"], profile="smoke", out=tmp_path / "runs", quiet=True,
                     device="cpu", sets={"csv": str(path)})
     assert [p.name for p in (tmp_path / "runs" / "3.2").iterdir()] == [out.folder.name]
+
+
+def test_keras_training_does_not_depend_on_what_was_built_or_trained_before(tmp_path):
+    """3.1 builds both networks before training either: the weights come from the seed and
+    the shuffling order is seeded again when training starts, so a network trained after
+    another was built and trained learns exactly what it learns alone."""
+    from dlab.runs import RunContext
+
+    ctx = RunContext(PROGRAMS["3.1"], None, tmp_path, profile="smoke", seed=0, device="cpu",
+                     quiet=True)
+    cfg = e3.RegressionConfig(epochs=2, batch_size=8)
+    rng = np.random.default_rng(1)
+    frame = pd.DataFrame({"a": rng.normal(size=60), "b": rng.normal(size=60)})
+    frame["t"] = 2 * frame["a"] - frame["b"] + rng.normal(0, 0.1, 60)
+    s = prepare(TableData(frame, "t", "regression", None), 0.2, 0.2, seed=0, stratify=False)
+    alone = e3.keras_net(cfg, ctx, 2)
+    hist, pred = e3.train_keras(cfg, ctx, alone, s, "alone")
+    first, second = e3.keras_net(cfg, ctx, 2), e3.keras_net(cfg, ctx, 2)
+    e3.train_keras(cfg, ctx, first, s, "first")
+    hist2, pred2 = e3.train_keras(cfg, ctx, second, s, "second")
+    assert [r["loss"] for r in hist] == [r["loss"] for r in hist2]
+    np.testing.assert_array_equal(pred, pred2)
+    assert not np.array_equal(pred, e3.kr.predict(e3.keras_net(cfg, ctx, 2), s.x_test))

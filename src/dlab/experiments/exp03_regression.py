@@ -10,8 +10,9 @@ predictions back to the target's own units.
 Scores on the test rows: MSE = mean (y - yhat)^2, RMSE = sqrt(MSE), MAE = mean |y - yhat|,
 R^2 = 1 - sum (y - yhat)^2 / sum (y - mean(y))^2.
 
-Each program reads: load data -> train -> score (a dict of measured values) -> judge
-(targets on the Implementation, claims from the scores) -> write (tables, figures).
+Each program reads: load data -> build the model(s) -> train -> score (a dict of measured
+values) -> judge (targets on the Implementation, claims from the scores) -> write (tables,
+figures), one `# step` of its run function each.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ import pandas as pd
 
 from dlab.data.tabular import Split, TableData, TablePreprocessor, auto_mpg, prepare, read_csv
 from dlab.errors import DataError
+from dlab.keras_programs import regression as kr
+from dlab.models import count_parameters
 from dlab.registry import Implementation
 from dlab.runs import RunContext
 from dlab.verdicts import Target
@@ -134,7 +137,8 @@ def score_predictions(s: Split, pred: np.ndarray) -> dict[str, Any]:
             "n_test": len(s.y_test)}
 
 
-def _unit(cfg: RegressionConfig) -> str:
+def unit_of(cfg: RegressionConfig) -> str:
+    """The target's unit in words: mpg for Auto MPG."""
     return "mpg" if not cfg.csv else f"units of {cfg.target}"
 
 
@@ -187,7 +191,8 @@ def write_curves(ctx: RunContext, history: list[dict[str, Any]], scale: float, u
                "trained on the standardised target).")
 
 
-def _table_scores(m: dict[str, Any], net: str) -> dict[str, dict[str, float]]:
+def table_scores(m: dict[str, Any], net: str) -> dict[str, dict[str, float]]:
+    """The test scores of the network (named `net`) and of both baselines, by model."""
     return {net: {k: m[f"test_{k}"] for k in ("mse", "rmse", "mae", "r2")},
             "linear regression": m["baseline_linear"],
             "training mean (constant)": m["baseline_mean"]}
@@ -212,18 +217,31 @@ def manual_leaky_split(table: TableData, rows: dict[str, np.ndarray]
     return split, mean, std
 
 
-def train_keras(cfg: RegressionConfig, ctx: RunContext, s: Split, name: str,
-                scale: tuple[float, float] = (0.0, 1.0)):
-    """The Keras regressor on targets (y - mean) / std; returns the model, its history
-    rows and its test predictions in the targets' units."""
-    from dlab.keras_programs import regression as kr
+def describe_leak(ctx: RunContext, table: TableData, mean: float, std: float) -> None:
+    """The manual's preprocessing of the same rows, for the record's Data section."""
+    ctx.data(f"For comparison, the manual's order on the same rows: imputation, "
+             f"standardisation and the target's mean {mean:.3f} and standard deviation "
+             f"{std:.3f} computed on all {len(table.frame)} rows, test rows included, before "
+             "the split.")
 
+
+def keras_net(cfg: RegressionConfig, ctx: RunContext, n_features: int):
+    """The Keras 64-32-1 regressor for `n_features` inputs, its weights drawn after
+    setting Keras's random seeds to the run's seed."""
+    return kr.new_regressor(n_features, cfg.widths, ctx.seed)
+
+
+def train_keras(cfg: RegressionConfig, ctx: RunContext, model, s: Split, name: str,
+                scale: tuple[float, float] = (0.0, 1.0)) -> tuple[list[dict[str, Any]],
+                                                                  np.ndarray]:
+    """Train the Keras `model` in place on targets (y - mean) / std; returns its history
+    rows and its test predictions (N_test,) in the targets' units."""
     mean, std = scale
-    model, hist = kr.train_regressor(s.x_train, (s.y_train - mean) / std, s.x_val,
-                                     (s.y_val - mean) / std, widths=cfg.widths,
-                                     epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr,
-                                     seed=ctx.seed, log=ctx.log, name=name)
-    return model, hist, kr.predict(model, s.x_test) * std + mean
+    hist = kr.train_regressor(model, s.x_train, (s.y_train - mean) / std, s.x_val,
+                              (s.y_val - mean) / std, epochs=cfg.epochs,
+                              batch_size=cfg.batch_size, lr=cfg.lr, seed=ctx.seed,
+                              log=ctx.log, name=name)
+    return hist, kr.predict(model, s.x_test) * std + mean
 
 
 def score_leak(s: Split, leak: Split, manual_z: np.ndarray, mean: float,
@@ -258,36 +276,50 @@ def judge_leak(ctx: RunContext, m: dict[str, Any]) -> None:
               leaky_mse=leaky, correct_mse=correct)
 
 
-def run_keras(cfg: RegressionConfig, ctx: RunContext) -> None:
-    from dlab.keras_programs import regression as kr
-
-    table, s = load_split(cfg, ctx)
-    backend, version = kr.backend_info()
-    ctx.log("training the Keras network (preprocessing fit on training rows)")
-    model, hist, pred = train_keras(cfg, ctx, s, "keras", target_scale(s))
-    ctx.log("training the same network the manual's way (scaled before the split)")
-    leak, mean, std = manual_leaky_split(table, s.rows)
-    _, lhist, manual_z = train_keras(cfg, ctx, leak, "keras_manual")
-    ctx.metrics.update({**score_predictions(s, pred), **score_leak(s, leak, manual_z, mean, std),
-                        "parameters": kr.count_params(model), "unit": _unit(cfg),
-                        "keras_backend": backend})
-    m = ctx.metrics
-    judge_baselines(ctx, "Keras", m)
-    judge_leak(ctx, m)
-    ctx.add_history(hist + lhist)
-    scores = {**_table_scores(m, "Keras 64-32-1"),
-              "Keras, manual preprocessing (leaky)": m["manual_scores_in_units"]}
-    write_results(ctx, s, {"Keras network": pred, "linear regression": linear_baseline(s)},
-                  scores, m["unit"])
+def write_leak(ctx: RunContext, m: dict[str, Any]) -> None:
+    """The manual's printed test MSE against the correct one, and the scaler's statistics."""
+    u, mean, std = m["unit"], m["all_rows_target_mean"], m["all_rows_target_std"]
     ctx.table("The manual's preprocessing, measured", ["what", "value"], [
         ["manual's test MSE as it prints it (standardised units)", m["manual_mse_standardised"]],
-        [f"the same, in {m['unit']} squared (times the table-wide variance {std ** 2:.3f})",
+        [f"the same, in {u} squared (times the table-wide variance {std ** 2:.3f})",
          m["manual_mse_in_units"]],
-        [f"correct pipeline's test MSE ({m['unit']} squared)", m["test_mse"]],
+        [f"correct pipeline's test MSE ({u} squared)", m["test_mse"]],
         ["target mean: all rows (manual) / training rows only",
          f"{mean:.3f} / {m['train_target_mean']:.3f}"],
         ["target std: all rows (manual) / training rows only",
          f"{std:.3f} / {m['train_target_std']:.3f}"]])
+
+
+def run_keras(cfg: RegressionConfig, ctx: RunContext) -> None:
+    # step data: Auto MPG split at random, preprocessed on the training rows; the manual's way
+    table, s = load_split(cfg, ctx)
+    leak, leak_mean, leak_std = manual_leaky_split(table, s.rows)
+    describe_leak(ctx, table, leak_mean, leak_std)
+    # step model: the 64-32-1 Keras network, once for each preprocessing
+    models = {"keras": keras_net(cfg, ctx, s.x_train.shape[1]),
+              "keras_manual": keras_net(cfg, ctx, leak.x_train.shape[1])}
+    # step train: Keras's own fit loop, on the correct and on the manual's preprocessing
+    ctx.log("training the Keras network (preprocessing fit on training rows)")
+    hist, pred = train_keras(cfg, ctx, models["keras"], s, "keras", target_scale(s))
+    ctx.log("training the same network the manual's way (scaled before the split)")
+    lhist, manual_z = train_keras(cfg, ctx, models["keras_manual"], leak, "keras_manual")
+    # step score: test scores beside the baselines, and the manual's printed number unpacked
+    backend, version = kr.backend_info()
+    ctx.metrics.update({**score_predictions(s, pred),
+                        **score_leak(s, leak, manual_z, leak_mean, leak_std),
+                        "parameters": kr.count_params(models["keras"]), "unit": unit_of(cfg),
+                        "keras_backend": backend})
+    # step judge: the network against the baselines, and what the leak changed
+    judge_baselines(ctx, "Keras", ctx.metrics)
+    judge_leak(ctx, ctx.metrics)
+    # step write: the score tables, the predictions and the loss curves
+    m = ctx.metrics
+    ctx.add_history(hist + lhist)
+    scores = {**table_scores(m, "Keras 64-32-1"),
+              "Keras, manual preprocessing (leaky)": m["manual_scores_in_units"]}
+    write_results(ctx, s, {"Keras network": pred, "linear regression": linear_baseline(s)},
+                  scores, m["unit"])
+    write_leak(ctx, m)
     write_curves(ctx, hist, m["train_target_std"] ** 2, m["unit"])
     ctx.note(f"Keras {version} on the {backend} backend; Keras's own fit loop.")
 
@@ -295,13 +327,21 @@ def run_keras(cfg: RegressionConfig, ctx: RunContext) -> None:
 # ----------------------------------------------------------------- 3.2 PyTorch
 
 
-def train_torch(cfg: RegressionConfig, ctx: RunContext, s: Split):
-    """The 64-32-1 MLP on the standardised target with Adam, mini-batches and early
-    stopping on the validation rows (the best epoch's weights are restored)."""
+def torch_net(cfg: RegressionConfig, ctx: RunContext, n_features: int):
+    """The PyTorch 64-32-1 MLP for `n_features` inputs, initialised from the run's
+    generator 1, on the run's device."""
+    from dlab.models.mlp import MLP
+
+    return MLP((n_features, *cfg.widths, 1), generator=ctx.torch_generator(1)).to(ctx.device)
+
+
+def train_torch(cfg: RegressionConfig, ctx: RunContext, model, s: Split):
+    """Train `model` in place on the standardised target with Adam, mini-batches and
+    early stopping on the validation rows (the best epoch's weights are restored);
+    returns fit's result."""
     import torch
     import torch.nn.functional as F
 
-    from dlab.models.mlp import MLP
     from dlab.training import fit
 
     mean, std = target_scale(s)
@@ -310,13 +350,10 @@ def train_torch(cfg: RegressionConfig, ctx: RunContext, s: Split):
         return (torch.as_tensor(x, dtype=torch.float32),
                 torch.as_tensor((y - mean) / std, dtype=torch.float32).reshape(-1, 1))
 
-    model = MLP((s.x_train.shape[1], *cfg.widths, 1),
-                generator=ctx.torch_generator(1)).to(ctx.device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    result = fit(model, tensors(s.x_train, s.y_train), val=tensors(s.x_val, s.y_val), ctx=ctx,
-                 epochs=cfg.epochs, optimizer=opt, loss_fn=F.mse_loss,
-                 batch_size=cfg.batch_size, patience=cfg.patience, name="torch")
-    return model, result
+    return fit(model, tensors(s.x_train, s.y_train), val=tensors(s.x_val, s.y_val), ctx=ctx,
+               epochs=cfg.epochs, optimizer=opt, loss_fn=F.mse_loss,
+               batch_size=cfg.batch_size, patience=cfg.patience, name="torch")
 
 
 def predict_torch(model, s: Split, device: str) -> np.ndarray:
@@ -339,28 +376,33 @@ def judge_stopping(ctx: RunContext, m: dict[str, Any]) -> None:
 
 
 def run_torch(cfg: RegressionConfig, ctx: RunContext) -> None:
-    from dlab.models import count_parameters
-
+    # step data: Auto MPG split at random, preprocessed on the training rows only
     table, s = load_split(cfg, ctx)
-    model, result = train_torch(cfg, ctx, s)
-    pred = predict_torch(model, s, ctx.device)
+    # step model: the 64-32-1 MLP
+    model = torch_net(cfg, ctx, s.x_train.shape[1])
+    # step train: Adam on the standardised target, early stopping on the validation rows
+    result = train_torch(cfg, ctx, model, s)
     mean, std = target_scale(s)
-    ctx.metrics.update({
-        **score_predictions(s, pred), "unit": _unit(cfg),
-        "best_epoch": result.best_epoch, "epochs_run": len(result.history),
-        "stopped_early": result.stopped_early, "parameters": count_parameters(model),
-        "best_val_mse": min(r["val_loss"] for r in result.history) * std ** 2})
-    m = ctx.metrics
-    judge_baselines(ctx, "PyTorch", m)
-    judge_stopping(ctx, m)
-    write_results(ctx, s, {"PyTorch network": pred, "linear regression": linear_baseline(s)},
-                  _table_scores(m, "PyTorch 64-32-1"), m["unit"])
-    write_curves(ctx, result.history, std ** 2, m["unit"], best=result.best_epoch)
     ctx.save_model(model, task="regression", architecture="mlp",
                    kwargs={"sizes": [s.x_train.shape[1], *cfg.widths, 1],
                            "activation": "relu"},
                    target=table.target, target_mean=mean, target_std=std,
                    preprocessing=s.pre.to_dict(), program=ctx.program.id)
+    # step score: test scores in the target's units beside the baselines, the stopping epoch
+    pred = predict_torch(model, s, ctx.device)
+    ctx.metrics.update({
+        **score_predictions(s, pred), "unit": unit_of(cfg),
+        "best_epoch": result.best_epoch, "epochs_run": len(result.history),
+        "stopped_early": result.stopped_early, "parameters": count_parameters(model),
+        "best_val_mse": min(r["val_loss"] for r in result.history) * std ** 2})
+    # step judge: the network against the baselines, and where training stopped
+    judge_baselines(ctx, "PyTorch", ctx.metrics)
+    judge_stopping(ctx, ctx.metrics)
+    # step write: the score table, the predictions and the loss curves
+    m = ctx.metrics
+    write_results(ctx, s, {"PyTorch network": pred, "linear regression": linear_baseline(s)},
+                  table_scores(m, "PyTorch 64-32-1"), m["unit"])
+    write_curves(ctx, result.history, std ** 2, m["unit"], best=result.best_epoch)
 
 
 BEATS_LINEAR = Target("test_mse", below="baseline_linear.mse", profiles=("quick", "full"),

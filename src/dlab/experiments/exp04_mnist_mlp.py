@@ -6,8 +6,10 @@ z = W3 relu(W2 relu(W1 x + b1) + b2) + b3, trained with the cross-entropy
 standardised with the mean and standard deviation of the training pixels, once, in
 memory; batches are slices of that tensor.
 
-Each program reads: load data -> train -> score (a dict of measured values) -> judge
-(targets on the Implementation, claims from the dict) -> write (tables, figures).
+Each program reads: load data -> build the model -> train -> score (a dict of measured
+values) -> judge (targets on the Implementation, claims from the dict) -> write (tables,
+figures), one `# step` of its run function each; 4.1 builds, trains and scores twice: the
+correct program, then the manual's optimizer statement as a notebook runs it.
 """
 
 from __future__ import annotations
@@ -102,23 +104,24 @@ def load_digits(cfg: MLPConfig, ctx: RunContext) -> Digits:
 
 
 def new_mlp(cfg: MLPConfig, ctx: RunContext, k: int) -> MLP:
+    """The 784-hidden-10 MLP, its initial weights drawn from the run's generator `k`, on
+    the run's device."""
     return MLP((784, *cfg.hidden, 10), generator=ctx.torch_generator(k)).to(ctx.device)
 
 
-def train_mlp(cfg: MLPConfig, ctx: RunContext, x: torch.Tensor, y: torch.Tensor,
-              val=None, extra=None) -> tuple[MLP, FitResult]:
-    """The correct program: make the model, then its optimizer; train with the one loop.
+def train_mlp(cfg: MLPConfig, ctx: RunContext, model: MLP, x: torch.Tensor, y: torch.Tensor,
+              val=None, extra=None) -> FitResult:
+    """The correct program: the optimizer is made from `model` once it exists; trains
+    `model` in place with the one loop and returns fit's result.
 
     Fixed epochs (the manual's), no early stopping: nothing is selected. `val` (x, y) is
     scored after every epoch (val_* columns); `extra(model)` adds columns of its own.
     """
-    model = new_mlp(cfg, ctx, 1)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    result = fit(model, (x, y), val=val, ctx=ctx, epochs=cfg.epochs, optimizer=optimizer,
-                 loss_fn=F.cross_entropy, batch_size=cfg.batch_size,
-                 metrics={"acc": accuracy}, name="mlp",
-                 validate=(lambda: extra(model)) if extra else None)
-    return model, result
+    return fit(model, (x, y), val=val, ctx=ctx, epochs=cfg.epochs, optimizer=optimizer,
+               loss_fn=F.cross_entropy, batch_size=cfg.batch_size,
+               metrics={"acc": accuracy}, name="mlp",
+               validate=(lambda: extra(model)) if extra else None)
 
 
 def save(model: MLP, cfg: MLPConfig, ctx: RunContext, d: Digits) -> None:
@@ -138,23 +141,27 @@ def majority_accuracy(y_train: torch.Tensor, y_test: torch.Tensor) -> float:
     return float((y_test.numpy() == majority).mean())
 
 
-def manual_defect(cfg: MLPConfig, ctx: RunContext, d: Digits) -> dict[str, object]:
-    """The manual's optimizer line, run both ways it can run.
-
-    In a fresh interpreter the statement raises NameError. In a notebook that still
-    holds an older `model`, the optimizer is bound to that old model: the loop computes
-    the loss of the new model, fills the new model's gradients, and steps the old
-    model's parameters (which have no gradients, so Adam skips them). Nothing learns.
-    The same loop (`fit` with `supervised_step`) is used, only the optimizer differs.
-    """
+def fresh_interpreter(cfg: MLPConfig, ctx: RunContext) -> str:
+    """What the manual's optimizer statement does in a fresh interpreter, where no
+    `model` exists yet: "NameError: ..." (or "no error")."""
     try:
         exec(MANUAL_STATEMENT, {"Net": lambda: new_mlp(cfg, ctx, 9), "optim": torch.optim})
-        fresh = "no error"
+        return "no error"
     except NameError as exc:
-        fresh = f"NameError: {exc}"
-    old_model = new_mlp(cfg, ctx, 2)  # the `model` left over from an earlier cell
+        return f"NameError: {exc}"
+
+
+def manual_defect(cfg: MLPConfig, ctx: RunContext, d: Digits, old_model: MLP,
+                  model: MLP) -> dict[str, object]:
+    """The manual's optimizer line as a notebook that still holds an older `model` runs it.
+
+    The optimizer is bound to `old_model`: the loop computes the loss of the new `model`,
+    fills the new model's gradients, and steps the old model's parameters (which have no
+    gradients, so Adam skips them). Nothing learns. The same loop (`fit` with
+    `supervised_step`) is used, only the optimizer differs. Returns the last training
+    loss, the test loss and accuracy of `model`, and whether each model's weights changed.
+    """
     optimizer = torch.optim.Adam(old_model.parameters(), lr=cfg.lr)
-    model = new_mlp(cfg, ctx, 3)      # the new model the loop then trains and tests
     old_before = copy.deepcopy(old_model.state_dict())
     new_before = copy.deepcopy(model.state_dict())
     result = fit(model, (d.x_train, d.y_train), ctx=ctx, epochs=cfg.defect_epochs,
@@ -166,9 +173,8 @@ def manual_defect(cfg: MLPConfig, ctx: RunContext, d: Digits) -> dict[str, objec
     def changed(before: dict, m: MLP) -> bool:
         return any(not torch.equal(before[k], v) for k, v in m.state_dict().items())
 
-    return {"fresh_interpreter": fresh, "train_loss": result.last("loss"),
-            "test_loss": test["loss"], "test_accuracy": test["acc"],
-            "old_model_changed": changed(old_before, old_model),
+    return {"train_loss": result.last("loss"), "test_loss": test["loss"],
+            "test_accuracy": test["acc"], "old_model_changed": changed(old_before, old_model),
             "new_model_changed": changed(new_before, model)}
 
 
@@ -192,14 +198,37 @@ def digit_grid(images: np.ndarray, true: np.ndarray, pred: np.ndarray) -> object
     return fig
 
 
+def example_digits(d: Digits, n: int = 20) -> object:
+    """n training digits taking the classes in turn, tiled ten to a row, each with its
+    label in its top-left corner (pixels shown as loaded, before standardising)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    y = d.y_train.numpy()
+    idx = spread_over_classes(y, n)
+    images = (d.x_train[idx] * d.std[0] + d.mean[0]).reshape(-1, 28, 28).numpy()
+    fig, ax = plt.subplots(figsize=(6, 0.8 * ((len(idx) + 9) // 10)))
+    ax.imshow(figures.tile(images.clip(0, 1), 10), cmap="gray", vmin=0, vmax=1)
+    ax.axis("off")
+    for i, label in enumerate(y[idx]):
+        r, c = divmod(i, 10)
+        ax.text(c * 29 + 3, r * 29 + 3, d.classes[label], color="yellow", fontsize=6,
+                ha="left", va="top")
+    return fig
+
+
 # ------------------------------------------------------------------ 4.1
 
 
-def score_mlp(model: torch.nn.Module, result: FitResult, d: Digits, device: str) -> dict:
-    """Measured values of the trained MLP on the test digits, and the baseline."""
+def score_mlp(model: torch.nn.Module, result: FitResult, d: Digits, pred: np.ndarray,
+              device: str) -> dict:
+    """Measured values of the trained MLP on the test digits (its predicted classes
+    `pred`, N_test), and the baseline."""
     test = evaluate(model, (d.x_test, d.y_test), F.cross_entropy, {"acc": accuracy},
                     device=device)
-    pred, true = predictions(model, d.x_test, device), d.y_test.numpy()
+    true = d.y_test.numpy()
     return {  # accuracy counted exactly (not a float32 mean) so ties with a baseline are ties
         "test_accuracy": float((pred == true).mean()), "test_loss": test["loss"],
         "majority_test_accuracy": majority_accuracy(d.y_train, d.y_test),
@@ -210,12 +239,13 @@ def score_mlp(model: torch.nn.Module, result: FitResult, d: Digits, device: str)
         "seconds_per_epoch": result.seconds / max(len(result.history), 1),
         "parameters": count_parameters(model),
         "per_class_accuracy": [float((pred[true == c] == c).mean()) for c in range(10)],
-        "pred": pred, "true": true,
     }
 
 
-def write_mlp(cfg: MLPConfig, ctx: RunContext, s: dict, history: list[dict],
-              d: Digits) -> None:
+def write_mlp(cfg: MLPConfig, ctx: RunContext, s: dict, history: list[dict], d: Digits,
+              pred: np.ndarray) -> None:
+    """The per-epoch and per-digit tables, the manual's statement measured, and a figure
+    of test digits with the predicted classes `pred` (N_test,)."""
     defect = s["manual_defect"]
     ctx.table("Per-epoch training scores (running mean over the epoch)",
               ["epoch", "train loss", "train accuracy", "seconds"],
@@ -230,7 +260,7 @@ def write_mlp(cfg: MLPConfig, ctx: RunContext, s: dict, history: list[dict],
                 "epoch(s)", defect["test_loss"], defect["test_accuracy"]],
                ["majority-class baseline: always the most common training digit", "",
                 s["majority_test_accuracy"]]])
-    true, pred = s["true"], s["pred"]
+    true = d.y_test.numpy()
     wrong = np.flatnonzero(pred != true)
     show = np.concatenate([spread_over_classes(true, 16), wrong[:16]])
     ctx.figure(digit_grid(d.test_images[show], true[show], pred[show]), "test_digits.png",
@@ -266,14 +296,28 @@ def judge_mlp(cfg: MLPConfig, ctx: RunContext, s: dict) -> None:
 
 
 def run_mnist_mlp(cfg: MLPConfig, ctx: RunContext) -> None:
+    # step data: MNIST digits, flattened, standardised with the training pixels' statistics
     d = load_digits(cfg, ctx)
-    model, result = train_mlp(cfg, ctx, d.x_train, d.y_train)
-    s = score_mlp(model, result, d, ctx.device)
-    s["manual_defect"] = manual_defect(cfg, ctx, d)
+    # step model: the 784-128-64-10 MLP
+    model = new_mlp(cfg, ctx, 1)
+    # step train: Adam made from the model, the manual's epochs of mini-batches
+    result = train_mlp(cfg, ctx, model, d.x_train, d.y_train)
     save(model, cfg, ctx, d)
-    ctx.metrics.update({k: v for k, v in s.items() if k not in ("pred", "true")})
-    write_mlp(cfg, ctx, s, result.history, d)
-    judge_mlp(cfg, ctx, s)
+    # step score: test accuracy, per digit and against the majority-class baseline
+    pred = predictions(model, d.x_test, ctx.device)
+    ctx.metrics.update(score_mlp(model, result, d, pred, ctx.device))
+    # step model: the manual's case in a notebook, an older `model` and the new one
+    old_model = new_mlp(cfg, ctx, 2)  # the `model` left over from an earlier cell
+    new_model = new_mlp(cfg, ctx, 3)  # the model the loop then trains and tests
+    # step train: the same loop, with Adam bound to the older model as the manual's line does
+    defect = manual_defect(cfg, ctx, d, old_model, new_model)
+    # step score: the manual's statement in a fresh interpreter and in a notebook
+    fresh = fresh_interpreter(cfg, ctx)
+    ctx.metrics.update({"manual_defect": {"fresh_interpreter": fresh, **defect}})
+    # step judge: sentences from the scores
+    judge_mlp(cfg, ctx, ctx.metrics)
+    # step write: the per-epoch and per-digit tables, the manual's statement, test digits
+    write_mlp(cfg, ctx, ctx.metrics, result.history, d, pred)
 
 
 def _bundled(m: dict) -> bool:
@@ -320,20 +364,19 @@ def split_validation(cfg: CurvesConfig, ctx: RunContext, d: Digits) -> tuple:
     return d.x_train[fit_idx], d.y_train[fit_idx], d.x_train[val_idx], d.y_train[val_idx]
 
 
-def train_curves(cfg: CurvesConfig, ctx: RunContext, d: Digits) -> tuple[MLP, FitResult]:
-    """Train on the fit split; after every epoch score the whole fit split (eval mode,
-    train_eval_*), the validation split (val_*) and the test set (test_*)."""
-    x_fit, y_fit, x_val, y_val = split_validation(cfg, ctx, d)
-
-    def extra(model: MLP) -> dict[str, float]:
+def train_curves(cfg: CurvesConfig, ctx: RunContext, model: MLP, d: Digits,
+                 fit_split: tuple, val_split: tuple) -> FitResult:
+    """Train `model` on the fit split (x, y); after every epoch score the whole fit split
+    (eval mode, train_eval_*), the validation split (val_*) and the test set (test_*).
+    Returns fit's result."""
+    def extra(net: MLP) -> dict[str, float]:
         out = {}
-        for name, data in (("train_eval", (x_fit, y_fit)), ("test", (d.x_test, d.y_test))):
-            s = evaluate(model, data, F.cross_entropy, {"acc": accuracy}, device=ctx.device)
+        for name, data in (("train_eval", fit_split), ("test", (d.x_test, d.y_test))):
+            s = evaluate(net, data, F.cross_entropy, {"acc": accuracy}, device=ctx.device)
             out.update({f"{name}_{k}": v for k, v in s.items()})
         return out
 
-    model, result = train_mlp(cfg, ctx, x_fit, y_fit, val=(x_val, y_val), extra=extra)
-    return model, result
+    return train_mlp(cfg, ctx, model, *fit_split, val=val_split, extra=extra)
 
 
 def score_curves(model: MLP, h: list[dict], d: Digits, device: str) -> dict:
@@ -404,13 +447,22 @@ def judge_curves(ctx: RunContext, s: dict, h: list[dict]) -> None:
 
 
 def run_curves(cfg: CurvesConfig, ctx: RunContext) -> None:
+    # step data: MNIST digits, a stratified validation split carved from the training ones
     d = load_digits(cfg, ctx)
-    model, result = train_curves(cfg, ctx, d)
+    x_fit, y_fit, x_val, y_val = split_validation(cfg, ctx, d)
+    ctx.figure(example_digits(d), "example_digits.png", "Twenty training digits, the "
+               "classes in turn, each with its label (top left).")
+    # step model: the 784-128-64-10 MLP
+    model = new_mlp(cfg, ctx, 1)
+    # step train: Adam, scoring the training, validation and test digits after every epoch
+    result = train_curves(cfg, ctx, model, d, (x_fit, y_fit), (x_val, y_val))
     save(model, cfg, ctx, d)
-    s = score_curves(model, result.history, d, ctx.device)
-    ctx.metrics.update(s)
+    # step score: the curves' values, the best validation epoch and the generalisation gap
+    ctx.metrics.update(score_curves(model, result.history, d, ctx.device))
+    # step judge: sentences from the scores
+    judge_curves(ctx, ctx.metrics, result.history)
+    # step write: the learning curves, figure and table
     write_curves(ctx, result.history)
-    judge_curves(ctx, s, result.history)
 
 
 # 4.2's aim is measured curves; the accuracy the network should reach is 4.1's target.

@@ -42,19 +42,25 @@ def build_regressor(n_features: int, widths: Sequence[int] = (64, 32)):
     return keras.Sequential(layers, name="regressor")
 
 
-def train_regressor(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray,
-                    y_val: np.ndarray, *, widths: Sequence[int], epochs: int, batch_size: int,
-                    lr: float, seed: int, log: Callable[[str], None] | None = None,
-                    name: str = "keras") -> tuple[Any, list[dict[str, Any]]]:
-    """Fit the Keras regressor with mean squared error and Adam; Keras's own loop.
+def new_regressor(n_features: int, widths: Sequence[int], seed: int):
+    """The regressor of `build_regressor`, its initial weights drawn after
+    `keras.utils.set_random_seed(seed)`, so they depend on the seed only."""
+    _keras().utils.set_random_seed(seed)
+    return build_regressor(n_features, widths)
+
+
+def train_regressor(model: Any, x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray,
+                    y_val: np.ndarray, *, epochs: int, batch_size: int, lr: float, seed: int,
+                    log: Callable[[str], None] | None = None,
+                    name: str = "keras") -> list[dict[str, Any]]:
+    """Fit `model` in place with mean squared error and Adam; Keras's own loop.
 
     x_train (N, F), y_train (N,), x_val (M, F), y_val (M,): float arrays, already
-    preprocessed. Returns the model and one history row per epoch (model, epoch, loss,
-    val_loss, val_mae).
+    preprocessed. The random seeds are set to `seed` first, so the order in which the
+    rows are shuffled does not depend on what ran before. Returns one history row per
+    epoch (model, epoch, loss, val_loss, val_mae).
     """
     keras = _keras()
-    keras.utils.set_random_seed(seed)
-    model = build_regressor(x_train.shape[1], widths)
     model.compile(optimizer=keras.optimizers.Adam(learning_rate=lr), loss="mse",
                   metrics=["mae"])
     rows: list[dict[str, Any]] = []
@@ -66,11 +72,12 @@ def train_regressor(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray,
             log(f"{name} epoch {epoch + 1}/{epochs}  loss {row['loss']:.4g}  "
                 f"val_loss {row.get('val_loss', float('nan')):.4g}")
 
+    keras.utils.set_random_seed(seed)
     model.fit(x_train.astype("float32"), y_train.astype("float32").reshape(-1, 1),
               validation_data=(x_val.astype("float32"), y_val.astype("float32").reshape(-1, 1)),
               epochs=epochs, batch_size=batch_size, shuffle=True, verbose=0,
               callbacks=[keras.callbacks.LambdaCallback(on_epoch_end=on_epoch_end)])
-    return model, rows
+    return rows
 
 
 def predict(model: Any, x: np.ndarray, batch_size: int = 1024) -> np.ndarray:
