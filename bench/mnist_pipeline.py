@@ -51,7 +51,7 @@ from dlab.data.images import pixel_stats, prepare  # noqa: E402
 from dlab.data.mnist import load_mnist  # noqa: E402
 from dlab.models.mlp import MLP  # noqa: E402
 from dlab.registry import PROGRAMS  # noqa: E402
-from dlab.runs import RunContext  # noqa: E402
+from dlab.runs import RunContext, threads  # noqa: E402
 from dlab.training import accuracy, evaluate, fit  # noqa: E402
 
 FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
@@ -150,13 +150,13 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=0,
-                        help="torch threads for both pipelines (0: torch's default)")
+                        help="torch threads for both pipelines (0: what `dlab run 4.1` "
+                             "uses, dlab.runs.threads('4.1'): the same network)")
     parser.add_argument("--json", metavar="PATH", help="write the numbers here too")
     args = parser.parse_args(argv)
     if args.epochs < 1:
         parser.error("--epochs must be positive")
-    if args.threads > 0:
-        torch.set_num_threads(args.threads)
+    torch.set_num_threads(args.threads if args.threads > 0 else threads("4.1"))
     root = resolve_data_dir(args.data_dir)
     check_raw(root)
     with tempfile.TemporaryDirectory(prefix="dlab-bench-") as folder:

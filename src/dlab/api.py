@@ -177,7 +177,7 @@ def open_run(program: ProgramInfo, *, profile: str = "quick", seed: int = 0,
     import torch
 
     seed_everything(seed)
-    torch.set_num_threads(threads())
+    torch.set_num_threads(threads(program.id))
     created: list[Path] = []
     if folder is None:
         try:

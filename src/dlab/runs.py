@@ -195,16 +195,22 @@ def cpu_count() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def threads() -> int:
-    """Threads for torch: $DLAB_THREADS when set (e.g. 1 on a shared machine), else one
-    per core available to this process."""
+# Programs whose quick run was faster on one torch thread than on every core of the idle
+# 2-core machine (`bench/threads.py`, README "Speed"): models so small that waking a second
+# thread for each operation costs more than it saves. Every other program uses every core.
+ONE_THREAD: frozenset[str] = frozenset()
+
+
+def threads(program_id: str | None = None) -> int:
+    """Threads for torch, chosen here only: $DLAB_THREADS when set (e.g. 1 on a shared
+    machine); else one for the programs in ONE_THREAD; else one per core available."""
     value = os.environ.get("DLAB_THREADS", "")
     if value.strip():
         try:
             return max(1, int(value))
         except ValueError:
             raise UsageError(f"DLAB_THREADS={value!r}: expected a whole number") from None
-    return cpu_count()
+    return 1 if program_id in ONE_THREAD else cpu_count()
 
 
 def resolve_device(name: str) -> str:
