@@ -288,3 +288,15 @@ def test_resume_restores_its_folder_when_the_checkpoint_is_refused(tmp_path):
         api.run_program(TOY_INFO, out=tmp_path, quiet=True, resume=True, device="cpu")
     assert (folder / "metrics.json").read_text() == before
     assert not (folder / ".lock").exists()
+
+
+def test_threads_one_for_the_measured_small_programs_every_core_otherwise(monkeypatch):
+    from dlab.registry import PROGRAMS
+    from dlab.runs import ONE_THREAD, cpu_count, threads
+
+    assert ONE_THREAD <= set(PROGRAMS)
+    monkeypatch.delenv("DLAB_THREADS", raising=False)
+    assert threads("10.2") == 1 and threads("4.1") == 1
+    assert threads("8.2") == cpu_count() and threads() == cpu_count()
+    monkeypatch.setenv("DLAB_THREADS", "3")  # the user's choice wins
+    assert threads("10.2") == 3 and threads("8.2") == 3

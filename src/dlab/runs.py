@@ -195,10 +195,14 @@ def cpu_count() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-# Programs whose quick run was faster on one torch thread than on every core of the idle
-# 2-core machine (`bench/threads.py`, README "Speed"): models so small that waking a second
-# thread for each operation costs more than it saves. Every other program uses every core.
-ONE_THREAD: frozenset[str] = frozenset()
+# Programs whose quick run took over 5% longer on two torch threads than on one, on the
+# idle 2-core machine (`bench/threads.py`; README, "Threads"): small layers and recurrent
+# steps, where waking a second thread for every operation costs more than it saves (up to
+# 4x for 10.2's RNNs). A study's trials follow their base program (12.2, 15.2 and 16.2 run
+# 12.1, 15.1 and 16.1). Every other program uses every core.
+ONE_THREAD: frozenset[str] = frozenset({
+    "2.2", "3.1", "3.2", "4.1", "4.2", "5.2", "6.2", "10.1", "10.2", "11.1", "11.2",
+    "12.1", "15.1", "16.1"})
 
 
 def threads(program_id: str | None = None) -> int:
