@@ -88,6 +88,14 @@ def _one(program_id: str):
     return programs[0]
 
 
+def _checked(program_id: str, seed: Any, settings: dict[str, Any]) -> tuple[Any, dict[str, str]]:
+    """The one program `program_id` names and its settings as `--set` text; a seed that is
+    not a whole number >= 0 is refused (the settings are checked when the run opens)."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise UsageError(f"seed must be a whole number >= 0, got {seed!r}")
+    return _one(program_id), {k: as_setting_text(v) for k, v in settings.items()}
+
+
 def as_setting_text(value: Any) -> str:
     """A Python value as the text `--set` takes: True -> "true", (1, 2) -> "1,2"."""
     if isinstance(value, bool):
@@ -109,10 +117,7 @@ def run(program_id: str, profile: str = "quick", seed: int = 0, device: str = "a
     """
     from dlab.api import run_program
 
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise UsageError(f"seed must be a whole number >= 0, got {seed!r}")
-    program = _one(program_id)
-    sets = {k: as_setting_text(v) for k, v in settings.items()}
+    program, sets = _checked(program_id, seed, settings)
     outcome = run_program(program, profile=profile, seed=seed, device=device, sets=sets,
                           out=out, quiet=quiet, data_dir=data_dir, resume=resume)
     return load_run(outcome.folder)
@@ -135,14 +140,9 @@ def start(program_id: str, profile: str = "quick", seed: int = 0, device: str = 
     `run(cfg, ctx)` receives. Run its steps (`dlab.steps.steps`), then `finish()`."""
     from dlab.api import open_run
 
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise UsageError(f"seed must be a whole number >= 0, got {seed!r}")
-    program = _one(program_id)
-    sets = {k: as_setting_text(v) for k, v in settings.items()}
-    command = f"dlab run {program.id} --profile {profile} --seed {seed}"
-    command += "".join(f" --set {k}={v}" for k, v in sets.items())
+    program, sets = _checked(program_id, seed, settings)
     return ProgramRun(open_run(program, profile=profile, seed=seed, device=device, sets=sets,
-                               out=out, data_dir=data_dir, command=command))
+                               out=out, data_dir=data_dir))
 
 
 class ProgramRun:
@@ -169,7 +169,7 @@ class ProgramRun:
     def look(self, *objects: Any, **named: Any) -> None:
         """Show `objects` and `named` ones (models: their layers, parameter count and the
         file of their class) and what the run gained since the last look."""
-        from dlab.report.record import fmt
+        from dlab.report.record import md_table
 
         ctx, seen = self.ctx, self._seen
         self.looked += 1
@@ -179,14 +179,11 @@ class ProgramRun:
         new_data = ctx.data_lines[seen["data"]:]
         parts += [f"- {line}" for line in new_data]
         for t in ctx.tables[seen["tables"]:]:
-            parts += ["", f"**{t.title}**", "", "| " + " | ".join(t.columns) + " |",
-                      "|" + "---|" * len(t.columns)]
-            parts += ["| " + " | ".join(fmt(c) for c in row) + " |" for row in t.rows]
+            parts += ["", f"**{t.title}**", "", md_table(t.columns, t.rows)]
         new_metrics = [k for k in ctx.metrics if k not in seen["metrics"]]
         scalars = [k for k in new_metrics if isinstance(ctx.metrics[k], int | float | str)]
         if scalars:
-            parts += ["", "| measured | value |", "|---|---|"]
-            parts += [f"| {k} | {fmt(ctx.metrics[k])} |" for k in scalars]
+            parts += ["", md_table(["measured", "value"], [[k, ctx.metrics[k]] for k in scalars])]
         if len(scalars) < len(new_metrics):
             parts += ["", "Also measured (lists and tables, in `ctx.metrics`): "
                       + ", ".join(k for k in new_metrics if k not in scalars)]

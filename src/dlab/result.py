@@ -62,9 +62,10 @@ class Result:
         lines = [f"**{self.program} {self.title}**: status `{self.status}`, "
                  f"verdict **{self.verdict}**. {self.headline}", ""]
         if self.targets:
-            lines += ["| target | measured | threshold or reference | verdict |",
-                      "|---|---|---|---|"]
-            lines += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in self._verdict_rows()]
+            from dlab.report.record import md_table
+
+            lines.append(md_table(["target", "measured", "threshold or reference", "verdict"],
+                                  self._verdict_rows()))
         for path, caption in self.figures:
             lines += ["", f"![{caption}]({path})", f"*{caption}*"]
         return "\n".join(lines)

@@ -112,8 +112,8 @@ def steps(run: Callable) -> list[Step]:
     if not markers or markers[0][0] > start:
         raise ValueError(f"{where}, line {first + start}: the first statement has no "
                          "`# step <kind>: <title>` marker above it")
-    for node in ast.walk(fn):
-        if isinstance(node, ast.Return) and node in body:
+    for node in body:
+        if isinstance(node, ast.Return):
             raise ValueError(f"{where}, line {first + node.lineno - 1}: no top-level return "
                              "(a notebook runs the steps as cells)")
     names = vars(module) if module else {}
