@@ -32,6 +32,7 @@ from dlab.errors import DataError
 from dlab.models import count_parameters
 from dlab.models.rnn import SequenceConfig, SequenceRegressor
 from dlab.registry import Implementation
+from dlab.report.figures import pyplot
 from dlab.runs import RunContext
 from dlab.training import FitResult, evaluate, fit, predict
 from dlab.verdicts import Target
@@ -40,15 +41,6 @@ PERSISTENCE = "persistence (tomorrow = today)"
 SEASONAL = "seasonal (day-of-year mean of training years)"
 KEYS = {"PyTorch LSTM": "pytorch", "Keras 3 LSTM": "keras", PERSISTENCE: "persistence",
         SEASONAL: "seasonal"}
-
-
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 # ------------------------------------------------------------- 11.1 weather
@@ -145,7 +137,7 @@ def keras_twin(cfg: WeatherConfig, ctx: RunContext) -> Any:
     otherwise), seeded with the run's seed; Keras's version and backend go into the notes."""
     from dlab.keras_programs import weather_lstm as kw
 
-    keras = kw._keras()
+    keras = kw.load_keras()
     ctx.note(f"Keras {keras.__version__} on the {keras.backend.backend()} backend.")
     return kw.build_forecaster(cfg.window, 1, cfg.hidden, cfg.dense, seed=ctx.seed)
 
@@ -300,7 +292,7 @@ def _forecast_figure(cfg: WeatherConfig, w: WeatherData, forecasts: dict[str, np
                      m: dict[str, Any]) -> Any:
     import matplotlib.dates as mdates
 
-    plt = _plt()
+    plt = pyplot()
     test_dates, truth = w.series.dates[w.split.t_test], w.series.values[w.split.t_test]
     fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(13, 7.5), height_ratios=[3, 1.3])
     ax1.plot(test_dates, truth, color="black", lw=1, label="actual")
@@ -536,7 +528,7 @@ def judge_sequences(cfg: SequenceLSTMConfig, m: dict[str, Any], ctx: RunContext)
 
 def _prediction_figure(cfg: SequenceLSTMConfig, d: dict[str, Any], pred: np.ndarray,
                        m: dict[str, Any]) -> Any:
-    plt = _plt()
+    plt = pyplot()
     x_test, y_test = d["x"][d["test"]], d["y"][d["test"]].astype(np.float64)
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 4))
     for i in range(min(4, len(y_test))):

@@ -8,17 +8,16 @@ default here) and on TensorFlow or JAX where the user has them.
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import numpy as np
 
-os.environ.setdefault("KERAS_BACKEND", "torch")
+from dlab.keras_programs import load_keras
 
 
 def build_model(n_inputs: int, widths: tuple[int, ...] = (32, 16)):
     """Sequential: inputs (B, n_inputs) -> ReLU layers of `widths` -> sigmoid (B, 1)."""
-    import keras
+    keras = load_keras()
 
     layers = [keras.Input(shape=(n_inputs,))]
     layers += [keras.layers.Dense(w, activation="relu") for w in widths]
@@ -29,7 +28,7 @@ def build_model(n_inputs: int, widths: tuple[int, ...] = (32, 16)):
 def seeded_model(n_inputs: int, widths: tuple[int, ...], seed: int):
     """`build_model` after `keras.utils.set_random_seed(seed)` (Keras's way: its layers
     draw from the global seed), so the initial weights depend on `seed` only."""
-    import keras
+    keras = load_keras()
 
     keras.utils.set_random_seed(seed)
     return build_model(n_inputs, widths)
@@ -46,7 +45,7 @@ def train_and_test(model: Any, X_train: np.ndarray, y_train: np.ndarray, X_test:
     RunContext, logs one line per epoch and appends the history rows (model `name`).
     Returns test accuracy and loss, the final training loss and the epoch rows.
     """
-    import keras
+    keras = load_keras()
 
     keras.utils.set_random_seed(seed)
     model.compile(optimizer=keras.optimizers.Adam(learning_rate=lr),

@@ -10,35 +10,19 @@ after that the two networks compute the same function, which `compare_outputs` c
 
 from __future__ import annotations
 
-import os
-import random
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-
-def _keras():
-    """Keras, on the torch backend unless KERAS_BACKEND names another.
-
-    Its first import leaves Python's `random` as it found it: it imports rich, which
-    draws from `random` on import, and the layers' initial weights are seeded from
-    `random`. Otherwise a model built right after seeding would get other weights in a
-    fresh process (a notebook kernel) than in `dlab run`, whose command line imports rich
-    before the run is seeded."""
-    os.environ.setdefault("KERAS_BACKEND", "torch")
-    state = random.getstate()
-    import keras
-
-    random.setstate(state)
-    return keras
+from dlab.keras_programs import load_keras, to_numpy
 
 
 def build_convnet(input_size: int = 64, channels: int = 3, n_classes: int = 10,
                   filters: Sequence[int] = (32, 64, 128), dense: int = 128):
     """The manual's Sequential model: input (B, H, W, C) -> class probabilities (B, n).
     Its initial weights depend only on the state of Python's `random`."""
-    keras = _keras()
+    keras = load_keras()
     layers: list[Any] = [keras.Input((input_size, input_size, channels))]
     for f in filters:
         layers += [keras.layers.Conv2D(f, (3, 3), activation="relu"),
@@ -64,8 +48,6 @@ def layer_rows(model: Any) -> list[tuple[str, tuple, int]]:
 def copy_to_torch(model: Any, net: Any) -> None:
     """Load the Keras model's weights into a `dlab.models.cnn.ConvNet` of the same shape."""
     import torch
-
-    from dlab.keras_programs.regression import to_numpy
 
     def weights(layer: Any) -> list[np.ndarray]:
         return [to_numpy(w.value) for w in layer.weights]
@@ -93,8 +75,6 @@ def compare_outputs(model: Any, net: Any, images: np.ndarray) -> float:
     images: float32 (B, H, W, C). The torch model gets them as (B, C, H, W).
     """
     import torch
-
-    from dlab.keras_programs.regression import to_numpy
 
     p_keras = to_numpy(model(images.astype("float32"), training=False))
     with torch.inference_mode():

@@ -7,35 +7,17 @@ backend is chosen by KERAS_BACKEND before the first `import keras`.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
-
-def _keras():
-    os.environ.setdefault("KERAS_BACKEND", "torch")
-    import keras
-
-    return keras
-
-
-def to_numpy(tensor: Any) -> np.ndarray:
-    """A backend tensor as a NumPy array.
-
-    On the torch backend the tensor is converted by torch itself: `keras.ops.
-    convert_to_numpy` goes through `np.array(tensor)`, which NumPy 2 flags with a
-    DeprecationWarning for torch tensors.
-    """
-    if hasattr(tensor, "detach"):
-        return tensor.detach().cpu().numpy()
-    return np.asarray(_keras().ops.convert_to_numpy(tensor))
+from dlab.keras_programs import load_keras, to_numpy
 
 
 def build_regressor(n_features: int, widths: Sequence[int] = (64, 32)):
     """Dense(w, relu) for each width, then Dense(1): input (B, n_features) -> (B, 1)."""
-    keras = _keras()
+    keras = load_keras()
     layers = [keras.Input((n_features,))]
     layers += [keras.layers.Dense(w, activation="relu") for w in widths]
     layers.append(keras.layers.Dense(1))
@@ -45,7 +27,7 @@ def build_regressor(n_features: int, widths: Sequence[int] = (64, 32)):
 def new_regressor(n_features: int, widths: Sequence[int], seed: int):
     """The regressor of `build_regressor`, its initial weights drawn after
     `keras.utils.set_random_seed(seed)`, so they depend on the seed only."""
-    _keras().utils.set_random_seed(seed)
+    load_keras().utils.set_random_seed(seed)
     return build_regressor(n_features, widths)
 
 
@@ -60,7 +42,7 @@ def train_regressor(model: Any, x_train: np.ndarray, y_train: np.ndarray, x_val:
     rows are shuffled does not depend on what ran before. Returns one history row per
     epoch (model, epoch, loss, val_loss, val_mae).
     """
-    keras = _keras()
+    keras = load_keras()
     model.compile(optimizer=keras.optimizers.Adam(learning_rate=lr), loss="mse",
                   metrics=["mae"])
     rows: list[dict[str, Any]] = []
@@ -94,5 +76,5 @@ def count_params(model: Any) -> int:
 
 def backend_info() -> tuple[str, str]:
     """(backend name, Keras version), e.g. ("torch", "3.6.0")."""
-    keras = _keras()
+    keras = load_keras()
     return keras.backend.backend(), keras.__version__

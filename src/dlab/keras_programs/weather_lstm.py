@@ -11,27 +11,13 @@ loop over time steps on a CPU, so it is slower there than PyTorch's fused nn.LST
 
 from __future__ import annotations
 
-import os
 import warnings
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-
-def _keras():
-    os.environ.setdefault("KERAS_BACKEND", "torch")
-    import keras
-
-    return keras
-
-
-def to_numpy(tensor: Any) -> np.ndarray:
-    """A backend tensor as NumPy (torch tensors through torch, avoiding NumPy 2's
-    DeprecationWarning for `np.array(torch_tensor)`)."""
-    if hasattr(tensor, "detach"):
-        return tensor.detach().cpu().numpy()
-    return np.asarray(_keras().ops.convert_to_numpy(tensor))
+from dlab.keras_programs import load_keras, to_numpy
 
 
 def build_forecaster(window: int, features: int = 1, hidden: int = 50, dense: int = 25,
@@ -40,7 +26,7 @@ def build_forecaster(window: int, features: int = 1, hidden: int = 50, dense: in
     With a `seed`, Keras's random generators (and Python's, NumPy's and the backend's) are
     seeded with it first, so the initial weights and the later training shuffles follow
     from it."""
-    keras = _keras()
+    keras = load_keras()
     if seed is not None:
         keras.utils.set_random_seed(seed)
     return keras.Sequential([
@@ -65,7 +51,7 @@ def train_forecaster(model: Any, x_train: np.ndarray, y_train: np.ndarray,
     not improved for `patience` epochs and the best weights are restored.
     Returns one history row per epoch (model, epoch, loss, val_loss).
     """
-    keras = _keras()
+    keras = load_keras()
     model.compile(optimizer=keras.optimizers.Adam(learning_rate=lr), loss="mse")
     rows: list[dict[str, Any]] = []
 
