@@ -246,3 +246,20 @@ def test_pixel_stats_match_the_float_statistics_without_a_float_copy():
         np.testing.assert_allclose(got[1], want[1], rtol=1e-6)
     with pytest.raises(DataError, match="uint8"):
         pixel_stats(np.zeros((2, 4, 4), dtype=np.float32))
+
+
+def test_by_class_figure_places_the_first_images_of_each_class_in_its_row():
+    from dlab.report.figures import by_class_figure
+
+    labels = np.array([1, 0, 1, 1, 0])
+    grey = np.stack([np.full((4, 4), v / 10) for v in range(5)])  # image i has value i/10
+    fig = by_class_figure(grey, labels, ["a", "b"], 2, "t")
+    grid = fig.axes[0].images[0].get_array()
+    assert grid.shape == (2 * 6 + 2, 2 * 6 + 2)
+    # row 0 (class 0): images 1 and 4; row 1 (class 1): images 0 and 2 (3 is beyond 2)
+    assert grid[3, 3] == pytest.approx(0.1) and grid[3, 9] == pytest.approx(0.4)
+    assert grid[9, 3] == pytest.approx(0.0) and grid[9, 9] == pytest.approx(0.2)
+    assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == ["a", "b"]
+    colour = by_class_figure(np.zeros((5, 4, 4, 3)), labels, ["a", "b"], 3, "t", gap=1.0)
+    grid = colour.axes[0].images[0].get_array()
+    assert grid.shape == (14, 20, 3) and grid[0, 0, 0] == 1.0 and grid[2, 2, 0] == 0.0

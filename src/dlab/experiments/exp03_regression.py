@@ -29,6 +29,7 @@ from dlab.errors import DataError
 from dlab.keras_programs import regression as kr
 from dlab.models import count_parameters
 from dlab.registry import Implementation
+from dlab.report.figures import pyplot
 from dlab.runs import RunContext
 from dlab.verdicts import Target
 
@@ -58,15 +59,6 @@ class RegressionConfig:
             raise ValueError(f"patience must be at least 1, got {self.patience}")
         if not self.widths or min(self.widths) < 1:
             raise ValueError(f"widths must be positive, got {self.widths}")
-
-
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 # ------------------------------------------------------------------ data and scores
@@ -161,7 +153,7 @@ def write_results(ctx: RunContext, s: Split, preds: dict[str, np.ndarray],
     """The score table and the predicted-against-true scatter of the test rows."""
     ctx.table(f"Test scores ({unit})", ["model", "MSE", "RMSE", "MAE", "R^2"],
               [[k, v["mse"], v["rmse"], v["mae"], v["r2"]] for k, v in scores.items()])
-    fig, ax = _plt().subplots(figsize=(4.8, 4.6))
+    fig, ax = pyplot().subplots(figsize=(4.8, 4.6))
     lo, hi = float(s.y_test.min()), float(s.y_test.max())
     ax.plot([lo, hi], [lo, hi], color="grey", lw=1, label="perfect")
     for (name, p), marker in zip(preds.items(), "o^s", strict=False):

@@ -24,20 +24,12 @@ import numpy as np
 from dlab.data.subsets import class_counts
 from dlab.data.tabular import Split, TableData, iris, prepare
 from dlab.registry import Implementation
+from dlab.report.figures import pyplot
 from dlab.runs import RunContext
 from dlab.scratch.train import gd_step, make_net
 from dlab.verdicts import Target
 
 IRIS_NAMES = ["setosa", "versicolor", "virginica"]  # load_iris().target_names, in order
-
-
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def describe_split(ctx: RunContext, s: Split, names: list[str], what: str) -> None:
@@ -180,7 +172,7 @@ def write_gd(ctx: RunContext, cfg: GDConfig, trained: dict[str, Any]) -> None:
     ctx.table(f"Bias step at learning rate a = {a:g}: a db (right) against the manual's "
               "a^2 db", ["bias step", "final loss"],
               [[f"a db = {a:g} db", right[-1]], [f"a^2 db = {a ** 2:g} db", wrong[-1]]])
-    fig, (ax1, ax2) = _plt().subplots(1, 2, figsize=(11, 4))
+    fig, (ax1, ax2) = pyplot().subplots(1, 2, figsize=(11, 4))
     for r in runs:
         ax1.plot(r["losses"], label=f"a = {r['lr']:g}", lw=1.2)
     ax2.plot(right, label=f"b -= a db (a = {a:g})")
@@ -365,7 +357,7 @@ def write_iris(ctx: RunContext, cfg: IrisConfig, m: dict[str, Any], result) -> N
         ctx.table("Test accuracy on further stratified splits (new initial weights each)",
                   ["split seed", "test accuracy"],
                   [[ctx.seed + 1 + k, a] for k, a in enumerate(m["repeat_accuracies"])])
-    fig, ax = _plt().subplots(figsize=(5.5, 3.6))
+    fig, ax = pyplot().subplots(figsize=(5.5, 3.6))
     steps = np.array(result.column("epoch")) * cfg.log_every
     ax.plot(steps, result.column("loss"), label="training loss")
     if m["n_val"]:

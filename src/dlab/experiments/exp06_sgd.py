@@ -25,18 +25,10 @@ import numpy as np
 from dlab.data.subsets import class_counts
 from dlab.data.tabular import Split, TableData, breast_cancer, prepare
 from dlab.registry import Implementation
+from dlab.report.figures import pyplot
 from dlab.runs import RunContext
 from dlab.scratch.train import gd_epoch, make_net
 from dlab.verdicts import Target
-
-
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def describe_split(ctx: RunContext, s: Split, what: str) -> None:
@@ -172,7 +164,7 @@ def write_sgd(ctx: RunContext, cfg: SGDConfig, init, runs: list[dict[str, Any]],
                f"seconds to loss {target:.4f}"],
               [[r["label"], r["lr"], r["steps"], r["losses"][-1], r["acc"], r["clock"][-1],
                 r["reach_epoch"], r["reach"]] for r in runs])
-    fig, (ax1, ax2) = _plt().subplots(1, 2, figsize=(11, 4))
+    fig, (ax1, ax2) = pyplot().subplots(1, 2, figsize=(11, 4))
     for r in runs:
         ax1.plot(np.arange(cfg.epochs + 1), r["losses"], marker=".", label=r["label"])
         ax2.plot(r["clock"][1:], r["losses"][1:], marker=".", label=r["label"])
@@ -198,7 +190,7 @@ def write_sgd(ctx: RunContext, cfg: SGDConfig, init, runs: list[dict[str, Any]],
 def weight_panels(panels: list[tuple[str, list[np.ndarray]]]):
     """Heat maps of the two kernels (rows) of each set of weights (columns)."""
     n_in, n_hidden = panels[0][1][0].shape
-    fig, axes = _plt().subplots(2, len(panels), figsize=(3.2 * len(panels), 6.5),
+    fig, axes = pyplot().subplots(2, len(panels), figsize=(3.2 * len(panels), 6.5),
                                 gridspec_kw={"height_ratios": [n_in, n_hidden * 1.5]},
                                 squeeze=False, layout="constrained")
     for row, idx in enumerate((0, 2)):  # kernels of layers 1 and 2
@@ -430,7 +422,7 @@ def write_norm(ctx: RunContext, cfg: NormConfig, results: dict, m: dict[str, Any
               [[fw, m[fw]["raw_accuracy"], m[fw]["raw_accuracy_sd"],
                 m[fw]["standardised_accuracy"], m[fw]["standardised_accuracy_sd"],
                 m[fw]["seeds_standardised_better"], m[fw]["seeds_tied"]] for fw in frameworks])
-    fig, ax = _plt().subplots(figsize=(6, 4))
+    fig, ax = pyplot().subplots(figsize=(6, 4))
     for i, fw in enumerate(frameworks):
         for j, label in enumerate(("raw", "standardised")):
             accs = np.array(results[(fw, label)])

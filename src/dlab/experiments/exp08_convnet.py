@@ -237,29 +237,17 @@ EXAMPLES_PER_CLASS = 8  # training images per class in the data step's figure
 
 def examples_figure(d: Colour, per_class: int = EXAMPLES_PER_CLASS):
     """The first `per_class` training images of every class, one row per class, with the
-    normalisation undone: one picture, drawn at once (a grid of axes is slow)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    normalisation undone."""
+    from dlab.report.figures import by_class_figure
 
     mean = torch.tensor(d.mean).view(1, -1, 1, 1)
     std = torch.tensor(d.std).view(1, -1, 1, 1)
-    size, pad = d.x[0].shape[-1], 2
-    cell = size + pad
-    grid = np.ones((len(d.classes) * cell + pad, per_class * cell + pad, 3), np.float32)
-    for k in range(len(d.classes)):
-        x = d.x[0][torch.nonzero(d.y[0] == k).flatten()[:per_class]]  # (n, 3, 32, 32)
-        x = (x * std + mean).clamp(0, 1).permute(0, 2, 3, 1).numpy()   # (n, 32, 32, 3)
-        for j, img in enumerate(x):
-            grid[pad + k * cell:(k + 1) * cell, pad + j * cell:(j + 1) * cell] = img
-    fig, ax = plt.subplots(figsize=(0.5 + 0.42 * per_class, 0.3 + 0.42 * len(d.classes)))
-    ax.imshow(grid)
-    ax.set_xticks([])
-    ax.set_yticks([pad + k * cell + size / 2 for k in range(len(d.classes))], d.classes,
-                  fontsize=7)
-    ax.set_title(f"{d.name}: training images by class", fontsize=8)
-    return fig
+
+    def pixels(x: torch.Tensor) -> np.ndarray:  # (n, 3, 32, 32) -> (n, 32, 32, 3)
+        return (x * std + mean).clamp(0, 1).permute(0, 2, 3, 1).numpy()
+
+    return by_class_figure(d.x[0], d.y[0].numpy(), list(d.classes), per_class,
+                           f"{d.name}: training images by class", gap=1.0, to_pixels=pixels)
 
 
 def load_splits(cfg: TrainConfig, ctx: RunContext) -> Colour:

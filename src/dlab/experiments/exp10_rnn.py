@@ -33,6 +33,7 @@ from dlab.data.synthetic import noisy_sine
 from dlab.models import count_parameters
 from dlab.models.rnn import SequenceConfig, SequenceRegressor
 from dlab.registry import Implementation
+from dlab.report.figures import pyplot
 from dlab.runs import RunContext
 from dlab.training import FitResult, evaluate, fit, predict
 from dlab.verdicts import Target
@@ -40,15 +41,6 @@ from dlab.verdicts import Target
 Cell = Literal["rnn", "lstm", "gru"]
 SOLVED_AT = 0.1  # "learned": test MSE below a tenth of the trivial baseline
 VANISHED_AT = 0.01  # "vanishes": early-step input gradient below 1% of the late-step one
-
-
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 # ------------------------------------------------------------- 10.1 noisy sine
@@ -183,7 +175,7 @@ def write_sine(cfg: SineConfig, model: nn.Module, result: FitResult, d: dict[str
 
 
 def _sine_figure(d: dict[str, Any], result: FitResult, m: dict[str, Any]) -> Any:
-    plt = _plt()
+    plt = pyplot()
     split, t = d["split"], d["split"].t_test
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 4), gridspec_kw={"width_ratios": [3, 1]})
     ax1.plot(t, split.y_test, ".", ms=3, color="grey", label="actual (noisy)")
@@ -554,7 +546,7 @@ def write_long_memory(cfg: LongMemoryConfig, tasks: list[Task], m: dict[str, Any
 
 def _long_memory_figure(cfg: LongMemoryConfig, tasks: list[Task], m: dict[str, Any],
                         runs: dict[str, dict[str, list[dict[str, Any]]]]) -> Any:
-    plt = _plt()
+    plt = pyplot()
     res = m["results"]
     fig, axes = plt.subplots(1, 2, figsize=(13, 4.2))
     width = 0.8 / len(cfg.cells)

@@ -35,7 +35,7 @@ from dlab.models.autoencoder import DenseAutoencoder
 from dlab.models.made import MADE, GaussianMADE
 from dlab.models.nade import NADE
 from dlab.registry import Implementation
-from dlab.report.figures import tile
+from dlab.report.figures import pyplot, tile
 from dlab.runs import RunContext
 from dlab.studies import Study, StudySettings, chosen_and_test_choice, execute, record
 from dlab.training import FitResult, evaluate, fit, mean_nll, nll_step
@@ -48,15 +48,6 @@ MASS_CHECK_DIMS = 10  # bits of the freshly built models whose 2^d probabilities
 MARKOV_GAP = 0.1  # nats per vector a model may sit above the true chain on its test vectors
 
 # ------------------------------------------------------------------ shared pieces
-
-
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 @torch.no_grad()
@@ -408,7 +399,7 @@ def sample_figure(cfg: DensityConfig, ctx: RunContext, models: dict[str, nn.Modu
         s = model.sample(n, generator=g).cpu().numpy()  # (n, 784)
         ctx.metrics[f"{kind}_sample_mean_pixel"] = float(s.mean())
         panels.append((f"{kind.upper()} samples", s))
-    fig, axes = _plt().subplots(1, len(panels), figsize=(3.2 * len(panels), 3.5))
+    fig, axes = pyplot().subplots(1, len(panels), figsize=(3.2 * len(panels), 3.5))
     for ax, (title, imgs) in zip(np.atleast_1d(axes), panels, strict=True):
         ax.imshow(tile(imgs.reshape(-1, 28, 28), ncol), cmap="gray", vmin=0, vmax=1)
         ax.set_title(title, fontsize=9)
@@ -496,7 +487,7 @@ def curve_panels(cfg: DensityConfig, m: dict[str, Any], fits: dict[str, FitResul
 
 def curves_figure(panels: list[tuple[str, dict[str, list[float]], float, str]]) -> Any:
     """One panel per data set: validation NLL per epoch of each model and a reference."""
-    fig, axes = _plt().subplots(1, len(panels), figsize=(5.2 * len(panels), 3.4), squeeze=False)
+    fig, axes = pyplot().subplots(1, len(panels), figsize=(5.2 * len(panels), 3.4), squeeze=False)
     for ax, (title, group, ref, ref_label) in zip(axes[0], panels, strict=True):
         for label, ys in group.items():
             ax.plot(range(1, len(ys) + 1), ys, marker="o", ms=3, label=label)
@@ -745,7 +736,7 @@ def score_gaussian(model: nn.Module, result: FitResult, pts: dict[str, np.ndarra
 
 
 def gaussian_figure(train: np.ndarray, g: dict[str, np.ndarray], m: dict[str, Any]) -> Any:
-    fig, axes = _plt().subplots(1, 3, figsize=(13, 3.3), sharey=True)
+    fig, axes = pyplot().subplots(1, 3, figsize=(13, 3.3), sharey=True)
     axes[0].scatter(train[:, 0], train[:, 1], s=3, alpha=0.4)
     axes[0].set_title(f"training data ({len(train):,} points)", fontsize=9)
     top = max(g["made"].max(), g["true"].max())

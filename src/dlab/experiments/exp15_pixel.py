@@ -42,7 +42,7 @@ from dlab.models import count_parameters
 from dlab.models.pixelcnn import MaskedConv2d, PixelCNN, bernoulli_log_prob
 from dlab.models.pixelrnn import PixelRNN
 from dlab.registry import Implementation
-from dlab.report.figures import tile
+from dlab.report.figures import pyplot, tile
 from dlab.runs import RunContext
 from dlab.studies import Study, StudySettings, chosen_and_test_choice, execute, record
 from dlab.training import FitResult, fit, mean_nll, nll_step
@@ -54,15 +54,6 @@ LayerType = Literal["row", "diagonal"]  # Row LSTM or Diagonal BiLSTM
 
 
 # ------------------------------------------------------------------ shared pieces
-
-
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 class LinearPixelCNN(nn.Module):
@@ -315,7 +306,7 @@ def write_pixel(cfg: PixelConfig, ctx: RunContext, m: dict[str, Any],
 def curves_figure(curves: dict[str, list[float]], baseline: float) -> Any:
     from matplotlib.ticker import MaxNLocator
 
-    fig, ax = _plt().subplots(figsize=(6, 3.4))
+    fig, ax = pyplot().subplots(figsize=(6, 3.4))
     for label, ys in curves.items():
         ax.plot(range(1, len(ys) + 1), ys, marker="o", ms=3, label=label)
     ax.axhline(baseline, color="grey", ls="--", lw=1, label="independent Bernoulli")
@@ -345,7 +336,7 @@ def sample_figure(cfg: PixelConfig, ctx: RunContext, models: dict[str, nn.Module
         ctx.metrics[f"{kind}_sample_mean_pixel"] = float(imgs.mean())
         panels.append((f"{kind} samples ({s}x{s})", imgs[:, 0].cpu().numpy()))
     ctx.metrics["test_mean_pixel"] = float(x_test.mean())
-    fig, axes = _plt().subplots(1, len(panels), figsize=(3.2 * len(panels), 3.5))
+    fig, axes = pyplot().subplots(1, len(panels), figsize=(3.2 * len(panels), 3.5))
     for ax, (title, imgs) in zip(np.atleast_1d(axes), panels, strict=True):
         ax.imshow(tile(imgs, ncol), cmap="gray", vmin=0, vmax=1)
         ax.set_title(title, fontsize=9)
@@ -518,7 +509,7 @@ def run_pixel_study(cfg: PixelStudyConfig, ctx: RunContext) -> None:
 
 def study_samples(part: str, result: Any, ctx: RunContext) -> None:
     """The sample grid of every completed trial side by side, titled by its settings."""
-    plt = _plt()
+    plt = pyplot()
     shown = [(r, result.folder / r["run_folder"] / "samples.png") for r in result.complete
              if r.get("run_folder")]
     shown = [(r, f) for r, f in shown if f.exists()]

@@ -306,27 +306,12 @@ EXAMPLES_PER_CLASS = 8  # training digits per class in the data step's figure
 
 def digits_figure(d: Digits, per_class: int = EXAMPLES_PER_CLASS) -> Any:
     """The first `per_class` training digits of every class, one row per class labelled
-    with its class, tiled into one picture (a single image, so it is drawn in a moment).
-    Returns the matplotlib figure."""
-    import matplotlib
+    with its class. Returns the matplotlib figure."""
+    from dlab.report.figures import by_class_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from dlab.report.figures import tile
-
-    y = d.y_pool.numpy()
-    picks = np.concatenate([np.flatnonzero(y == k)[:per_class] for k in range(10)])
-    x = d.x_pool[torch.as_tensor(picks)][:, 0].numpy()  # (10 * per_class, 28, 28)
-    pad = 2
-    fig, ax = plt.subplots(figsize=(0.4 * per_class + 0.5, 4.4))
-    ax.imshow(tile((x + 1.0) / 2.0, per_class, pad=pad), cmap="gray", vmin=0, vmax=1)
-    ax.set_yticks([pad + k * (28 + pad) + 13.5 for k in range(10)],
-                  [str(k) for k in range(10)])
-    ax.set_xticks([])
-    ax.set_ylabel("label")
-    ax.set_title("Training digits by class", fontsize=9)
-    return fig
+    return by_class_figure(d.x_pool, d.y_pool.numpy(), [str(k) for k in range(10)], per_class,
+                           "Training digits by class",
+                           to_pixels=lambda x: (x[:, 0].numpy() + 1.0) / 2.0)  # [-1, 1] -> [0, 1]
 
 
 # ------------------------------------------------------------------ 16.1 the judge
