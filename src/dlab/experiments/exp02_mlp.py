@@ -25,6 +25,7 @@ import numpy as np
 from dlab.data.subsets import class_counts
 from dlab.data.tabular import Split, german_credit, prepare
 from dlab.registry import Implementation
+from dlab.report.figures import pyplot
 from dlab.runs import RunContext
 from dlab.verdicts import Target
 
@@ -209,15 +210,6 @@ class XORConfig:
             raise ValueError("crosscheck_epochs must be 0 or more")
 
 
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def xor_net(cfg: XORConfig, seed: int, k: int) -> dict[str, np.ndarray]:
     """Initialisation k of the 2-hidden-1 sigmoid network for the run's `seed`: its
     parameters W1 (2, H), b1 (H,), W2 (H, 1), b2 (1,) from `init_params`."""
@@ -300,7 +292,7 @@ def write_xor(ctx: RunContext, cfg: XORConfig, runs: list[dict], X: np.ndarray,
 
 
 def xor_figure(cfg: XORConfig, runs: list[dict], X: np.ndarray, y: np.ndarray):
-    fig, (ax1, ax2) = _plt().subplots(1, 2, figsize=(11, 4))
+    fig, (ax1, ax2) = pyplot().subplots(1, 2, figsize=(11, 4))
     for r in runs:
         ax1.plot(np.arange(1, cfg.epochs + 1), r["losses"], lw=1,
                  label=f"seed {r['seed']}" + ("" if r["ok"] else " (failed)"))
@@ -373,7 +365,7 @@ def draw_weight_grid(snapshots: list[tuple[str, list[np.ndarray]]]):
     shared down each column and centred on 0."""
     n_rows, n_cols = len(snapshots), len(snapshots[0][1])
     ratios = [max(w.shape[1], 3) for w in snapshots[0][1]]
-    fig, axes = _plt().subplots(n_rows, n_cols,
+    fig, axes = pyplot().subplots(n_rows, n_cols,
                                 figsize=(3.0 * n_cols + 2, 2.3 * n_rows + 0.8),
                                 gridspec_kw={"width_ratios": ratios}, squeeze=False,
                                 layout="constrained")
@@ -616,7 +608,7 @@ def run_credit(cfg: CreditConfig, ctx: RunContext) -> None:
     raw, scaled = raw_and_standardised(cfg, ctx)
     describe_raw(ctx, cfg, raw)
     # step model: the manual's all-sigmoid network, twice from the same initial weights
-    probe_nets = sigmoid_pair(cfg, ctx, raw, scaled, 0)
+    probe_nets = sigmoid_pair(cfg, ctx, raw, scaled, 0) if cfg.raw_seeds else {}
     # step train: the sigmoid networks, on each kind of features, for every seed
     probes = train_raw_probes(cfg, ctx, raw, scaled, probe_nets)
     # step score: saturation, weight change and output spread, raw against standardised
