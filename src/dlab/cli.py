@@ -10,15 +10,9 @@ import os
 import sys
 from pathlib import Path
 
-# Idle OpenMP threads sleep instead of spinning. Measured on 2 cores (quick 4.1 / 8.2, s):
-# idle PASSIVE 8.1 / 14.1, ACTIVE 7.2 / 12.3; with both cores busy PASSIVE 12.2 / 23.9,
-# ACTIVE 19.8 / 42.7. Sleeping costs ~12% idle and saves ~1.7x loaded. Set before torch
-# loads; an OMP_WAIT_POLICY already in the environment wins.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
-import typer  # noqa: E402
-from rich.console import Console  # noqa: E402
-from rich.table import Table  # noqa: E402
+import typer
+from rich.console import Console
+from rich.table import Table
 
 from dlab import __version__  # noqa: E402
 from dlab.errors import DlabError, UsageError  # noqa: E402
