@@ -300,3 +300,17 @@ def test_threads_one_for_the_measured_small_programs_every_core_otherwise(monkey
     assert threads("8.2") == cpu_count() and threads() == cpu_count()
     monkeypatch.setenv("DLAB_THREADS", "3")  # the user's choice wins
     assert threads("10.2") == 3 and threads("8.2") == 3
+
+
+def test_import_dlab_sets_the_passive_wait_policy_unless_the_user_chose_one():
+    import os
+    import subprocess
+    import sys
+
+    code = "import os, dlab; print(os.environ['OMP_WAIT_POLICY'])"
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.stdout.strip() == "PASSIVE", out.stderr
+    env["OMP_WAIT_POLICY"] = "ACTIVE"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.stdout.strip() == "ACTIVE", out.stderr
