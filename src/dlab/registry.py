@@ -29,12 +29,17 @@ class Implementation:
     run:      `run(config, ctx)`; records metrics, figures and sentences on `ctx`.
     profiles: overrides of the defaults per profile: {"smoke": {...}, "full": {...}}.
     targets:  `dlab.verdicts.Target`s checked against the run's metrics when it ends.
+    crippled: settings (`--set` values, at the quick profile) that leave the program
+              barely trained, e.g. {"epochs": 1, "train_limit": 300}: a run with them
+              must miss a target (tests/test_crippled.py runs every one), or a string
+              saying why no such run exists (nothing is trained).
     """
 
     config: type
     run: Callable[[Any, Any], None]
     profiles: dict[str, dict[str, Any]] = field(default_factory=dict)
     targets: tuple[Any, ...] = ()
+    crippled: dict[str, Any] | str | None = None
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,7 @@ from dlab import config as configs
 from dlab.errors import DeviceError, UsageError
 from dlab.io import atomic_path, save_torch, to_jsonable, write_csv, write_json
 from dlab.registry import ProgramInfo
+from dlab.uncertainty import Difference
 from dlab.verdicts import compare, judge, overall
 
 STATUSES = ("ok", "diverged", "interrupted", "failed", "running")
@@ -309,6 +310,7 @@ class RunContext:
         self.data_lines: list[str] = []
         self.analysis: list[str] = []
         self.notes: list[str] = []
+        self.backgrounds: list[dict[str, str]] = []
         self.claims: list[dict[str, Any]] = []
         self.targets: list[dict[str, Any]] = []
         self._jupyter: bool | None = None  # found on first use (needs rich)
@@ -418,20 +420,28 @@ class RunContext:
         return holds
 
     def compare(self, quantity: str, a_label: str, a: float, b_label: str, b: float, *,
-                better: str = "lower", digits: int = 4, unit: str = "",
+                diff: Difference, better: str = "lower", digits: int = 4, unit: str = "",
                 then: str = "") -> bool:
-        """Write "A's <quantity> (x) is n% lower/higher than B's (y): better/worse."
-        with the direction taken from the numbers; `then` is appended only when A is
-        better. Returns whether A is better."""
-        sentence, a_better = compare(quantity, a_label, a, b_label, b, better=better,
-                                     digits=digits, unit=unit)
+        """Write "A's <quantity> (x) against B's (y): difference d (95% CI ...): better /
+        worse / not distinguishable", decided by `diff` (the measured Difference a - b);
+        `then` is appended only when A is distinguishably better. Returns that."""
+        sentence, word = compare(quantity, a_label, a, b_label, b, diff=diff, better=better,
+                                 digits=digits, unit=unit)
+        a_better = word == "better"
         if a_better and then:
             sentence = f"{sentence} {then}"
         self.claims.append({"claim": f"{a_label} has a {better} {quantity} than {b_label}",
-                            "holds": a_better, "written": sentence,
-                            "evidence": {a_label: a, b_label: b}})
+                            "holds": a_better, "verdict": word, "written": sentence,
+                            "evidence": {a_label: a, b_label: b,
+                                         "difference": diff.as_dict()}})
         self.analysis.append(sentence)
         return a_better
+
+    def background(self, sentence: str, source: str) -> None:
+        """A sentence this run did not measure (a cause, a known result), kept apart in
+        the record's Background paragraph with its source, never worded as a finding."""
+        self.backgrounds.append({"text": " ".join(sentence.split()),
+                                 "source": " ".join(source.split())})
 
     def judge(self, targets: tuple[Any, ...] | list[Any]) -> list[dict[str, Any]]:
         """Check the program's targets against the metrics measured so far."""
@@ -510,6 +520,7 @@ class RunContext:
                 "figures": self.figures,
                 "analysis": self.analysis,
                 "claims": self.claims,
+                "background": self.backgrounds,
                 "notes": self.notes,
             },
         }
@@ -609,7 +620,7 @@ def read_summary(meta: Path) -> dict[str, Any]:
     if any(not isinstance(x, dict) for x in info.get("targets") or []):
         raise ValueError("'targets' holds something other than objects")
     rec = info.get("record") or {}
-    for key in ("data", "tables", "figures", "analysis", "notes"):
+    for key in ("data", "tables", "figures", "analysis", "background", "notes"):
         if key in rec and not isinstance(rec[key], list):
             raise ValueError(f"'record.{key}' is not a list")
     return info

@@ -38,6 +38,12 @@ What a study does
   study's seed, sets=base + the trial's values)` with its own run folder (metrics.json,
   history, figures, record). All trials share the seed, so differences between rows come
   from the settings, not from the draw of initial weights.
+- Seed noise: with `spread_seeds=k` the base setting is also run at seeds seed+1 ..
+  seed+k (rows "seed +1" ...; not candidates for the choice). The standard deviation s
+  of the objective over those k+1 runs is the study's measured seed noise: two single
+  runs differ by the seed alone by up to t(0.975, k) * s * sqrt(2) (95%), the *noise
+  band*. Settings closer than that to the chosen one cannot be ranked against it, and
+  the record says so; with no repeats it says the ranking rests on one seed.
 - The objective is `metrics[metric]` of the trial's metrics.json; `report` names other
   metrics kept beside it. A trial that diverges, fails or produces no finite metric
   is stored as FAIL with its reason (user attribute "reason") and the study goes on.
@@ -130,6 +136,8 @@ class Study:
     report:       other metrics kept per trial (table, trials.csv).
     plot:         metrics drawn against each varied field (default: `metric`).
     n_trials:     number of trials in "sampled" mode.
+    spread_seeds: further seeds the base setting runs at, to measure seed noise (not in
+                  "sampled" mode).
     """
 
     program: str | ProgramInfo
@@ -142,6 +150,7 @@ class Study:
     report: tuple[str, ...] = ()
     plot: tuple[str, ...] = ()
     n_trials: int = 0
+    spread_seeds: int = 0
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -152,6 +161,8 @@ class Study:
             raise ValueError("a study needs at least one field with at least one value")
         if self.mode == "sampled" and self.n_trials < 1:
             raise ValueError("a sampled study needs n_trials >= 1")
+        if self.spread_seeds < 0 or (self.spread_seeds and self.mode == "sampled"):
+            raise ValueError("spread_seeds must be >= 0, and 0 in sampled mode")
         for name, values in self.space.items():
             for v in values:
                 encode(v, name)
@@ -422,14 +433,17 @@ def _file_lock(path: Path) -> Iterator[None]:
 @dataclass(frozen=True)
 class Point:
     """One planned setting: the value of every varied field, and which field differs
-    from the base configuration ("base" for the base itself; "" in grid mode)."""
+    from the base configuration ("base" for the base itself; "" in grid mode; "seed +k"
+    for the base setting repeated at the study's seed + k)."""
 
     params: dict[str, Value]
     varied: str
+    seed_offset: int = 0
 
     @property
     def key(self) -> str:
-        return json.dumps(self.params, sort_keys=True)
+        extra = {"@seed": self.seed_offset} if self.seed_offset else {}
+        return json.dumps({**self.params, **extra}, sort_keys=True)
 
 
 @dataclass(frozen=True)
@@ -476,6 +490,8 @@ def make_plan(study: Study, seed: int) -> Plan:
                   for combo in itertools.product(*(choices[f] for f in names))]
     else:
         points = []
+    points += [Point(dict(base_params), f"seed +{k}", k)
+               for k in range(1, study.spread_seeds + 1)]
     blob = json.dumps({"program": info.id, "mode": study.mode, "choices": choices,
                        "points": [p.key for p in points], "base_profile": study.base_profile,
                        "base_config": configs.to_dict(base_cfg), "metric": study.metric,
@@ -604,7 +620,8 @@ def _run_trial(job: _Job, st: Any, trial: Any) -> None:
             **{k: as_text(v) for k, v in params.items()}}
     shown = ", ".join(f"{k}={v}" for k, v in params.items())
     out = job.folder / "trials" / f"{trial.number:04d}"
-    command = (f"dlab run {study.info.id} --profile {study.base_profile} --seed {job.seed}"
+    seed = job.seed + int(trial.user_attrs.get("seed_offset", 0))
+    command = (f"dlab run {study.info.id} --profile {study.base_profile} --seed {seed}"
                + "".join(f" --set {k}={v}" for k, v in sets.items()))
 
     def store(attrs: dict[str, Any], value: float | None = None) -> bool:
@@ -635,7 +652,7 @@ def _run_trial(job: _Job, st: Any, trial: Any) -> None:
 
     t0 = time.perf_counter()
     try:
-        outcome = run_program(study.info, profile=study.base_profile, seed=job.seed,
+        outcome = run_program(study.info, profile=study.base_profile, seed=seed,
                               device=job.device, sets=sets, out=out, quiet=True,
                               data_dir=job.data_dir, command=command)
     except KeyboardInterrupt:
@@ -788,7 +805,8 @@ def _enqueue_missing(st: Any, points: list[Point]) -> int:
     queued = 0
     for p in points:
         if p.key not in covered:
-            st.enqueue_trial(p.params, user_attrs={"key": p.key, "varied": p.varied})
+            st.enqueue_trial(p.params, user_attrs={"key": p.key, "varied": p.varied,
+                                                   "seed_offset": p.seed_offset})
             covered.add(p.key)
             queued += 1
     return queued
@@ -889,7 +907,48 @@ class StudyResult:
 
     @property
     def complete(self) -> list[dict[str, Any]]:
-        return [r for r in self.rows if r["status"] == "ok"]
+        """Completed settings (the candidates for the choice; seed repeats excluded)."""
+        return [r for r in self.rows if r["status"] == "ok" and not _repeat(r)]
+
+    @property
+    def seed_runs(self) -> list[float]:
+        """The objective of the base setting at the study's seed and at each repeat seed."""
+        ok = [r for r in self.rows if r["status"] == "ok"]
+        base = [r for r in ok if r["varied"] == "base" or (
+            self.study.mode != "one_at_a_time" and not _repeat(r)
+            and all(r[f] == self.plan.base_params[f] for f in self.params))][:1]
+        return [r[self.study.metric] for r in base + [r for r in ok if _repeat(r)]]
+
+    def noise_band(self) -> float | None:
+        """95% band of the difference of two single runs from the seed alone, from the
+        base setting's spread over seeds (None when fewer than two seeds ran)."""
+        runs = self.seed_runs
+        if len(runs) < 2:
+            return None
+        import numpy as np
+        from scipy.stats import t
+
+        return float(t.ppf(0.975, len(runs) - 1) * np.std(runs, ddof=1) * math.sqrt(2))
+
+    def ranking(self) -> dict[str, Any]:
+        """What the measured seed noise allows the study to say about its ranking."""
+        done = self.complete
+        sign = 1.0 if self.study.direction == "minimize" else -1.0
+        order = sorted(done, key=lambda r: sign * r[self.study.metric])
+        band = self.noise_band()
+        out: dict[str, Any] = {"seeds": len(self.seed_runs), "noise_band": band}
+        if len(order) < 2:
+            return out
+        m = self.study.metric
+        lead = abs(order[1][m] - order[0][m])
+        span = abs(order[-1][m] - order[0][m])
+        out |= {"lead_over_runner_up": lead, "best_to_worst": span,
+                "runner_up_trial": order[1]["trial"], "worst_trial": order[-1]["trial"]}
+        if band is not None:
+            out |= {"ranks_chosen": lead > band, "chosen_beats_worst": span > band,
+                    "settings_within_noise": sum(abs(r[m] - order[0][m]) <= band
+                                                 for r in order[1:])}
+        return out
 
     @property
     def lost(self) -> list[dict[str, Any]]:
@@ -921,6 +980,10 @@ class StudyResult:
         for r in self.rows:
             rows.append([r.get(c, "") if r.get(c) is not None else "" for c in keys])
         return [self.column(k) for k in keys], rows
+
+
+def _repeat(row: dict[str, Any]) -> bool:
+    return str(row.get("varied", "")).startswith("seed +")
 
 
 def _trial_rows(trials: list[Any], study: Study) -> list[dict[str, Any]]:
@@ -1279,6 +1342,7 @@ def record(result: StudyResult, ctx: Any) -> None:
                      "and played no part in the choice." if tests else "."))
     for sentence in _effects(result):
         ctx.infer(sentence)
+    _say_ranking(result, ctx)
     for r in result.lost:
         retry = next((t for t in result.trials if t["trial"] == r["retried_as"]), None)
         ctx.infer(f"Trial {r['trial']} ({', '.join(f'{f}={r[f]}' for f in result.params)}) "
@@ -1288,6 +1352,41 @@ def record(result: StudyResult, ctx: Any) -> None:
     for r in failed:
         ctx.infer(f"Trial {r['trial']} ({', '.join(f'{f}={r[f]}' for f in result.params)}) "
                   f"ended {r['status']}: {r['reason']}")
+
+
+def _say_ranking(result: StudyResult, ctx: Any) -> None:
+    """The study's ranking against its measured seed noise (metrics and sentences)."""
+    s, rank = result.study, result.ranking()
+    ctx.metrics["study"]["ranking"] = rank
+    for key in ("noise_band", "ranks_chosen", "chosen_beats_worst", "settings_within_noise"):
+        if rank.get(key) is not None:
+            ctx.metrics[f"study_{key}"] = rank[key]
+    if "lead_over_runner_up" not in rank:
+        return
+    band = rank["noise_band"]
+    if band is None:
+        ctx.infer(f"Every setting ran once, at seed {ctx.seed}: the seed noise of {s.metric} "
+                  "was not measured, so this ranking rests on one seed and no gap in it is "
+                  "shown to come from the settings.")
+        return
+    runs = result.seed_runs
+    ctx.infer(f"Seed noise: the base setting at {len(runs)} seeds gives {s.metric} "
+              f"{', '.join(_fmt(v) for v in runs)}; two single runs differ by the seed alone "
+              f"by up to {_fmt(band)} (95%).")
+    lead = rank["lead_over_runner_up"]
+    ctx.claim(f"The chosen trial leads the runner-up (trial {rank['runner_up_trial']}) by "
+              f"{_fmt(lead)}, more than the noise band {_fmt(band)}: the study ranks it first.",
+              holds=rank["ranks_chosen"],
+              otherwise=f"The chosen trial leads the runner-up (trial {rank['runner_up_trial']})"
+              f" by {_fmt(lead)}, inside the noise band {_fmt(band)}: the study cannot rank "
+              f"them; {rank['settings_within_noise']} setting(s) lie within the band of the "
+              "chosen one.", lead=lead, band=band)
+    ctx.claim(f"The best and worst settings differ by {_fmt(rank['best_to_worst'])}, beyond "
+              f"the noise band: the settings studied do change {s.metric}.",
+              holds=rank["chosen_beats_worst"],
+              otherwise=f"The best and worst settings differ by {_fmt(rank['best_to_worst'])}, "
+              f"inside the noise band {_fmt(band)}: no setting studied is shown to change "
+              f"{s.metric}.", span=rank["best_to_worst"], band=band)
 
 
 def _effects(result: StudyResult) -> list[str]:

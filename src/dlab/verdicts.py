@@ -3,7 +3,8 @@ reference metric) and comparative sentences whose direction comes from the numbe
 
 A program declares its targets as data on its `Implementation`, e.g.
 
-    Target("test_mse", below="pca_test_mse", why="an autoencoder must beat the best linear code")
+    Target("test_mse", below="pca_test_mse", interval="test_mse_vs_pca",
+           why="an autoencoder must beat the best linear code")
     Target("test_accuracy", at_least=0.93, profiles=("quick",))
     Target("collapsed", equals=False, when=lambda m: m["judge_accuracy"] >= 0.95,
            when_text="the scoring classifier reaches 95% test accuracy")
@@ -15,6 +16,12 @@ dict for `metrics.json`:
 
 where `met` is true, false or "not applicable" (the profile is not one the target is
 for, or its `when` condition does not hold: `why` then says which).
+
+A target that compares two measured values (`above` / `below`) is decided with its
+uncertainty: it names `interval`, a metric holding the `dlab.uncertainty.Difference`
+of value - reference, and is met only when that 95% interval lies wholly on the right
+side of zero. When the interval includes zero the target is *not shown* (`met` false,
+`shown` false). A comparison that has no noise says why in `exact` instead.
 """
 
 from __future__ import annotations
@@ -23,6 +30,8 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+from dlab.uncertainty import Difference
 
 NOT_APPLICABLE = "not applicable"
 
@@ -54,7 +63,10 @@ class Target:
 
     metric:    the measured value (a key of `ctx.metrics`, dotted for nested dicts).
     at_least / at_most: a fixed threshold (inclusive).
-    above / below:      another metric the value must beat (strictly).
+    above / below:      another metric the value must beat (strictly), beyond the noise:
+    interval:  for above/below, the metric holding the Difference (value - reference) whose
+               95% interval must exclude zero on the right side.
+    exact:     for above/below without an interval, why the comparison has no noise.
     equals:    an exact value (a count, a flag).
     tolerance: for `equals` on floats, the allowed absolute difference.
     profiles:  the profiles the target is for (empty: all).
@@ -68,6 +80,8 @@ class Target:
     at_most: float | None = None
     above: str | None = None
     below: str | None = None
+    interval: str | None = None
+    exact: str | None = None
     equals: Any = None
     tolerance: float = 0.0
     profiles: tuple[str, ...] = ()
@@ -81,6 +95,13 @@ class Target:
         if sum(rules) != 1:
             raise ValueError(f"target {self.metric}: give exactly one of at_least/at_most, "
                              "above, below or equals")
+        relative = self.above is not None or self.below is not None
+        if relative and (self.interval is None) == (self.exact is None):
+            raise ValueError(f"target {self.metric}: a comparison with another metric names "
+                             "its uncertainty: interval=<metric with the Difference> or "
+                             "exact=<why there is no noise>")
+        if not relative and (self.interval or self.exact):
+            raise ValueError(f"target {self.metric}: interval/exact apply to above/below only")
 
     @property
     def rule(self) -> str:
@@ -122,7 +143,36 @@ class Target:
                 return {**out, "met": NOT_APPLICABLE,
                         "why": f"applies only when {self.when_text or 'its condition holds'}"}
         met, reason = self._check(value, out.get("reference_value"))
+        if self.interval is not None and "reference" in out:
+            return self._judge_interval(out, metrics, met, reason)
+        if self.exact is not None:
+            out["uncertainty"] = f"exact: {self.exact}"
         return {**out, "met": met, "why": reason or self.why}
+
+    def _judge_interval(self, out: dict[str, Any], metrics: dict[str, Any], met: bool,
+                        reason: str) -> dict[str, Any]:
+        """Met only when the Difference's interval excludes zero on the right side."""
+        raw = lookup(metrics, self.interval)
+        if not isinstance(raw, dict):
+            return {**out, "met": False, "why": reason or f"the interval {self.interval} was "
+                    "not measured in this run"}
+        diff = Difference.from_dict(raw)
+        out["interval"] = diff.as_dict()
+        v, r = _number(out["value"]), _number(out.get("reference_value"))
+        if v is None or r is None or not math.isfinite(v - r):
+            return {**out, "met": False, "why": reason or self.why}
+        if abs(diff.estimate - (v - r)) > 1e-6 * max(1.0, abs(v), abs(r)):
+            return {**out, "met": False,
+                    "why": f"the interval {self.interval} is of {diff.estimate:.6g}, not of "
+                           f"{self.metric} - {out['reference']} = {v - r:.6g}"}
+        wanted = "higher" if self.above is not None else "lower"
+        word = diff.verdict(wanted)
+        if word == "better":
+            return {**out, "met": True, "why": self.why}
+        if word == "not distinguishable":
+            return {**out, "met": False, "shown": False,
+                    "why": f"not shown: {diff.text()} includes 0"}
+        return {**out, "met": False, "why": f"{diff.text()}: the wrong side of 0"}
 
     def _check(self, value: Any, reference: Any) -> tuple[bool, str]:
         if value is None:
@@ -179,6 +229,8 @@ def verdict_line(verdicts: list[dict[str, Any]]) -> str:
     parts = []
     for v in verdicts:
         word = {True: "met", False: "MISSED"}.get(v["met"], "n/a")
+        if v.get("shown") is False:
+            word = "NOT SHOWN"
         shown = f"{v['name']} = {_brief(v['value'])}"
         if "reference" in v:
             shown += f" vs {v['reference']} = {_brief(v.get('reference_value'))}"
@@ -196,26 +248,29 @@ def _brief(value: Any) -> str:
 
 
 def compare(quantity: str, a_label: str, a: float, b_label: str, b: float, *,
-            better: str = "lower", digits: int = 4, unit: str = "") -> tuple[str, bool]:
-    """A comparative sentence whose direction and sign come from the two numbers.
+            diff: Difference, better: str = "lower", digits: int = 4,
+            unit: str = "") -> tuple[str, str]:
+    """A comparative sentence decided by the interval of a - b, never by the sign alone.
 
-    Returns (sentence, a_is_better). `better` is "lower" (errors, NLL) or "higher"
-    (accuracy). The relative difference is taken against b and always printed as a
-    positive percentage with the word that matches its direction, never "-3% lower".
+    diff: the measured `Difference` a - b with its 95% interval (`dlab.uncertainty`).
+    Returns (sentence, word), word one of "better", "worse", "not distinguishable" for
+    a against b, where `better` says which direction is good ("lower": errors, NLL;
+    "higher": accuracy). For example: "The MLP's ROC AUC (0.798) against logistic
+    regression's (0.790): difference +0.008 (95% CI -0.012 to +0.027; paired bootstrap
+    over 200 test examples): not distinguishable."
     """
     if better not in ("lower", "higher"):
         raise ValueError("better must be 'lower' or 'higher'")
+    if abs(diff.estimate - (a - b)) > 1e-6 * max(1.0, abs(a), abs(b)):
+        raise ValueError(f"compare({quantity!r}): the interval is of {diff.estimate:.6g}, "
+                         f"not of {a_label} - {b_label} = {a - b:.6g}")
     u = f" {unit}" if unit else ""
     fa, fb = f"{a:.{digits}g}{u}", f"{b:.{digits}g}{u}"
-    if a == b:
-        return f"{a_label} and {b_label} have the same {quantity} ({fa}).", False
-    direction = "lower" if a < b else "higher"
-    a_better = direction == better
-    if b != 0 and math.isfinite(a) and math.isfinite(b):
-        rel = abs(a - b) / abs(b) * 100
-        amount = f"{rel:.1f}% {direction}" if rel >= 0.1 else f"slightly {direction}"
+    word = diff.verdict(better)
+    if word == "not distinguishable":
+        ending = "not distinguishable"
     else:
-        amount = direction
-    verdict = "better" if a_better else "worse"
-    return (f"{a_label}'s {quantity} ({fa}) is {amount} than {b_label}'s ({fb}): "
-            f"{verdict}."), a_better
+        direction = "higher" if diff.estimate > 0 else "lower"
+        ending = f"{a_label} is {direction}, {word}"
+    return (f"{a_label}'s {quantity} ({fa}) against {b_label}'s ({fb}): "
+            f"{diff.text(3)}: {ending}."), word

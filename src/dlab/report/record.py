@@ -21,6 +21,7 @@ from typing import Any
 
 from dlab.registry import EXPERIMENTS, PROGRAMS, ProgramInfo
 from dlab.report import handin
+from dlab.uncertainty import Difference
 from dlab.verdicts import overall
 
 Block = tuple
@@ -80,11 +81,22 @@ def verdict_of(summary: dict[str, Any] | None) -> str:
 def target_row(t: dict[str, Any]) -> list[Any]:
     """A checked target as a table row: rule, measured value, threshold or reference,
     verdict word (met / missed / n/a), why."""
-    met = t.get("met")
-    word = "met" if met is True else "missed" if met is False else "n/a"
+    word = target_word(t)
     ref = (f"{t['reference']} = {fmt(t.get('reference_value'))}" if "reference" in t
            else t.get("threshold", ""))
+    if isinstance(t.get("interval"), dict):
+        ref = f"{ref}; {Difference.from_dict(t['interval']).text()}"
+    elif t.get("uncertainty"):
+        ref = f"{ref} ({t['uncertainty']})"
     return [t.get("rule", t.get("name")), t.get("value"), ref, word, t.get("why", "")]
+
+
+def target_word(t: dict[str, Any]) -> str:
+    """met / missed / not shown (a comparison inside its noise) / n/a."""
+    met = t.get("met")
+    if met is False and t.get("shown") is False:
+        return "not shown"
+    return "met" if met is True else "missed" if met is False else "n/a"
 
 
 # ------------------------------------------------------------------------ blocks
@@ -131,6 +143,9 @@ def program_blocks(summary: dict[str, Any], program: ProgramInfo, level: int = 1
 
     b.append(("h", level + 1, "Analysis and Inferences", None))
     b.append(("ul", rec.get("analysis") or ["(nothing measured to analyse)"]))
+    for bg in rec.get("background", []):
+        b.append(("p", f"**Background** (not measured by this run; {bg['source']}): "
+                       f"{bg['text']}"))
     if program.defect:
         b.append(("p", f"**The manual's program:** {program.defect}"))
     for note in rec.get("notes", []):
@@ -259,7 +274,8 @@ def inline(text: str) -> str:
 
 def _cell(value: Any) -> str:
     text = inline(fmt(value))
-    if text in ("ok", "diverged", "interrupted", "failed", "not run", "met", "missed"):
+    if text in ("ok", "diverged", "interrupted", "failed", "not run", "met", "missed",
+                "not shown"):
         return f'<span class="status {text.replace(" ", "-")}">{text}</span>'
     return text
 
@@ -340,7 +356,7 @@ blockquote { margin: .8rem 0; padding: .4rem .9rem; border-left: 4px solid var(-
              color: var(--muted); }
 .status { font-weight: 600; white-space: nowrap; }
 .status.ok, .status.met { color: var(--ok); }
-.status.missed { color: #fff; background: var(--bad); padding: 0 .3em; border-radius: 3px; } .status.diverged, .status.failed { color: var(--bad); }
+.status.missed, .status.not-shown { color: #fff; background: var(--bad); padding: 0 .3em; border-radius: 3px; } .status.diverged, .status.failed { color: var(--bad); }
 .status.interrupted { color: var(--warn); } .status.not-run { color: var(--muted); }
 .banner { padding: .5rem .8rem; border-radius: 6px; background: #fff4e5; }
 .missing { color: var(--bad); }
