@@ -630,3 +630,51 @@ def test_a_worker_killed_mid_trial_is_retried_by_the_survivor(tmp_path, postgres
           f"(x={lost.params['x']}); retry trial {retry.number} started by pid {survivor.pid} "
           f"{retry_after:.1f} s after the kill; completed "
           f"{retry.datetime_complete.timestamp() - killed:.1f} s after it")
+
+
+@dataclass
+class SpreadStudyConfig(studies.StudySettings):
+    lrs: tuple[float, ...] = (0.05, 0.1)
+
+
+def run_spread_study(cfg: SpreadStudyConfig, ctx) -> None:
+    study = studies.Study(program=TOY_INFO, base_profile="smoke", base={"epochs": 2},
+                          space={"lr": cfg.lrs}, metric="val_loss", spread_seeds=2)
+    studies.record(studies.execute(study, ctx), ctx)
+
+
+SPREAD_STUDY = Implementation(config=SpreadStudyConfig, run=run_spread_study)
+SPREAD_STUDY_INFO = ProgramInfo(id="0.4", title="Toy study with seed repeats",
+                                aim="Test seed noise.", entry="test_studies:SPREAD_STUDY")
+
+
+def test_seed_repeats_measure_the_noise_band_and_are_never_chosen(tmp_path):
+    import numpy as np
+    from scipy.stats import t
+
+    outcome = run_program(SPREAD_STUDY_INFO, profile="quick", out=tmp_path, quiet=True,
+                          device="cpu", seed=3)
+    assert outcome.status == "ok"
+    folder = Path(outcome.metrics["study"]["folder"])
+    rows = _csv(folder / "trials.csv")
+    assert sorted(r["varied"] for r in rows) == ["base", "lr", "seed +1", "seed +2"]
+    base_runs = []
+    for r in rows:
+        run = json.loads((folder / r["run_folder"] / "metrics.json").read_text())
+        offset = int(r["varied"][-1]) if r["varied"].startswith("seed") else 0
+        assert run["seed"] == 3 + offset  # each repeat really ran at its own seed
+        if r["varied"] != "lr":
+            assert run["config"]["lr"] == 0.05
+            base_runs.append(run["metrics"]["val_loss"])
+    band = t.ppf(0.975, 2) * np.std(base_runs, ddof=1) * np.sqrt(2)
+    m = outcome.metrics
+    assert m["study_noise_band"] == pytest.approx(band, rel=1e-9)
+    assert m["study"]["best"]["trial"] in {int(r["trial"]) for r in rows
+                                          if not r["varied"].startswith("seed")}
+    vals = {r["varied"]: float(r["val_loss"]) for r in rows}
+    lead = abs(vals["base"] - vals["lr"])
+    assert m["study_ranks_chosen"] is bool(lead > band)
+    analysis = " ".join(json.loads((outcome.folder / "metrics.json").read_text())
+                        ["record"]["analysis"])
+    assert ("cannot rank" in analysis) is bool(lead <= band)
+    assert "Seed noise" in analysis

@@ -7,6 +7,7 @@ import pytest
 from dlab.api import run_program
 from dlab.registry import PROGRAMS, Implementation, ProgramInfo
 from dlab.report.record import lab_blocks, to_markdown, verdict_of
+from dlab.uncertainty import Difference
 from dlab.verdicts import NOT_APPLICABLE, Target, compare, judge, overall, verdict_line
 
 
@@ -21,13 +22,14 @@ def test_threshold_targets_met_and_missed():
 
 
 def test_reference_targets_compare_with_another_metric():
-    t = Target("test_mse", below="pca_mse")
+    t = Target("test_mse", below="pca_mse", exact="a test of the rule")
     v = t.judge({"test_mse": 0.02, "pca_mse": 0.017})
     assert v["met"] is False and v["reference_value"] == 0.017
     assert t.judge({"test_mse": 0.01, "pca_mse": 0.017})["met"] is True
     assert t.judge({"test_mse": 0.017, "pca_mse": 0.017})["met"] is False  # strict
     assert t.judge({"test_mse": 0.01})["met"] is False  # no reference measured
-    assert Target("auc", above="base.auc").judge({"auc": 0.8, "base": {"auc": 0.5}})["met"]
+    assert Target("auc", above="base.auc", exact="test").judge(
+        {"auc": 0.8, "base": {"auc": 0.5}})["met"]
 
 
 def test_equals_profiles_and_conditions():
@@ -59,22 +61,26 @@ def test_overall_and_line():
     assert line.startswith("missed") and "MISSED: b = 3 vs c = 2" in line
 
 
-@pytest.mark.parametrize("a,b,better,word,verdict", [
-    (0.8, 1.0, "lower", "20.0% lower", "better"),
-    (1.2, 1.0, "lower", "20.0% higher", "worse"),
-    (0.9, 0.8, "higher", "12.5% higher", "better"),
-    (0.7, 0.8, "higher", "12.5% lower", "worse"),
+@pytest.mark.parametrize("a,b,better,verdict", [
+    (0.8, 1.0, "lower", "better"),
+    (1.2, 1.0, "lower", "worse"),
+    (0.9, 0.8, "higher", "better"),
+    (0.7, 0.8, "higher", "worse"),
 ])
-def test_compare_direction_and_sign(a, b, better, word, verdict):
-    sentence, a_better = compare("test MSE", "A", a, "B", b, better=better)
-    assert word in sentence and sentence.endswith(f"{verdict}.")
-    assert a_better is (verdict == "better")
-    assert "-" not in sentence.split("(")[1].split(")")[0] or a < 0  # no negative percentage
+def test_compare_direction_and_sign(a, b, better, verdict):
+    d = a - b
+    sure = Difference(d, d - 0.01, d + 0.01, "test", 10)
+    sentence, word = compare("test MSE", "A", a, "B", b, diff=sure, better=better)
+    assert word == verdict and sentence.endswith(f"{verdict}.")
+    wide = Difference(d, -1.0, 1.0, "test", 10)  # the same gap inside its noise
+    sentence, word = compare("test MSE", "A", a, "B", b, diff=wide, better=better)
+    assert word == "not distinguishable" and "better" not in sentence
 
 
 def test_compare_equal_values_is_not_better():
-    sentence, a_better = compare("NLL", "A", 1.0, "B", 1.0)
-    assert not a_better and "same" in sentence
+    sentence, word = compare("NLL", "A", 1.0, "B", 1.0,
+                             diff=Difference.exact(1.0, 1.0, "two counts"))
+    assert word == "not distinguishable" and "difference +0" in sentence
 
 
 def _toy(targets, metrics, claims=()):
