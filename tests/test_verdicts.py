@@ -179,3 +179,34 @@ def test_a_study_whose_validation_and_test_disagree_picks_by_validation():
                          trials=[], ran=2, seconds=0.0, workers=1)
     assert result.best["trial"] == 0
     assert result.column("test_nll") == "test_nll (not used for selection)"
+
+
+def test_record_shows_a_comparison_inside_its_noise_as_not_shown(tmp_path):
+    from dataclasses import dataclass
+
+    @dataclass
+    class Cfg:
+        epochs: int = 1
+
+    def run(cfg, ctx):
+        ctx.metrics.update({"acc": 0.80, "base": 0.78})
+        diff = Difference(0.02, -0.01, 0.05, "paired bootstrap over 300 test examples", 300)
+        ctx.metrics["acc_vs_base"] = diff.as_dict()
+        ctx.compare("accuracy", "The net", 0.80, "the baseline", 0.78, diff=diff,
+                    better="higher")
+        ctx.background("Deeper nets can fit more.", "Goodfellow et al. 2016, ch. 6")
+
+    impl = Implementation(config=Cfg, run=run, targets=(
+        Target("acc", above="base", interval="acc_vs_base"),))
+    info = ProgramInfo(id="0.9", title="toy", aim="a toy", entry="tests:toy")
+    object.__setattr__(info, "load", lambda: impl)
+    out = run_program(info, profile="smoke", out=tmp_path, quiet=True, device="cpu")
+    saved = json.loads((out.folder / "metrics.json").read_text())
+    assert saved["verdict"] == "missed" and saved["targets"][0]["shown"] is False
+    claim = saved["record"]["claims"][0]
+    assert claim["verdict"] == "not distinguishable" and claim["holds"] is False
+    record = (out.folder / "record.md").read_text()
+    assert "| not shown |" in record and "95% CI -0.01 to +0.05" in record
+    assert ("**Background** (not measured by this run; Goodfellow et al. 2016, ch. 6): "
+            "Deeper nets can fit more.") in record
+    assert "not distinguishable" in " ".join(saved["record"]["analysis"])
