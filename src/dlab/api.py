@@ -24,6 +24,7 @@ from dlab.io import (
     to_jsonable,
     write_json,
 )
+from dlab.provenance import write_manifest
 from dlab.registry import ProgramInfo
 from dlab.runs import (
     LOCK_NAME,
@@ -307,4 +308,5 @@ def _finish(ctx: RunContext, status: str, message: str = "") -> dict[str, Any]:
     summary = to_jsonable(ctx.summary(status, message))
     atomic_write(ctx.folder / "record.md", program_record(escape_markup(summary), ctx.program))
     write_json(ctx.folder / "metrics.json", summary)
+    write_manifest(ctx.folder)
     return summary

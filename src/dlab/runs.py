@@ -29,6 +29,7 @@ from dlab import __version__
 from dlab import config as configs
 from dlab.errors import DeviceError, UsageError
 from dlab.io import atomic_path, save_torch, to_jsonable, write_csv, write_json
+from dlab.provenance import code_info
 from dlab.registry import ProgramInfo
 from dlab.uncertainty import Difference
 from dlab.verdicts import compare, judge, overall
@@ -504,6 +505,7 @@ class RunContext:
             "command": self.command,
             "config": configs.to_dict(self.config),
             "versions": versions(),
+            "code": code_info(),
             "timings": {
                 "started": self.started.isoformat(timespec="seconds"),
                 "finished": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),

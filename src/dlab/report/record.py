@@ -19,6 +19,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from dlab.provenance import check_manifest
 from dlab.registry import EXPERIMENTS, PROGRAMS, ProgramInfo
 from dlab.report import handin
 from dlab.uncertainty import Difference
@@ -111,6 +112,10 @@ def program_blocks(summary: dict[str, Any], program: ProgramInfo, level: int = 1
         b.append(("p", f"**Stand-in data:** {rec['stand_in']}"))
     if summary.get("status", "ok") != "ok":
         b.append(("status", summary["status"], summary.get("message", "")))
+    if summary.get("changed_files"):
+        b.append(("p", "**Changed after the run:** " + "; ".join(summary["changed_files"])
+                  + ". This section shows the folder as it is now, not as `dlab run` wrote "
+                  "it (its manifest.json records the files as written)."))
     b += [("h", level + 1, "Aim", None), ("p", program.aim)]
 
     t = summary.get("timings", {})
@@ -154,8 +159,14 @@ def program_blocks(summary: dict[str, Any], program: ProgramInfo, level: int = 1
 
 
 def load_summaries(latest: dict[str, Path]) -> dict[str, dict[str, Any]]:
-    return {pid: json.loads((folder / "metrics.json").read_text())
-            for pid, folder in latest.items()}
+    """Each run's metrics.json, with "changed_files": what no longer matches the run
+    folder's manifest ([] intact; None when the folder has no manifest)."""
+    out = {}
+    for pid, folder in latest.items():
+        summary = json.loads((folder / "metrics.json").read_text())
+        summary["changed_files"] = check_manifest(folder)
+        out[pid] = summary
+    return out
 
 
 def lab_blocks(runs_dir: Path, latest: dict[str, Path], student: handin.Student | None = None,
@@ -185,7 +196,8 @@ def lab_blocks(runs_dir: Path, latest: dict[str, Path], student: handin.Student 
                          "", "", ""])
             continue
         v = s.get("versions", {})
-        rows.append([link, program.title, s["status"], verdicts[pid], headline(program, s),
+        status = s["status"] + (" (files changed since)" if s.get("changed_files") else "")
+        rows.append([link, program.title, status, verdicts[pid], headline(program, s),
                      program.target or "", fmt(s["timings"]["seconds"]) + " s",
                      f"{s['timings']['started'][:10]}, seed {s['seed']}, {s['device']}",
                      f"dlab {v.get('dlab', '?')}, torch {v.get('torch', '-')}"])
