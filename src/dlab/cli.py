@@ -235,6 +235,22 @@ def predict(
 
 
 @app.command()
+def verify(
+    paths: list[Path] = typer.Argument(..., metavar="RUN_OR_RUNS...",
+                                       help="Run folders, or runs folders to verify every run in"),
+    data_dir: Path | None = typer.Option(None, "--data-dir", envvar="DLAB_DATA"),
+) -> None:
+    """Rerun finished runs from their recorded settings and code; compare every number.
+
+    Exit 0: all verified; 1: a run differs or its files changed; 2: cannot verify."""
+    from dlab.verify import verify as verify_runs
+
+    code = verify_runs(paths, data_dir=str(data_dir) if data_dir else None,
+                       say=lambda line: out.print(line, soft_wrap=True, highlight=False))
+    raise typer.Exit(code)
+
+
+@app.command()
 def viva(
     experiment_id: str = typer.Argument(..., metavar="N", help="Experiment 1-16 (or exp05)."),
     prelab: bool = typer.Option(False, "--prelab", help="Only the pre-lab questions."),

@@ -203,3 +203,15 @@ def from_dict(cls: type, values: dict[str, Any]) -> Any:
 
 def to_dict(config: Any) -> dict[str, Any]:
     return dataclasses.asdict(config)
+
+
+def as_set_text(value: Any) -> str:
+    """A config value as `--set` text that `build` parses back to the same value:
+    tuples as "64,32", booleans as "true"/"false", floats by repr (no digits lost)."""
+    if isinstance(value, tuple | list):
+        return ",".join(as_set_text(v) for v in value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return repr(value)
+    return str(value)

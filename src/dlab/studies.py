@@ -109,6 +109,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dlab.config import as_set_text
 from dlab.errors import DlabError, UsageError
 from dlab.registry import PROGRAMS, ProgramInfo
 
@@ -222,11 +223,7 @@ def encode(value: Any, name: str = "value") -> Value:
 
 def as_text(value: Value) -> str:
     """A stored value as `--set` text (run_program parses it against the field's type)."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float):
-        return repr(value)
-    return str(value)
+    return as_set_text(value)
 
 
 # ------------------------------------------------------------------------ storage

@@ -1,0 +1,197 @@
+"""`dlab verify`: rerun a finished run from what its folder records and compare.
+
+For each run folder: the manifest must match its files (else **modified**), the run
+must have ended ok and been made by the same code as this installation (same source
+hash; else **cannot verify**, with why). The program is then run again with the
+recorded profile, seed and every recorded setting, on the CPU, into a scratch folder,
+and every number in its metrics and every target's verdict is compared with the
+recorded ones:
+
+- **verified**: every number equal bit for bit, or within the tolerance below, and every
+  verdict the same;
+- **differs**: which numbers, recorded and rerun, by how much.
+
+Tolerance: |a - b| <= ABS_TOL + REL_TOL * |b|. On one CPU thread a program is
+deterministic and its numbers come back bit for bit; with two threads the order of
+floating-point sums in some kernels may change the last digits. Measured times, folder
+names and other facts of the machine are not compared (`SKIPPED`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dlab.api import run_program
+from dlab.config import as_set_text
+from dlab.provenance import MANIFEST, check_manifest, code_info
+from dlab.registry import PROGRAMS
+
+REL_TOL = 1e-6
+ABS_TOL = 1e-9
+# keys of measured time, throughput and places, which legitimately differ between runs
+SKIPPED = re.compile(r"(second|time|_s$|per_s|throughput|speed|folder|path|host|storage"
+                     r"|started|finished|elapsed|wall|pid)", re.IGNORECASE)
+
+VERIFIED, DIFFERS, MODIFIED, CANNOT = "verified", "differs", "modified", "cannot verify"
+EXIT = {VERIFIED: 0, DIFFERS: 1, MODIFIED: 1, CANNOT: 2}
+
+
+@dataclass
+class Verdict:
+    folder: Path
+    program: str
+    status: str  # VERIFIED, DIFFERS, MODIFIED or CANNOT
+    details: list[str] = field(default_factory=list)
+    compared: int = 0  # numbers compared
+    exact: int = 0  # of those, equal bit for bit
+    seconds: float = 0.0
+
+    def line(self) -> str:
+        head = f"{self.program} {self.folder}: {self.status}"
+        if self.status == VERIFIED:
+            return (f"{head} ({self.exact} of {self.compared} numbers bit for bit, the rest "
+                    f"within tolerance; rerun {self.seconds:.1f} s)")
+        return f"{head}: " + "; ".join(self.details)
+
+
+def flatten(obj: Any, prefix: str = "") -> dict[str, Any]:
+    """Nested dicts and lists as {"a.b.0": leaf}."""
+    if isinstance(obj, dict):
+        items = obj.items()
+    elif isinstance(obj, list):
+        items = ((str(i), v) for i, v in enumerate(obj))
+    else:
+        return {prefix: obj}
+    out: dict[str, Any] = {}
+    for k, v in items:
+        out.update(flatten(v, f"{prefix}.{k}" if prefix else str(k)))
+    return out
+
+
+def _number(v: Any) -> float | None:
+    if isinstance(v, bool):
+        return None
+    if isinstance(v, int | float):
+        return float(v)
+    if isinstance(v, str) and v in ("nan", "inf", "-inf", "NaN", "Infinity", "-Infinity"):
+        return float(v)
+    return None
+
+
+def compare_metrics(recorded: dict[str, Any], rerun: dict[str, Any]) -> tuple[list[str], int, int]:
+    """(differences, numbers compared, numbers equal bit for bit) of two metrics dicts."""
+    a, b = flatten(recorded), flatten(rerun)
+    diffs, compared, exact = [], 0, 0
+    for key in sorted(set(a) | set(b)):
+        if SKIPPED.search(key):
+            continue
+        if key not in b:
+            diffs.append(f"{key} recorded {a[key]!r}, not produced by the rerun")
+            continue
+        if key not in a:
+            diffs.append(f"{key} produced by the rerun ({b[key]!r}), not recorded")
+            continue
+        x, y = _number(a[key]), _number(b[key])
+        if x is None or y is None:
+            if a[key] != b[key]:
+                diffs.append(f"{key} recorded {a[key]!r}, rerun {b[key]!r}")
+            continue
+        compared += 1
+        if x == y or (math.isnan(x) and math.isnan(y)):
+            exact += 1
+        elif not abs(x - y) <= ABS_TOL + REL_TOL * abs(y):
+            diffs.append(f"{key} recorded {x:.10g}, rerun {y:.10g} (by {abs(x - y):.3g})")
+    return diffs, compared, exact
+
+
+def _targets(targets: list[dict[str, Any]]) -> dict[str, Any]:
+    return {t.get("rule", t.get("name")): t.get("met") for t in targets or []}
+
+
+def check_folder(folder: Path) -> tuple[dict[str, Any] | None, Verdict | None]:
+    """The recorded summary, or the verdict that stops verification before any rerun."""
+    folder = Path(folder)
+    try:
+        saved = json.loads((folder / "metrics.json").read_text(encoding="utf-8"))
+        pid = str(saved["program"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        return None, Verdict(folder, "?", CANNOT, [f"no readable metrics.json ({exc})"])
+    changed = check_manifest(folder)
+    if changed is None:
+        return None, Verdict(folder, pid, CANNOT, [f"no {MANIFEST} (written before dlab "
+                                                   "recorded one, or the run never finished)"])
+    if changed:
+        return None, Verdict(folder, pid, MODIFIED, changed)
+    if saved.get("status") != "ok":
+        return None, Verdict(folder, pid, CANNOT, [f"the run ended {saved.get('status')}"])
+    if pid not in PROGRAMS:
+        return None, Verdict(folder, pid, CANNOT, [f"no program {pid} in this dlab"])
+    recorded = (saved.get("code") or {}).get("source_sha256")
+    here = code_info()["source_sha256"]
+    if recorded != here:
+        made = (saved.get("code") or {}).get("version", "?")
+        return None, Verdict(folder, pid, CANNOT, [
+            f"made by other code (dlab {made}, source {str(recorded)[:12]}; this is "
+            f"{code_info()['version']}, source {here[:12]}): install that version to verify"])
+    return saved, None
+
+
+def verify_run(folder: Path, scratch: Path, data_dir: str | None = None) -> Verdict:
+    """Rerun one finished run into `scratch` and compare (see the module docstring)."""
+    saved, stop = check_folder(folder)
+    if stop is not None:
+        return stop
+    pid = saved["program"]
+    sets = {k: as_set_text(v) for k, v in (saved.get("config") or {}).items()}
+    t0 = time.perf_counter()
+    outcome = run_program(PROGRAMS[pid], profile=saved["profile"], seed=int(saved["seed"]),
+                          device="cpu", sets=sets, out=scratch, quiet=True, data_dir=data_dir)
+    seconds = time.perf_counter() - t0
+    if outcome.status != "ok":
+        return Verdict(Path(folder), pid, DIFFERS, [f"the rerun ended {outcome.status}: "
+                                                    f"{outcome.message}"], seconds=seconds)
+    diffs, compared, exact = compare_metrics(saved.get("metrics", {}), outcome.metrics or {})
+    was, now = _targets(saved.get("targets")), _targets(outcome.targets)
+    diffs += [f"target {k}: recorded {was.get(k)!r}, rerun {now.get(k)!r}"
+              for k in sorted(set(was) | set(now)) if was.get(k) != now.get(k)]
+    return Verdict(Path(folder), pid, DIFFERS if diffs else VERIFIED, diffs, compared, exact,
+                   seconds)
+
+
+def run_folders(paths: list[Path]) -> list[Path]:
+    """Run folders named directly, or found under a runs folder (every finished run)."""
+    found: list[Path] = []
+    for p in map(Path, paths):
+        if (p / "metrics.json").is_file():
+            found.append(p)
+        else:
+            found += sorted(m.parent for m in p.glob("*/*/metrics.json"))
+    return found
+
+
+def verify(paths: list[Path], data_dir: str | None = None, say=print) -> int:
+    """Verify every run under `paths`; print one line each; return the exit status
+    (0 all verified, 1 any differs or modified, 2 any cannot be verified and none
+    differs)."""
+    folders = run_folders(paths)
+    if not folders:
+        say("dlab verify: no run folders (with a metrics.json) under "
+            + ", ".join(map(str, paths)))
+        return 2
+    verdicts = []
+    with tempfile.TemporaryDirectory(prefix="dlab-verify-") as scratch:
+        for i, folder in enumerate(folders, 1):
+            v = verify_run(folder, Path(scratch) / str(i), data_dir)
+            say(v.line())
+            verdicts.append(v)
+    counts = {s: sum(v.status == s for v in verdicts) for s in EXIT}
+    say(", ".join(f"{n} {s}" for s, n in counts.items() if n) + f" of {len(verdicts)} runs")
+    worst = max((EXIT[v.status] for v in verdicts if v.status != CANNOT), default=0)
+    return worst if worst else (2 if counts[CANNOT] else 0)
