@@ -49,3 +49,28 @@ def test_a_run_records_its_code_and_a_manifest_that_catches_edits(tmp_path):
     assert "**Changed after the run:** metrics.json changed; model.pt is missing" in md
     assert "val_loss | 0.001" in md  # the edited number is shown, flagged above
     assert check_manifest(tmp_path) is None  # a folder without a manifest
+
+
+def test_the_record_shows_the_code_that_ran_and_its_output(tmp_path):
+    import inspect
+    import textwrap
+
+    from dlab.steps import program_code
+    from toy_program import run_toy
+
+    out = run_program(TOY_INFO, profile="smoke", out=tmp_path, quiet=True, device="cpu")
+    record = (out.folder / "record.md").read_text()
+    source = textwrap.dedent(inspect.getsource(run_toy))
+    assert "### Program" in record and f"```python\n{source.rstrip()}\n```" in record
+    log = (out.folder / "output.log").read_text().splitlines()
+    assert log[0].startswith("Toy regression") and len(log) >= 3  # start line and epochs
+    assert "### Output" in record and log[-1] in record
+    assert "output.log" in json.loads((out.folder / "manifest.json").read_text())["files"]
+    # a program written as steps is shown step by step, each with its own code
+    from dlab.experiments.exp01_mcculloch_pitts import run_mcculloch_pitts
+
+    steps = program_code(run_mcculloch_pitts)
+    assert len(steps) >= 3 and {s["kind"] for s in steps} >= {"data", "score"}
+    body = "\n".join(s["code"] for s in steps)
+    assert all(line.strip() in inspect.getsource(run_mcculloch_pitts)
+               for line in body.splitlines() if line.strip())

@@ -28,6 +28,7 @@ from dlab.provenance import write_manifest
 from dlab.registry import ProgramInfo
 from dlab.runs import (
     LOCK_NAME,
+    OUTPUT_LOG,
     RESUMABLE,
     Diverged,
     RunContext,
@@ -43,6 +44,7 @@ from dlab.runs import (
     seed_everything,
     threads,
 )
+from dlab.steps import program_code
 
 
 @dataclass
@@ -195,6 +197,7 @@ def open_run(program: ProgramInfo, *, profile: str = "quick", seed: int = 0,
     ctx = RunContext(program, config, folder, profile=profile, seed=seed, device=dev,
                      quiet=quiet, data_dir=data_dir, command=command, resume=resume,
                      stream=stream)
+    ctx.program_code = program_code(impl.run)
     try:
         ctx.start()
     except OSError as exc:
@@ -299,14 +302,19 @@ def _mark(ctx: RunContext, status: str, message: str) -> bool:
         return False
 
 
+CODE_KEYS = ("file", "program", "output_tail")  # shown in code fences: kept as they are
+
+
 def _finish(ctx: RunContext, status: str, message: str = "") -> dict[str, Any]:
     """history.csv, record.md, then metrics.json (written last: a folder whose
     metrics.json says finished has every other file)."""
     from dlab.report.record import program_record
 
     ctx._flush_history()
+    if ctx.output:
+        atomic_write(ctx.folder / OUTPUT_LOG, "\n".join(ctx.output) + "\n")
     summary = to_jsonable(ctx.summary(status, message))
-    atomic_write(ctx.folder / "record.md", program_record(escape_markup(summary), ctx.program))
+    atomic_write(ctx.folder / "record.md", program_record(escape_markup(summary, CODE_KEYS), ctx.program))
     write_json(ctx.folder / "metrics.json", summary)
     write_manifest(ctx.folder)
     return summary

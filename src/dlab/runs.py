@@ -37,6 +37,8 @@ from dlab.verdicts import compare, judge, overall
 STATUSES = ("ok", "diverged", "interrupted", "failed", "running")
 RESUMABLE = ("interrupted", "running", "failed")  # "running": only when its process is gone
 LOCK_NAME = ".lock"
+OUTPUT_LOG = "output.log"  # every line the run logged
+OUTPUT_TAIL = 25  # lines of it the record shows
 HISTORY_EVERY_S = 2.0  # history.csv is rewritten at most this often during training
 CHECKPOINT_EVERY_S = 10.0  # checkpoints are saved at most this often (and at the end)
 
@@ -312,6 +314,8 @@ class RunContext:
         self.analysis: list[str] = []
         self.notes: list[str] = []
         self.backgrounds: list[dict[str, str]] = []
+        self.program_code: list[dict[str, str]] = []  # the run function's steps (record)
+        self.output: list[str] = []  # every line logged (output.log)
         self.claims: list[dict[str, Any]] = []
         self.targets: list[dict[str, Any]] = []
         self._jupyter: bool | None = None  # found on first use (needs rich)
@@ -345,6 +349,9 @@ class RunContext:
         return self._jupyter
 
     def log(self, message: str) -> None:
+        """A line of the run's output: printed unless quiet, and always kept for
+        output.log and the record's Output section."""
+        self.output.append(message)
         if not self.quiet:
             print(f"[{self.program.id}] {message}", file=self.stream, flush=True)
 
@@ -517,6 +524,8 @@ class RunContext:
             "verdict": overall(self.targets) if status == "ok" else "n/a",
             "record": {
                 "stand_in": self.stand_in,
+                "program": self.program_code,
+                "output_tail": self.output[-OUTPUT_TAIL:],
                 "data": self.data_lines,
                 "tables": [vars(t) for t in self.tables],
                 "figures": self.figures,

@@ -137,3 +137,20 @@ def steps(run: Callable) -> list[Step]:
         code = textwrap.dedent("\n".join(text[i + 1:end])).strip("\n")
         out.append(Step(kind, title, code, _top_assigned(block)))
     return out
+
+
+def program_code(run: Callable) -> list[dict[str, str]]:
+    """The source of a run function as the record shows it: one entry per step (kind,
+    title, code), or the whole function as one entry when it has no step markers."""
+    where = {"module": run.__module__, "function": run.__name__}
+    try:
+        found = [{**where, "kind": s.kind, "title": s.title, "code": s.code} for s in steps(run)]
+    except (ValueError, OSError, TypeError):
+        found = []
+    if found:
+        return found
+    try:
+        source = textwrap.dedent(inspect.getsource(run))
+    except (OSError, TypeError):
+        return []
+    return [{**where, "kind": "program", "title": run.__name__, "code": source}]

@@ -234,7 +234,7 @@ def verdict_line(verdicts: list[dict[str, Any]]) -> str:
         shown = f"{v['name']} = {_brief(v['value'])}"
         if "reference" in v:
             shown += f" vs {v['reference']} = {_brief(v.get('reference_value'))}"
-        parts.append(f"{word}: {shown} ({v['rule']})")
+        parts.append(f"{word}: {shown}" + (f" ({v['rule']})" if v["rule"] != shown else ""))
     return f"{overall(verdicts)} — " + "; ".join(parts)
 
 

@@ -123,7 +123,7 @@ def _md_safe(blocks):
             b = (b[0], b[1], *escape_markup(list(b[2:])))
         elif b[0] == "h":
             b = (b[0], b[1], escape_markup(b[2]), *b[3:])
-        elif b[0] != "raw":
+        elif b[0] not in ("raw", "code"):  # fenced code is shown literally
             b = (b[0], *escape_markup(list(b[1:])))
         out.append(b)
     return out

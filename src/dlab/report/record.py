@@ -127,6 +127,21 @@ def program_blocks(summary: dict[str, Any], program: ProgramInfo, level: int = 1
     cfg = summary.get("config", {})
     if cfg:
         b.append(("table", ["setting", "value"], [[k, v] for k, v in cfg.items()], None))
+    code = rec.get("program") or []
+    if code:
+        b.append(("h", level + 2, "Program", None))
+        b.append(("p", f"The program as it ran: `{code[0].get('function', '')}` in "
+                       f"`{code[0].get('module', '')}`, step by step."))
+        for step in code:
+            b.append(("p", f"*Step {step['kind']}: {step['title']}*"))
+            b.append(("code", step["code"], "python"))
+
+    output = rec.get("output_tail") or []
+    if output:
+        b.append(("h", level + 2, "Output", None))
+        b.append(("p", f"The last {len(output)} lines the run printed (all of them in "
+                       f"`{folder}output.log`)."))
+        b.append(("code", "\n".join(output), "text"))
 
     b.append(("h", level + 1, "Data", None))
     b.append(("ul", rec.get("data") or ["(no data set: computed values only)"]))
@@ -258,6 +273,9 @@ def to_markdown(blocks: list[Block]) -> str:
             out.append(f"> {block[1]}")
         elif kind == "status":
             out.append(f"**Status: {block[1]}.** {block[2]}".rstrip())
+        elif kind == "code":  # (kind, text, language)
+            fence = "````" if "```" in block[1] else "```"
+            out.append(f"{fence}{block[2]}\n{block[1].rstrip()}\n{fence}")
         elif kind == "raw":  # (kind, html, markdown), made by dlab.report.handin
             out.append(block[2])
         out.append("")
@@ -329,6 +347,9 @@ def to_html(blocks: list[Block], base: Path, title: str) -> str:
         elif kind == "status":
             body.append(f'<p class="banner {html.escape(block[1])}"><strong>Status: '
                         f"{html.escape(block[1])}.</strong> {inline(block[2])}</p>")
+        elif kind == "code":
+            body.append(f'<pre class="program"><code>{html.escape(block[1].rstrip())}'
+                        "</code></pre>")
         elif kind == "raw":  # already escaped HTML from dlab.report.handin
             body.append(block[1])
     return (
@@ -355,6 +376,10 @@ code { font: .9em ui-monospace, SFMono-Regular, Menlo, Consolas, monospace;
        background: var(--soft); padding: .05em .3em; border-radius: 4px;
        overflow-wrap: anywhere; }
 .scroll { overflow-x: auto; margin: .6rem 0 1rem; }
+pre.program { background: var(--soft); padding: .6rem .8rem; border-radius: 6px;
+              font-size: .8rem; line-height: 1.35; white-space: pre-wrap;
+              overflow-wrap: anywhere; }
+pre.program code { background: none; padding: 0; font-size: 1em; }
 table { border-collapse: collapse; font-size: .9rem; min-width: 50%; }
 caption { text-align: left; font-weight: 600; padding: .3rem 0; }
 th, td { border: 1px solid var(--line); padding: .3rem .55rem; text-align: left;
