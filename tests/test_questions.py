@@ -52,14 +52,54 @@ def test_every_manual_question_is_answered_in_order():
     assert sum(q.count("ours") for q in sets) >= 16  # at least one of ours per experiment
 
 
+def _verdicts():
+    return {e.id: e.manual for q in load_all() for e in q.entries if e.manual}
+
+
 def test_verdicts_include_the_known_wrong_answers():
-    wrong = {e.id for q in load_all() for e in q.entries if e.manual == "wrong"}
+    verdict = _verdicts()
     # NOT with threshold 0 always fires and "NAND" with weights 1, threshold 2 is AND
-    assert "1.V4" in wrong
-    assert "14.V5" in wrong  # MADE is the Masked Autoencoder for Distribution Estimation
-    assert "15.V3" in wrong  # PixelCNN still samples one pixel at a time
+    assert verdict["1.V4"] == "wrong"
+    assert verdict["14.V4"] == "wrong"  # calls NADE's sequential sampling efficient
     note = load(1).entries[8].manual_note
     assert "AND" in note and "threshold 0" in note
+
+
+def test_verdicts_neither_too_harsh_nor_too_kind():
+    """Slips and half-answers are incomplete, not wrong; answers that say what matters are
+    right; answers that claim something false as their reason are not right."""
+    verdict = _verdicts()
+    for entry in ("4.V4", "14.V5", "14.V7", "15.V3", "9.P4", "11.V1"):
+        assert verdict[entry] == "incomplete", entry
+    for entry in ("1.P2", "3.P3", "6.V2"):
+        assert verdict[entry] == "right", entry
+    counts = {v: list(verdict.values()).count(v) for v in ("right", "incomplete", "wrong")}
+    assert counts == {"right": 106, "incomplete": 27, "wrong": 3}
+
+
+def test_questions_keep_the_manual_s_question():
+    """A reworded question still asks what the manual asks, false premise included; the
+    answer says where the premise is false."""
+    by_id = {e.id: e for q in load_all() for e in q.entries}
+    assert "faster during inference" in by_id["15.V3"].question
+    assert "MADE" in by_id["14.V7"].question and "premise is false" in by_id["14.V7"].answer
+    assert "both symbolic and numerical" in by_id["4.V1"].question
+    assert "numerical computation only" in by_id["4.V1"].answer
+
+
+def test_corrected_answers_say_the_corrected_thing():
+    by_id = {e.id: e for q in load_all() for e in q.entries}
+    assert "Row LSTM's" in by_id["15.P2"].answer and "triangle" in by_id["15.P2"].answer
+    assert "ReLU after its first" in by_id["15.O1"].question
+    assert "Adam" in by_id["9.O2"].answer and "grow ever larger" not in by_id["9.O2"].answer
+    assert "hardly move" not in by_id["5.O1"].answer
+    assert "bounded range" in by_id["1.V2"].answer
+    assert "∂a_1/∂W_1" in by_id["2.P2"].answer and "W_l" in by_id["2.P2"].answer
+    assert "saturating" in by_id["16.V2"].answer
+    assert "1,143,242" in by_id["8.O1"].answer and "356,810" in by_id["8.O1"].answer
+    for entry in ("16.P3", "16.O1"):  # the run's label is not quoted as a finding
+        assert "stability" not in str(by_id[entry].evidence.keys)
+
 
 
 @pytest.mark.skipif(not MANUAL.is_file(), reason="the printed manual is not beside the repository")

@@ -13,6 +13,8 @@ Each file `expNN.toml` holds the experiment's aim and a list of `[[entry]]` tabl
     [entry.evidence]  optional: a sentence filled from a program's latest run
         program   "5.1"
         keys      {name = "metrics.rising_steps.30", ...}: paths into metrics.json
+                  (a part `@name` stands for the value of `metrics.name`, e.g.
+                  `metrics.grads.@longest.rnn` with metrics.longest = "adding T=30")
         text      "... {name:.0%} ...": a Python format string over those names
 
 A path is split on dots and matched greedily against the keys of metrics.json, so
@@ -102,10 +104,18 @@ class QuestionSet:
         return sum(e.kind == kind for e in self.entries)
 
 
+def _resolved(summary: dict[str, Any], path: str) -> str:
+    """The path with every `@name` part replaced by the value of `metrics.name`."""
+    parts = path.split(".")
+    return ".".join(str(lookup(summary, f"metrics.{p[1:]}")) if p.startswith("@") else p
+                    for p in parts)
+
+
 def lookup(summary: dict[str, Any], path: str) -> Any:
     """The value at a dotted path in a run's metrics.json (see the module docstring)."""
     node: Any = summary
-    rest = path
+    rest = path = _resolved(summary, path)
+
     while rest:
         if not isinstance(node, dict):
             raise EvidenceError(f"{path}: {rest!r} is under a value, not a table")
