@@ -42,8 +42,9 @@ def list_programs() -> list[dict[str, Any]]:
 
 @dataclasses.dataclass
 class ProgramView:
-    """What `dlab.show(id)` returns: the program's aim, the manual's defect and its
-    settings at each profile."""
+    """What `dlab.show(id)` returns: the program's aim, the manual's defect, its settings
+    at each profile, and the manual's program against dlab's, aspect by aspect
+    (`manual`: "network: as in the manual (...)" or "...; changed because ...")."""
 
     id: str
     title: str
@@ -51,6 +52,12 @@ class ProgramView:
     defect: str | None
     target: str | None
     settings: dict[str, dict[str, Any]]  # {setting: {"smoke": v, "quick": v, "full": v}}
+    manual: list[str] = dataclasses.field(default_factory=list)
+
+    def manual_text(self) -> str:
+        """The comparison with the manual's program as plain text, for the command line."""
+        return "\n".join(["The manual's program against dlab's:",
+                          *(f"  {line}" for line in self.manual)])
 
     def _repr_markdown_(self) -> str:
         lines = [f"**{self.id} {self.title}**", "", f"*Aim.* {self.aim}"]
@@ -58,6 +65,9 @@ class ProgramView:
             lines += ["", f"*The manual.* {self.defect}"]
         if self.target:
             lines += ["", f"*Target.* {self.target}"]
+        if self.manual:
+            lines += ["", "*The manual's program against dlab's.*", ""]
+            lines += [f"- {line}" for line in self.manual]
         lines += ["", "| setting | smoke | quick (default) | full |", "|---|---|---|---|"]
         lines += [f"| {k} | {v['smoke']} | {v['quick']} | {v['full']} |"
                   for k, v in self.settings.items()]
@@ -65,7 +75,10 @@ class ProgramView:
 
 
 def show(program_id: str) -> ProgramView:
-    """The aim, the manual's defect, the target and the settings of one program."""
+    """The aim, the manual's defect, the target, the settings of one program and how
+    it compares with the manual's program."""
+    from dlab.manual import fidelity
+
     program = _one(program_id)
     impl = program.load()
     settings = {}
@@ -75,7 +88,8 @@ def show(program_id: str) -> ProgramView:
                             for prof in ("smoke", "full")}
         settings[f.name]["quick"] = default
     return ProgramView(program.id, program.title, program.aim, program.defect,
-                       program.target, settings)
+                       program.target, settings, fidelity(program.id).lines())
+
 
 
 def _one(program_id: str):
