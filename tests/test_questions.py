@@ -242,3 +242,128 @@ def test_every_evidence_link_fills_from_a_smoke_run(smoke_runs):
             shown = ("yes" if value else "no") if isinstance(value, bool) else format(value, spec)
             assert shown in text, (e.id, name, shown, text)
 
+
+
+# ------------------------------------------- which metric each evidence sentence quotes
+
+# Every evidence-backed answer and the keys its sentence is filled from (program, then
+# metrics.json paths without "metrics."; "config." paths are settings). Reviewed: each
+# metric bears on the answer it backs.
+EVIDENCE = {
+    "1.P3": "1.1 all_gates_correct n_inputs",
+    "1.V2": "1.1 xor_candidates_tried xor_single_unit_solutions config.max_weight",
+    "1.V4": "1.1 manual_nand_computes_and xor_single_unit_solutions two_layer_xor_correct",
+    "1.O1": "1.1 functions_by_one_unit.1 functions_by_one_unit.2",
+    "1.O2": "1.2 equation kind quadratics_checked quadratic_max_rel_error",
+    "2.V4": "2.1 gradcheck_max_rel_error",
+    "2.O1": "2.2 raw_features.largest_raw_input raw_features.saturated_fraction "
+            "raw_features.first_layer_change raw_features.standardised_first_layer_change",
+    "2.O2": "2.2 test_accuracy test_auc majority_accuracy logreg_accuracy logreg_auc",
+    "3.V3": "3.2 test_rmse test_r2 unit baseline_linear.rmse baseline_mean.rmse",
+    "3.O1": "3.1 manual_mse_standardised manual_mse_in_units",
+    "4.V3": "1.2 newton_polynomials_checked newton_max_rel_error",
+    "4.V4": "1.2 config.max_degree newton_polynomials_checked newton_max_rel_error",
+    "4.O1": "4.1 manual_defect.train_loss manual_defect.test_accuracy test_accuracy",
+    "4.O2": "4.1 parameters",
+    "5.P2": "5.1 final_loss.0.01 final_loss.0.5 final_loss.30",
+    "5.P4": "5.1 rising_steps.0.01 rising_steps.30",
+    "5.V4": "5.1 test_accuracy.0.01 test_accuracy.0.5 test_accuracy.30",
+    "5.O1": "5.1 config.bias_lr_demo bias_a_moved bias_a2_moved bias_a_final_loss "
+            "bias_a2_final_loss",
+    "5.O2": "5.2 test_accuracy n_test repeat_accuracy_mean repeat_accuracy_sd",
+    "6.P4": "6.1 final_loss.SGD* final_loss.mini-batch* final_loss.full batch*",
+    "6.V2": "6.1 config.epochs config.minibatch sgd_final_loss minibatch_final_loss "
+            "fullbatch_final_loss train_seconds.SGD* train_seconds.mini-batch* "
+            "train_seconds.full batch*",
+    "6.O1": "6.2 largest_raw_input torch.raw_accuracy torch.standardised_accuracy",
+    "7.V3": "5.1 small_lr good_lr large_lr small_final_loss good_final_loss "
+            "large_final_loss large_rising_steps",
+    "7.O1": "7.1 gradcheck_max_rel_error",
+    "7.O2": "7.1 manual_net.max_abs_output_minus_half manual_net.gradient_norm_at_start "
+            "manual_net.glorot_gradient_norm_at_start",
+    "7.O3": "7.2 fd_max_rel_error 2-4-1.solved 2-4-4-1.solved config.n_seeds",
+    "8.V2": "8.1 flatten_size config.input_size",
+    "8.O1": "8.1 parameters_by_hand parameters_keras parameters_torch",
+    "9.O1": "9.1 all_shapes_right flatten_sizes.32 flatten_sizes.64",
+    "9.O3": "9.2 val_accuracy majority_baseline confusion_matrix",
+    "10.V3": "10.2 longest_adding input_gradient_early_over_late.@longest_adding.rnn."
+             "early_over_late input_gradient_early_over_late.@longest_adding.lstm."
+             "early_over_late",
+    "10.O1": "10.1 test_mse naive_mse noise_variance",
+    "11.V1": "10.2 config.forget_bias longest_adding input_gradient_early_over_late."
+             "@longest_adding.lstm.early_over_late input_gradient_early_over_late."
+             "@longest_adding.rnn.early_over_late",
+    "11.O1": "11.1 pytorch_rmse persistence_rmse seasonal_rmse test_days_scored",
+    "11.O2": "11.2 test_mse mean_prediction_mse noise_floor_mse",
+    "12.O1": "12.1 test_mse pca_test_mse mean_image_test_mse config.latent",
+    "13.V1": "13.1 probe_encoder probe_pixels probe_pca probe_train_digits",
+    "13.O1": "13.1 psnr_noisy psnr_denoised psnr_gain",
+    "13.O2": "13.1 manual_features_per_image pixels_per_image bottleneck",
+    "14.P4": "14.1 made_single_mask_nll made_test_nll config.made_masks",
+    "14.V5": "14.1 nade_seconds made_seconds nade_epochs_run made_epochs_run nade_params "
+             "made_params",
+    "14.O1": "14.1 markov_made_mass autoencoder_mass markov_entropy markov_made_test_nll",
+    "15.V1": "15.1 pixelcnn_test_nll pixelrnn_test_nll bernoulli_test_nll",
+    "15.V3": "15.1 pixelcnn_seconds_per_epoch pixelrnn_seconds_per_epoch "
+             "pixelcnn_sample_seconds pixelrnn_sample_seconds",
+    "15.O1": "15.1 linear_pixelcnn_test_nll pixelcnn_test_nll",
+    "16.P3": "16.1 mlp.frechet_relative mlp.d_fake dcgan.frechet_relative",
+    "16.V3": "16.1 mlp.frechet dcgan.frechet frechet_floor",
+    "16.O1": "16.1 mlp.frechet frechet_floor frechet_ceiling mlp.mean_confidence "
+             "real_confidence mlp.class_entropy_fraction",
+}
+
+
+def _quoted(entry):
+    paths = [p.removeprefix("metrics.") for p in entry.evidence.keys.values()]
+    return f"{entry.evidence.program} {' '.join(paths)}"
+
+
+def test_every_evidence_sentence_quotes_the_listed_metrics():
+    linked = {e.id: _quoted(e) for q in load_all() for e in q.entries if e.evidence}
+    assert linked == EVIDENCE
+
+
+def _module_names(program: str) -> tuple[list[re.Pattern], set[str]]:
+    """Read from the source of the program's module, without importing it: every string
+    it could write as a metrics key (its string literals, and its f-strings with each
+    {...} read as any text), and every field of its classes (the settings)."""
+    import ast
+    import importlib.util
+
+    module = PROGRAMS[program].entry.split(":")[0]
+    tree = ast.parse(Path(importlib.util.find_spec(module).origin).read_text("utf-8"))
+    names, fields = [], set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            names.append(re.compile(re.escape(node.value)))
+        elif isinstance(node, ast.JoinedStr):  # 3+ characters of its own: "{kind}_nll"
+            fixed = "".join(v.value for v in node.values if isinstance(v, ast.Constant))
+            if len(fixed.replace(" ", "")) >= 3:
+
+                names.append(re.compile("".join(
+                    re.escape(v.value) if isinstance(v, ast.Constant) else "[^ ]+"
+                    for v in node.values)))
+        elif isinstance(node, ast.ClassDef):
+            fields |= {n.target.id for n in node.body
+                       if isinstance(n, ast.AnnAssign) and isinstance(n.target, ast.Name)}
+    return names, fields
+
+
+def test_every_quoted_metric_is_one_its_program_writes():
+    """Each name in a quoted path (numbers, patterns and @references aside) is a string
+    the program's module writes, and each config path a field of its settings."""
+    for entry_id, line in EVIDENCE.items():
+        program, *paths = line.split(" ")
+        names, fields = _module_names(program)
+        assert not any(n.fullmatch("no_such_metric") for n in names), program
+
+        for path in paths:
+            if path.startswith("config."):
+                assert path.removeprefix("config.") in fields, (entry_id, path)
+                continue
+            for part in path.split("."):
+                if part.startswith("@") or "*" in part or part.isdigit():
+                    continue
+                assert any(n.fullmatch(part) for n in names), (entry_id, program, part)
+
