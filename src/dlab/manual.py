@@ -62,10 +62,15 @@ class Fidelity:
         for a in self.aspects:
             if a.same:
                 out.append(f"{a.name}: as in the manual ({a.manual})")
+            elif a.why.startswith(UNEXPLAINED):
+                out.append(f"{a.name}: changed with no reason recorded yet "
+                           f"({a.why.removeprefix(UNEXPLAINED).lstrip(': ')}). The "
+                           f"manual: {a.manual}. dlab: {a.dlab}.")
             else:
-                out.append(f"{a.name}: the manual {a.manual}; dlab {a.dlab}; changed "
-                           f"because {a.why}")
+                out.append(f"{a.name}: changed because {a.why}. The manual: {a.manual}. "
+                           f"dlab: {a.dlab}.")
         return out
+
 
     def row(self) -> tuple[str, str, str, str]:
         """(program, manual's facts, dlab's, same or changed-and-why) for a table."""
@@ -184,7 +189,7 @@ FIDELITY: dict[str, Fidelity] = {f.program: f for f in (
        ("network", "one Linear(4, 3) layer (softmax regression)", "4-16-3 ReLU MLP",
         "UNEXPLAINED: the manual's linear model is a sound program and should be built "
         "as it is"),
-       ("parameters", "15", "131", "UNEXPLAINED: follows from the network"),
+       ("parameters", "15", "131", "UNEXPLAINED: it follows from the network"),
        ("training", "full-batch SGD lr 0.01, cross-entropy, 1,000 steps", "full-batch "
         "SGD lr 0.1, cross-entropy, 300 steps (full: 1,000), over 5 extra splits",
         "UNEXPLAINED rate and steps; the repeats give the printed 0.9333 an interval"),
@@ -196,7 +201,7 @@ FIDELITY: dict[str, Fidelity] = {f.program: f for f in (
        ("network", "3 layers of 2 units on 4 inputs, random weights", "a 30-16-2 tanh "
         "network (dlab.scratch)", "the manual has no data and no loss (its defect); the "
         "network fits the breast-cancer data"),
-       ("parameters", "22 numbers updated once", "530", "follows from the network"),
+       ("parameters", "22 numbers updated once", "530", "it follows from the network"),
        ("training", "one update with random 'gradients', lr 0.01", "SGD (1 row), "
         "mini-batch (32) and full-batch descent, 30 epochs each (full: 100)",
         "nothing stochastic happens in the manual's program"),
@@ -231,7 +236,7 @@ FIDELITY: dict[str, Fidelity] = {f.program: f for f in (
         "2-4-4-1 (tanh hidden layers, sigmoid output) with biases, against 2-4-1",
         "the manual gives no data for 3 inputs and never trains; XOR lets one and two "
         "hidden layers be compared"),
-       ("parameters", "32", "37", "follows from the network"),
+       ("parameters", "32", "37", "it follows from the network"),
        ("training", "one step function, lr 0.01, never called", "gradient descent lr "
         "0.5, up to 2,000 epochs, 10 seeds per architecture", "the manual trains nothing "
         "(its defect)"),
@@ -264,17 +269,17 @@ FIDELITY: dict[str, Fidelity] = {f.program: f for f in (
         "UNEXPLAINED hidden width 512 (the manual: 256); the fixed 128*4*4 fits only "
         "32x32 (its defect); two classes for cats and dogs"),
        ("parameters", "620,362 (10 classes at 32x32)", "1,143,362 (2 classes at 32x32)",
-        "UNEXPLAINED: follows from the hidden width"),
+        "UNEXPLAINED: it follows from the hidden width"),
        ("training", "none (one forward pass)", "none (shapes checked at several sizes)",
         None),
-       ("data", "one random 32x32 image", "random images at several sizes", "to show the "
-        "flatten size follows the input"),
+       ("data", "one random 32x32 image", "random images at several sizes", "the flatten size must be "
+        "shown to follow the input"),
        manual_parameters=620_362, dlab_parameters=1_143_362, counted="the CNN at 32x32"),
     _f("9.2",
        ("network", "2 x (3x3 conv, ReLU, pool), Dense 128, Dense 2, for 128x128 images",
         "9.1's network (3 blocks, Dense 512, dropout)", "one network for experiment 9; "
         "the manual's first dense layer alone holds 8.4 million weights"),
-       ("parameters", "8,408,386", "1,143,362 at 32x32", "follows from the network and "
+       ("parameters", "8,408,386", "1,143,362 at 32x32", "it follows from the network and "
         "the image size"),
        ("training", "Adam lr 0.001, cross-entropy, batch 32, 10 epochs; no zero_grad(), "
         "an undefined name", "Adam lr 0.001, cross-entropy, batch 32, 6 epochs at quick "
@@ -303,7 +308,7 @@ FIDELITY: dict[str, Fidelity] = {f.program: f for f in (
         "UNEXPLAINED width 50 for the manual's regime (the manual: 16); the main "
         "comparison adds the GRU at one width for all cells"),
        ("parameters", "321 (RNN) and 1,233 (LSTM)", "2,701 and 10,651 in the manual's "
-        "regime", "UNEXPLAINED: follows from the width"),
+        "regime", "UNEXPLAINED: it follows from the width"),
        ("training", "Adam lr 0.001, MSE, 20 full-batch steps", "the manual's regime: the "
         "same; the main comparison: Adam lr 0.01, batch 64, 12 epochs, clipping at 1",
         "20 steps train neither model, so the comparison needs real training"),
@@ -362,7 +367,7 @@ FIDELITY: dict[str, Fidelity] = {f.program: f for f in (
         "6,272 numbers, two transposed convs, sigmoid conv", "a PyTorch conv "
         "autoencoder (16 then 32 maps, two halvings) with a dense code of 32 numbers",
         "a 6,272-number code is larger than the 784 pixels: no bottleneck (its defect)"),
-       ("parameters", "185,217", "114,001", "follows from the network"),
+       ("parameters", "185,217", "114,001", "it follows from the network"),
        ("training", "Adam, binary cross-entropy, 10 epochs, batch 128, noise factor 0.5",
         "Adam lr 0.001, MSE, 8 epochs, batch 64, noise factor 0.5 (fresh noise every "
         "batch)", "UNEXPLAINED loss and batch; fewer epochs are the quick budget"),
@@ -383,7 +388,7 @@ FIDELITY: dict[str, Fidelity] = {f.program: f for f in (
         "MADE for the 2-D data", "the manual's models are no density estimators (its "
         "defect)"),
        ("parameters", "54 ('NADE') and 52 ('MADE')", "157,684 (NADE) and 785,284 (MADE) "
-        "on 784 pixels", "follows from the models and the data"),
+        "on 784 pixels", "it follows from the models and the data"),
        ("training", "Adam lr 0.01, MSE, 20 epochs, batch 64", "Adam lr 0.005, exact "
         "negative log-likelihood, up to 6 epochs, batch 50, early stopping", "a density "
         "is fit by likelihood, not MSE"),
@@ -408,7 +413,7 @@ FIDELITY: dict[str, Fidelity] = {f.program: f for f in (
         "UNEXPLAINED: the linear stack drops the manual's one ReLU and its sizes, so it "
         "is not the manual's model; a PixelRNN and a real PixelCNN are asked for"),
        ("parameters", "1,007,105", "12,865 (PixelCNN), 29,377 (the linear stack)",
-        "follows from the networks"),
+        "it follows from the networks"),
        ("training", "Adam lr 0.001, BCE against grey levels, batch 64, 5 epochs",
         "Adam lr 0.002, exact NLL of binarised digits, batch 32, up to 4 epochs",
         "a likelihood in nats needs binary targets; the quick budget"),
