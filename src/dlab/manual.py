@@ -272,8 +272,9 @@ FIDELITY: dict[str, Fidelity] = {f.program: f for f in (
         "UNEXPLAINED: it follows from the hidden width"),
        ("training", "none (one forward pass)", "none (shapes checked at several sizes)",
         None),
-       ("data", "one random 32x32 image", "random images at several sizes", "the flatten size must be "
-        "shown to follow the input"),
+       ("data", "one random 32x32 image", "random images at several sizes",
+        "the flatten size must be shown to follow the input"),
+
        manual_parameters=620_362, dlab_parameters=1_143_362, counted="the CNN at 32x32"),
     _f("9.2",
        ("network", "2 x (3x3 conv, ReLU, pool), Dense 128, Dense 2, for 128x128 images",
