@@ -308,7 +308,9 @@ EVIDENCE = {
              "pixelcnn_sample_seconds pixelrnn_sample_seconds",
     "15.O1": "15.1 linear_pixelcnn_test_nll pixelcnn_test_nll",
     "16.P3": "16.1 mlp.frechet_relative mlp.d_fake dcgan.frechet_relative",
+    "16.V2": "16.1 mlp.d_real mlp.d_fake dcgan.d_real dcgan.d_fake",
     "16.V3": "16.1 mlp.frechet dcgan.frechet frechet_floor",
+
     "16.O1": "16.1 mlp.frechet frechet_floor frechet_ceiling mlp.mean_confidence "
              "real_confidence mlp.class_entropy_fraction",
 }
