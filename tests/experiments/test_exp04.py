@@ -1,6 +1,7 @@
 import csv
 import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -37,6 +38,12 @@ def test_mnist_mlp_smoke_and_the_manual_defect(mlp_run):
     assert d["old_model_changed"] is False and d["new_model_changed"] is False
     assert abs(d["train_loss"] - 2.3026) < 0.05          # ln 10: the untrained network
     assert d["test_accuracy"] < 0.25 < m["test_accuracy"]
+    # both comparisons carry their paired interval over the 1,000 test digits
+    vs = m["test_accuracy_vs_manual_defect"]
+    assert vs["estimate"] == pytest.approx(m["test_accuracy"] - d["test_accuracy"])
+    assert vs["low"] > 0 and vs["n"] == 1000
+    vs = m["test_accuracy_vs_majority"]
+    assert vs["estimate"] == pytest.approx(m["test_accuracy"] - m["majority_test_accuracy"])
     meta = json.loads((mlp_run.folder / "model.json").read_text())
     assert meta["architecture"] == "mlp" and meta["input"]["flatten"] is True
     assert meta["input"]["size"] == [28, 28] and meta["classes"] == [str(i) for i in range(10)]
@@ -77,7 +84,9 @@ def test_record_of_a_model_that_only_matches_the_baseline(tmp_path, monkeypatch)
     record = (out.folder / "record.md").read_text()
     assert "missed" in record.lower()
     assert "better" not in record.split("## Analysis")[1].split("The correct program")[0]
-    assert "have the same test accuracy" in record
+    tie = next(line for line in record.splitlines()
+               if line.startswith("- The MLP's test accuracy") and "majority" in line)
+    assert tie.endswith("not distinguishable.") and "difference +0 " in tie
 
 
 def test_standardisation_uses_training_pixels_only(tmp_path):
@@ -107,8 +116,16 @@ def test_curves_are_measured_each_epoch(tmp_path):
     assert m["best_val_epoch"] == int(best["epoch"])
     assert float(rows[1]["train_eval_loss"]) < float(rows[0]["train_eval_loss"])
     assert m["test_accuracy"] > m["majority_test_accuracy"] + 0.4
-    assert {t["rule"]: t["met"] for t in out.targets} == {
-        "test_accuracy > majority_test_accuracy": True, "train_loss_decreased = true": True}
+    assert [(t["rule"], t["met"]) for t in out.targets] == [
+        ("test_accuracy > majority_test_accuracy", True),
+        ("test_accuracy >= 0.9", "not applicable"),     # quick/full targets
+        ("test_accuracy >= 0.97", "not applicable"),
+        ("train_loss_decreased = true", True)]
+    # the baseline: logistic regression on the same 900 training digits, C on validation
+    assert m["logreg_C"] in e4.BASELINE_C and 0.7 < m["logreg_test_accuracy"] < 1
+    diff = m["test_accuracy_vs_logreg"]
+    assert diff["estimate"] == pytest.approx(m["test_accuracy"] - m["logreg_test_accuracy"])
+    assert diff["low"] < diff["estimate"] < diff["high"]
     assert (out.folder / "curves.png").read_bytes()[:4] == b"\x89PNG"
 
 
@@ -124,3 +141,25 @@ def test_curves_validation_split_is_carved_from_training(tmp_path):
     assert len(set(y_val.tolist())) == 10                 # stratified: every digit
     fit_rows = {r.numpy().tobytes() for r in x_fit}
     assert not any(r.numpy().tobytes() in fit_rows for r in x_val)
+
+
+def test_logistic_baseline_chooses_c_on_validation_only():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(300, 5))
+    y = (x[:, 0] + 0.3 * rng.normal(size=300) > 0).astype(int)
+    out = e4.logistic_baseline(x[:200], y[:200], x[200:250], y[200:250], x[250:], seed=0)
+    assert set(out["val_accuracy"]) == set(e4.BASELINE_C)
+    assert out["val_accuracy"][out["C"]] == max(out["val_accuracy"].values())
+    assert out["pred"].shape == (50,) and (out["pred"] == y[250:]).mean() > 0.8
+    # the test rows play no part in the choice: scrambling them changes nothing chosen
+    again = e4.logistic_baseline(x[:200], y[:200], x[200:250], y[200:250], -x[250:], seed=0)
+    assert again["C"] == out["C"] and again["val_accuracy"] == out["val_accuracy"]
+
+
+def test_accuracy_difference_is_paired_and_not_better_on_a_tie():
+    true = np.arange(400) % 10
+    same = e4.accuracy_difference(true, true, true, seed=0)
+    assert same.estimate == 0 and same.verdict("higher") == "not distinguishable"
+    half = np.where(np.arange(400) % 2 == 0, true, (true + 1) % 10)
+    diff = e4.accuracy_difference(true, half, true, seed=0)
+    assert diff.estimate == pytest.approx(0.5) and diff.low > 0.4

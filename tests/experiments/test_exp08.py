@@ -11,23 +11,25 @@ from dlab.models import count_parameters
 from dlab.models.cnn import ConvNet, convnet_hand_count
 from dlab.registry import PROGRAMS
 
-# Counted by hand for 64x64x3 input, 'valid' 3x3 convolutions and 2x2 pooling:
-# 64 -conv-> 62 -pool-> 31 -conv-> 29 -pool-> 14 -conv-> 12 -pool-> 6; 6 * 6 * 128 = 4608.
+# Counted by hand for the manual's network: 64x64x3 input, 3x3 convolutions with
+# padding='same' (the size is kept) and 2x2 pooling (halved):
+# 64 -conv-> 64 -pool-> 32 -conv-> 32 -pool-> 16 -conv-> 16 -pool-> 8; 8 * 8 * 128 = 8192.
 HAND_64 = {
     "conv1": (3 * 3 * 3 + 1) * 32,       # 896
     "conv2": (3 * 3 * 32 + 1) * 64,      # 18,496
     "conv3": (3 * 3 * 64 + 1) * 128,     # 73,856
-    "dense": (4608 + 1) * 128,           # 589,952
+    "dense": (8192 + 1) * 128,           # 1,048,704
     "out": (128 + 1) * 10,               # 1,290
 }
-TOTAL_64 = 684_490
-# 32x32x3: 32 -> 30 -> 15 -> 13 -> 6 -> 4 -> 2; 2 * 2 * 128 = 512 inputs to the dense layer.
-TOTAL_32 = 896 + 18_496 + 73_856 + (512 + 1) * 128 + 1_290  # 160,202
+TOTAL_64 = 1_143_242
+# 32x32x3 (8.2): 32 -> 16 -> 8 -> 4; 4 * 4 * 128 = 2048 inputs to the dense layer.
+TOTAL_32 = 896 + 18_496 + 73_856 + (2048 + 1) * 128 + 1_290  # 356,810
 
 
 def test_hand_count_constants():
     assert sum(HAND_64.values()) == TOTAL_64
-    assert TOTAL_32 == 160_202
+    assert HAND_64["dense"] == 1_048_704
+    assert TOTAL_32 == 356_810
 
 
 def test_torch_convnet_counts_and_shapes():
@@ -37,12 +39,14 @@ def test_torch_convnet_counts_and_shapes():
     denses = [m for m in net.classifier if isinstance(m, torch.nn.Linear)]
     counts = [sum(p.numel() for p in m.parameters()) for m in convs + denses]
     assert counts == list(HAND_64.values())
-    assert net.feature_shape == (128, 6, 6)
+    assert net.feature_shape == (128, 8, 8)
     assert net(torch.zeros(2, 3, 64, 64)).shape == (2, 10)
     assert count_parameters(ConvNet(32, 3, 10)) == TOTAL_32
     rows = convnet_hand_count(64)
     assert [r[2] for r in rows if r[2]] == list(HAND_64.values())
-    assert rows[-3] == ("flatten", (4608,), 0)
+    assert rows[-3] == ("flatten", (8192,), 0)
+    assert [r[1][0] for r in rows if r[0].startswith(("conv", "pool"))] == [64, 32, 32, 16,
+                                                                             16, 8]
 
 
 def test_keras_convnet_equals_torch_with_copied_weights():
@@ -50,6 +54,10 @@ def test_keras_convnet_equals_torch_with_copied_weights():
 
     model = kc.build_convnet(64, 3, 10)
     assert model.count_params() == TOTAL_64
+    assert kc.build_convnet(32, 3, 10).count_params() == TOTAL_32
+    # the manual's layers: 'same' convolutions, ReLU and softmax as separate Activation layers
+    assert [c.padding for c in model.layers if type(c).__name__ == "Conv2D"] == ["same"] * 3
+    assert [type(c).__name__ for c in model.layers].count("Activation") == 5
     assert [r[2] for r in kc.layer_rows(model) if r[2]] == list(HAND_64.values())
     net = ConvNet(64, 3, 10)
     kc.copy_to_torch(model, net)
@@ -91,7 +99,9 @@ def test_summary_program_smoke(tmp_path):
     assert m["max_probability_difference_own_weights"] > 1e-3  # the check can tell them apart
     assert m["parameters_at_32x32"] == TOTAL_32
     assert [t["met"] for t in out.targets] == [True, True]
-    assert "684,490" in (out.folder / "keras_summary.txt").read_text()
+    summary = (out.folder / "keras_summary.txt").read_text()
+    assert "1,143,242" in summary and "1,048,704" in summary  # no column cropped
+    assert max(len(line) for line in summary.splitlines()) <= 80
     assert "the two are the same network" in (out.folder / "record.md").read_text()
 
 
@@ -122,11 +132,22 @@ def test_train_program_on_digit_stand_in(tmp_path):
     assert m["test_size"] == 200 and set(m["test_class_counts"].values()) == {20}
     assert m["majority_test_accuracy"] == pytest.approx(0.1)
     assert m["test_accuracy"] > m["majority_test_accuracy"] + 0.15
-    assert [t["met"] for t in meta["targets"]] == ["not applicable"] * 2  # smoke: none apply
+    assert m["parameters"] == TOTAL_32                    # the manual's 'same' network
+    # the baseline: logistic regression on the same 270 training images, C on validation
+    assert m["logreg_C"] in (0.01, 0.1) and m["logreg_test_accuracy"] > 0.6
+    for key, ref in (("test_accuracy_vs_logreg", "logreg_test_accuracy"),
+                     ("test_accuracy_vs_majority", "majority_test_accuracy")):
+        diff = m[key]
+        assert diff["estimate"] == pytest.approx(m["test_accuracy"] - m[ref])
+        assert diff["low"] <= diff["estimate"] <= diff["high"] and diff["n"] == 200
+    analysis = " ".join(meta["record"]["analysis"])
+    assert "against the pixel logistic regression's" in analysis and "95% CI" in analysis
+    assert [t["met"] for t in meta["targets"]] == ["not applicable"] * 3  # smoke: none apply
     model = json.loads((out.folder / "model.json").read_text())
     assert model["input"]["size"] == [32, 32] and model["input"]["channels"] == 3
     assert model["input"]["source_size"] == [28, 28]
-    assert len(set(model["input"]["mean"])) == 1          # grey repeated: equal channels
+    # pixels / 255 and nothing else, as the manual's program
+    assert model["input"]["mean"] == [0.0] * 3 and model["input"]["std"] == [1.0] * 3
     assert (out.folder / "examples.png").is_file()        # the data step's example images
 
 

@@ -32,12 +32,17 @@ from dlab.registry import Implementation
 from dlab.report import figures
 from dlab.runs import RunContext
 from dlab.training import FitResult, accuracy, evaluate, fit
+from dlab.uncertainty import Difference, paired_bootstrap
 from dlab.verdicts import Target
 
 # The manual's statement: the optimizer is built from `model` while `model` is being made.
 MANUAL_STATEMENT = "model, optimizer = Net(), optim.Adam(model.parameters(), lr=0.001)"
 # An untrained ten-class model scores about 0.1; "near chance" allows this much above it.
 NEAR_CHANCE = 0.2
+# Inverse L2 strengths tried for the logistic-regression baseline, chosen on validation
+# (on 3,600 standardised digits: validation accuracy 0.915, 0.910 and 0.898 for C = 0.01,
+# 0.1 and 1; the weakest was never chosen and cost a third of the time).
+BASELINE_C = (0.01, 0.1)
 
 
 @dataclass
@@ -141,6 +146,48 @@ def majority_accuracy(y_train: torch.Tensor, y_test: torch.Tensor) -> float:
     return float((y_test.numpy() == majority).mean())
 
 
+def majority_predictions(y_train: torch.Tensor | np.ndarray, n: int) -> np.ndarray:
+    """(n,) answers of the majority-class baseline: the most common training class."""
+    y = np.asarray(y_train)
+    return np.full(n, int(np.bincount(y, minlength=int(y.max()) + 1).argmax()))
+
+
+def accuracy_difference(pred_a: np.ndarray, pred_b: np.ndarray, true: np.ndarray, seed: int,
+                        what: str = "test digits") -> Difference:
+    """Accuracy of a minus accuracy of b on the same examples, with the paired bootstrap
+    interval over the examples' 0/1 correctness (each (N,) array of classes)."""
+    true = np.asarray(true)
+    return paired_bootstrap((np.asarray(pred_a) == true).astype(float),
+                            (np.asarray(pred_b) == true).astype(float), seed=seed, what=what)
+
+
+def logistic_baseline(x_fit: np.ndarray, y_fit: np.ndarray, x_val: np.ndarray,
+                      y_val: np.ndarray, x_test: np.ndarray, seed: int,
+                      cs: tuple[float, ...] = BASELINE_C) -> dict:
+    """A linear baseline fit on the same training examples as the network: multinomial
+    logistic regression on the standardised pixels (N, D), its L2 strength 1/C chosen
+    by accuracy on the validation examples. Returns the chosen C, the validation
+    accuracy of every C tried, and the chosen model's test predictions (M,)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    from threadpoolctl import threadpool_limits
+
+    def flat(x) -> np.ndarray:  # float64: scikit-learn's solver is much slower on float32
+        return np.asarray(x, dtype=np.float64).reshape(len(x), -1)
+
+    fitted, val_acc = {}, {}
+    # one BLAS thread: on two shared cores the threaded solver ran up to seven times slower
+    with threadpool_limits(1):
+        for c in cs:
+            model = make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=1000,
+                                                                       random_state=seed))
+            fitted[c] = model.fit(flat(x_fit), np.asarray(y_fit))
+            val_acc[c] = float(model.score(flat(x_val), np.asarray(y_val)))
+    best = max(cs, key=lambda c: (val_acc[c], -c))  # ties: the stronger regularisation
+    return {"C": best, "val_accuracy": val_acc, "pred": fitted[best].predict(flat(x_test))}
+
+
 def fresh_interpreter(cfg: MLPConfig, ctx: RunContext) -> str:
     """What the manual's optimizer statement does in a fresh interpreter, where no
     `model` exists yet: "NameError: ..." (or "no error")."""
@@ -169,12 +216,14 @@ def manual_defect(cfg: MLPConfig, ctx: RunContext, d: Digits, old_model: MLP,
                  metrics={"acc": accuracy}, name="manual_defect", checkpoint=False)
     test = evaluate(model, (d.x_test, d.y_test), F.cross_entropy, {"acc": accuracy},
                     device=ctx.device)
+    pred = predictions(model, d.x_test, ctx.device)
 
     def changed(before: dict, m: MLP) -> bool:
         return any(not torch.equal(before[k], v) for k, v in m.state_dict().items())
 
     return {"train_loss": result.last("loss"), "test_loss": test["loss"],
-            "test_accuracy": test["acc"], "old_model_changed": changed(old_before, old_model),
+            "test_accuracy": float((pred == d.y_test.numpy()).mean()), "pred": pred,
+            "old_model_changed": changed(old_before, old_model),
             "new_model_changed": changed(new_before, model)}
 
 
@@ -223,15 +272,18 @@ def example_digits(d: Digits, n: int = 20) -> object:
 
 
 def score_mlp(model: torch.nn.Module, result: FitResult, d: Digits, pred: np.ndarray,
-              device: str) -> dict:
+              device: str, seed: int) -> dict:
     """Measured values of the trained MLP on the test digits (its predicted classes
-    `pred`, N_test), and the baseline."""
+    `pred`, N_test), and the majority-class baseline with the difference's interval."""
     test = evaluate(model, (d.x_test, d.y_test), F.cross_entropy, {"acc": accuracy},
                     device=device)
     true = d.y_test.numpy()
+    majority = majority_predictions(d.y_train, len(true))
     return {  # accuracy counted exactly (not a float32 mean) so ties with a baseline are ties
         "test_accuracy": float((pred == true).mean()), "test_loss": test["loss"],
         "majority_test_accuracy": majority_accuracy(d.y_train, d.y_test),
+        "test_accuracy_vs_majority": accuracy_difference(pred, majority, true,
+                                                         seed).as_dict(),
         "train_loss_last_epoch": result.last("loss"),
         "train_accuracy_last_epoch": result.last("acc"),
         "epochs": len(result.history), "train_size": len(d.x_train),
@@ -274,7 +326,8 @@ def judge_mlp(cfg: MLPConfig, ctx: RunContext, s: dict) -> None:
               f"test accuracy on {s['test_size']:,} held-out digits after {s['epochs']} "
               f"epochs (test loss {s['test_loss']:.4f}).")
     ctx.compare("test accuracy", "The MLP", acc, "the majority-class baseline",
-                s["majority_test_accuracy"], better="higher")
+                s["majority_test_accuracy"], better="higher",
+                diff=Difference.from_dict(s["test_accuracy_vs_majority"]))
     per = s["per_class_accuracy"]
     ctx.infer(f"Lowest per-digit accuracy: {int(np.argmin(per))} ({100 * min(per):.1f}% "
               f"right); highest: {int(np.argmax(per))} ({100 * max(per):.1f}%).")
@@ -292,7 +345,8 @@ def judge_mlp(cfg: MLPConfig, ctx: RunContext, s: dict) -> None:
               "reproduced.", new_model_changed=defect["new_model_changed"],
               test_accuracy=defect["test_accuracy"], near_chance=NEAR_CHANCE)
     ctx.compare("test accuracy", "The correct program", acc, "the program with the "
-                "manual's optimizer statement", defect["test_accuracy"], better="higher")
+                "manual's optimizer statement", defect["test_accuracy"], better="higher",
+                diff=Difference.from_dict(s["test_accuracy_vs_manual_defect"]))
 
 
 def run_mnist_mlp(cfg: MLPConfig, ctx: RunContext) -> None:
@@ -305,7 +359,7 @@ def run_mnist_mlp(cfg: MLPConfig, ctx: RunContext) -> None:
     save(model, cfg, ctx, d)
     # step score: test accuracy, per digit and against the majority-class baseline
     pred = predictions(model, d.x_test, ctx.device)
-    ctx.metrics.update(score_mlp(model, result, d, pred, ctx.device))
+    ctx.metrics.update(score_mlp(model, result, d, pred, ctx.device, ctx.seed))
     # step model: the manual's case in a notebook, an older `model` and the new one
     old_model = new_mlp(cfg, ctx, 2)  # the `model` left over from an earlier cell
     new_model = new_mlp(cfg, ctx, 3)  # the model the loop then trains and tests
@@ -313,7 +367,9 @@ def run_mnist_mlp(cfg: MLPConfig, ctx: RunContext) -> None:
     defect = manual_defect(cfg, ctx, d, old_model, new_model)
     # step score: the manual's statement in a fresh interpreter and in a notebook
     fresh = fresh_interpreter(cfg, ctx)
-    ctx.metrics.update({"manual_defect": {"fresh_interpreter": fresh, **defect}})
+    vs = accuracy_difference(pred, defect.pop("pred"), d.y_test.numpy(), ctx.seed)
+    ctx.metrics.update({"manual_defect": {"fresh_interpreter": fresh, **defect},
+                        "test_accuracy_vs_manual_defect": vs.as_dict()})
     # step judge: sentences from the scores
     judge_mlp(cfg, ctx, ctx.metrics)
     # step write: the per-epoch and per-digit tables, the manual's statement, test digits
@@ -330,6 +386,7 @@ def _full(m: dict) -> bool:
 
 ACCURACY_TARGETS = (
     Target("test_accuracy", above="majority_test_accuracy",
+           interval="test_accuracy_vs_majority",
            why="the MLP beats always answering the most common digit"),
     Target("test_accuracy", at_least=0.93, profiles=("quick", "full"), when=_bundled,
            when_text="the bundled 5,000 digits are used",
@@ -348,7 +405,7 @@ MNIST_MLP = Implementation(config=MLPConfig, run=run_mnist_mlp, profiles={
            why="with the manual's optimizer the trained model never changes"),
     Target("manual_defect.test_accuracy", at_most=NEAR_CHANCE,
            why="with the manual's optimizer the model stays near chance (0.1)"),
-))
+), crippled={"epochs": 1, "train_limit": 300})
 
 
 # ------------------------------------------------------------------ 4.2
@@ -379,12 +436,21 @@ def train_curves(cfg: CurvesConfig, ctx: RunContext, model: MLP, d: Digits,
     return train_mlp(cfg, ctx, model, *fit_split, val=val_split, extra=extra)
 
 
-def score_curves(model: MLP, h: list[dict], d: Digits, device: str) -> dict:
+def score_curves(model: MLP, h: list[dict], d: Digits, base: dict, device: str,
+                 seed: int) -> dict:
+    """The curves' values, and the MLP against the majority class and against the
+    logistic-regression baseline `base` on the same test digits (paired intervals)."""
     best_val = max(h, key=lambda r: r["val_acc"])
     best_test = max(h, key=lambda r: r["test_acc"])
-    pred = predictions(model, d.x_test, device)
+    pred, true = predictions(model, d.x_test, device), d.y_test.numpy()
     return {
-        "test_accuracy": float((pred == d.y_test.numpy()).mean()),
+        "test_accuracy": float((pred == true).mean()),
+        "logreg_test_accuracy": float((base["pred"] == true).mean()),
+        "logreg_C": base["C"], "logreg_val_accuracy": base["val_accuracy"][base["C"]],
+        "test_accuracy_vs_logreg": accuracy_difference(pred, base["pred"], true,
+                                                       seed).as_dict(),
+        "test_accuracy_vs_majority": accuracy_difference(
+            pred, majority_predictions(d.y_train, len(true)), true, seed).as_dict(),
         "test_loss": h[-1]["test_loss"],
         "val_accuracy": h[-1]["val_acc"], "val_loss": h[-1]["val_loss"],
         "train_accuracy": h[-1]["train_eval_acc"], "train_loss": h[-1]["train_eval_loss"],
@@ -441,7 +507,15 @@ def judge_curves(ctx: RunContext, s: dict, h: list[dict]) -> None:
               f"{100 * gap:+.2f} points): no generalisation gap after {s['epochs']} epochs.",
               generalisation_gap=gap)
     ctx.compare("test accuracy", "The MLP", s["test_accuracy"], "the majority-class "
-                "baseline", s["majority_test_accuracy"], better="higher")
+                "baseline", s["majority_test_accuracy"], better="higher",
+                diff=Difference.from_dict(s["test_accuracy_vs_majority"]))
+    ctx.infer(f"Baseline: logistic regression on the same standardised pixels of the same "
+              f"training split, its L2 strength 1/C chosen on the validation split (C = "
+              f"{s['logreg_C']:g}, validation accuracy {100 * s['logreg_val_accuracy']:.2f}%), "
+              f"classifies {100 * s['logreg_test_accuracy']:.2f}% of the test digits.")
+    ctx.compare("test accuracy", "The MLP", s["test_accuracy"], "the pixel logistic "
+                "regression", s["logreg_test_accuracy"], better="higher",
+                diff=Difference.from_dict(s["test_accuracy_vs_logreg"]))
     ctx.note("Every point of the curves is measured in this run (history.csv holds them); "
              "the manual's plot shows numbers typed in by hand.")
 
@@ -457,20 +531,29 @@ def run_curves(cfg: CurvesConfig, ctx: RunContext) -> None:
     # step train: Adam, scoring the training, validation and test digits after every epoch
     result = train_curves(cfg, ctx, model, d, (x_fit, y_fit), (x_val, y_val))
     save(model, cfg, ctx, d)
-    # step score: the curves' values, the best validation epoch and the generalisation gap
-    ctx.metrics.update(score_curves(model, result.history, d, ctx.device))
+    # step train: the baseline, logistic regression on the same pixels, C chosen on validation
+    base = logistic_baseline(x_fit, y_fit, x_val, y_val, d.x_test, ctx.seed)
+    # step score: the curves' values, the best validation epoch, the gap and the baselines
+    ctx.metrics.update(score_curves(model, result.history, d, base, ctx.device, ctx.seed))
     # step judge: sentences from the scores
     judge_curves(ctx, ctx.metrics, result.history)
     # step write: the learning curves, figure and table
     write_curves(ctx, result.history)
 
 
-# 4.2's aim is measured curves; the accuracy the network should reach is 4.1's target.
+# 4.2 trains on 90% of 4.1's digits (the rest is its validation split), so its accuracy
+# thresholds sit a little below 4.1's.
 CURVES = Implementation(config=CurvesConfig, run=run_curves, profiles={
     "smoke": {"epochs": 2, "train_limit": 1000},
     "full": {},
 }, targets=(
     ACCURACY_TARGETS[0],
+    Target("test_accuracy", at_least=0.90, profiles=("quick", "full"), when=_bundled,
+           when_text="the bundled 5,000 digits are used",
+           why="five epochs on 3,600 digits classify at least 90% of the test digits"),
+    Target("test_accuracy", at_least=0.97, profiles=("quick", "full"), when=_full,
+           when_text="full MNIST is used",
+           why="five epochs on 54,000 digits classify at least 97% of the test digits"),
     Target("train_loss_decreased", equals=True,
            why="the measured training loss falls from the first epoch to the last"),
-))
+), crippled={"epochs": 2, "train_limit": 300})

@@ -20,29 +20,37 @@ from dlab.keras_programs import load_keras, to_numpy
 
 def build_convnet(input_size: int = 64, channels: int = 3, n_classes: int = 10,
                   filters: Sequence[int] = (32, 64, 128), dense: int = 128):
-    """The manual's Sequential model: input (B, H, W, C) -> class probabilities (B, n).
-    Its initial weights depend only on the state of Python's `random`."""
+    """The manual's Sequential model, layer for layer: three blocks of Conv2D 3x3 with
+    padding='same', a separate Activation('relu') and MaxPooling2D 2x2, then Flatten,
+    Dense, Activation('relu'), Dense and Activation('softmax'). Input (B, H, W, C) ->
+    class probabilities (B, n). Its initial weights depend only on the state of Python's
+    `random`."""
     keras = load_keras()
     layers: list[Any] = [keras.Input((input_size, input_size, channels))]
     for f in filters:
-        layers += [keras.layers.Conv2D(f, (3, 3), activation="relu"),
-                   keras.layers.MaxPooling2D((2, 2))]
-    layers += [keras.layers.Flatten(), keras.layers.Dense(dense, activation="relu"),
-               keras.layers.Dense(n_classes, activation="softmax")]
+        layers += [keras.layers.Conv2D(f, (3, 3), padding="same"),
+                   keras.layers.Activation("relu"), keras.layers.MaxPooling2D((2, 2))]
+    layers += [keras.layers.Flatten(), keras.layers.Dense(dense),
+               keras.layers.Activation("relu"), keras.layers.Dense(n_classes),
+               keras.layers.Activation("softmax")]
     return keras.Sequential(layers, name="convnet")
 
 
 def summary_text(model: Any) -> str:
     """Keras's own `model.summary()` as text."""
     lines: list[str] = []
-    model.summary(print_fn=lambda line, *args, **kw: lines.append(line), line_length=84)
+    # rich, which draws the table, crops every line at 80 characters when not on a terminal
+    model.summary(print_fn=lambda line, *args, **kw: lines.append(line), line_length=78)
     return "\n".join(lines)
 
 
 def layer_rows(model: Any) -> list[tuple[str, tuple, int]]:
-    """(layer name, output shape without the batch axis, parameter count) per layer."""
+    """(layer name, output shape without the batch axis, parameter count) per layer, the
+    Activation layers left out (no parameters, shape unchanged; PyTorch's ReLU modules
+    are left out of its rows the same way)."""
+    keras = load_keras()
     return [(layer.name, tuple(layer.output.shape[1:]), int(layer.count_params()))
-            for layer in model.layers]
+            for layer in model.layers if not isinstance(layer, keras.layers.Activation)]
 
 
 def copy_to_torch(model: Any, net: Any) -> None:

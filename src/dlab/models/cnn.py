@@ -37,10 +37,12 @@ def _pair(size: int | Sequence[int]) -> tuple[int, int]:
 
 
 class ConvNet(nn.Module):
-    """3 x (conv 3x3 'valid', ReLU, max-pool 2x2) -> flatten -> dense -> ReLU -> dense.
+    """3 x (conv 3x3 'same', ReLU, max-pool 2x2) -> flatten -> dense -> ReLU -> dense.
 
-    The network of Experiment 8 (Keras: Conv2D(32, 3), MaxPooling2D, Conv2D(64, 3),
-    MaxPooling2D, Conv2D(128, 3), MaxPooling2D, Flatten, Dense(128), Dense(10)).
+    The network of Experiment 8 as the manual writes it in both programs (Keras:
+    Conv2D(32, 3, padding='same'), MaxPooling2D, Conv2D(64, ...), MaxPooling2D,
+    Conv2D(128, ...), MaxPooling2D, Flatten, Dense(128), Dense(10)). Padding 1 keeps the
+    size through each convolution, so only the pools shrink it: 64 -> 32 -> 16 -> 8.
 
     Args:
         input_size: H = W of the input images (64 in 8.1, 32 in 8.2), or (H, W).
@@ -61,8 +63,8 @@ class ConvNet(nn.Module):
         layers: list[nn.Module] = []
         c = in_channels
         for f in self.filters:
-            layers += [nn.Conv2d(c, f, kernel_size=3), nn.ReLU(), nn.MaxPool2d(2)]
-            h, w, c = pool_out(conv_out(h)), pool_out(conv_out(w)), f
+            layers += [nn.Conv2d(c, f, kernel_size=3, padding=1), nn.ReLU(), nn.MaxPool2d(2)]
+            h, w, c = pool_out(conv_out(h, padding=1)), pool_out(conv_out(w, padding=1)), f
             if h < 1 or w < 1:
                 raise ValueError(f"input {self.input_size} is too small for "
                                  f"{len(self.filters)} conv/pool blocks")
@@ -151,12 +153,13 @@ def convnet_hand_count(input_size: int = 64, in_channels: int = 3, n_classes: in
     """Parameters of each ConvNet layer from the formulas, as (layer, output shape, count).
 
     conv: (k * k * C_in + 1) * C_out; dense: (n_in + 1) * n_out; pooling and flatten: 0.
+    Sizes: a 'same' 3x3 convolution keeps H (padding 1), a 2x2 pool halves it (floor).
     Output shapes are channels-last (H, W, C), as Keras prints them.
     """
     rows: list[tuple] = []
     s, c = input_size, in_channels
     for i, f in enumerate(filters, 1):
-        s = conv_out(s)
+        s = conv_out(s, padding=1)
         rows.append((f"conv{i} 3x3x{c}->{f}", (s, s, f), (3 * 3 * c + 1) * f))
         s, c = pool_out(s), f
         rows.append((f"pool{i} 2x2", (s, s, c), 0))
