@@ -10,8 +10,9 @@ Every generator ends in tanh, so images live in [-1, 1]; real images are scaled 
 same way (x / 127.5 - 1) before they meet a discriminator.
 
 - `MLPGenerator` / `MLPDiscriminator`: the course manual's networks, generator
-  100-128-256-512-784 (tanh out) and discriminator 784-512-256-1, LeakyReLU 0.2 between
-  layers. Widths and depth are arguments so a study can change them.
+  100-128-256-512-784 with ReLU between layers and tanh out, and discriminator
+  784-512-256-1 with LeakyReLU 0.2 between layers. Widths and depth are arguments so a
+  study can change them.
 - The stabilised MLP pair ("mlp_stable" in `build_gan`): the same generator, and the
   same discriminator with spectral normalisation on every linear layer (Miyato, Kataoka,
   Koyama and Yoshida, "Spectral Normalization for Generative Adversarial Networks",
@@ -54,8 +55,8 @@ class MLPGenerator(nn.Module):
     Args:
         latent_dim: length of the noise vector z (the manual: 100).
         hidden: widths of the hidden layers (the manual: 128, 256, 512), each followed
-            by LeakyReLU(0.2); the last layer has 784 units and tanh.
-        batch_norm: batch normalisation before every hidden LeakyReLU (Radford et al.
+            by ReLU (as in the manual); the last layer has 784 units and tanh.
+        batch_norm: batch normalisation before every hidden ReLU (Radford et al.
             2016 put it in every generator layer but the output); the manual has none.
     """
 
@@ -72,7 +73,7 @@ class MLPGenerator(nn.Module):
         for h in self.hidden:
             layers += ([nn.Linear(width, h, bias=False), nn.BatchNorm1d(h)] if batch_norm
                        else [nn.Linear(width, h)])
-            layers.append(nn.LeakyReLU(0.2))
+            layers.append(nn.ReLU())
             width = h
         layers += [nn.Linear(width, N_PIXELS), nn.Tanh()]
         self.net = nn.Sequential(*layers)
