@@ -3,7 +3,7 @@ functions underneath (`dlab.api.run_program`, `dlab.report.lab.write_report`).
 
     import dlab
     dlab.list_programs()                      # [{"id": "1.1", "title": ..., "built": True}, ...]
-    dlab.show("5.1")                          # aim, the manual's defect, settings per profile
+    dlab.show("5.1")                          # aim, defect, settings, the manual compared
     r = dlab.run("5.1", profile="smoke", lrs=(0.01, 0.5, 30.0))   # -> Result
     r.verdict, r.metrics["best_lr"], r.figures
     dlab.load_run(r.folder)                   # the same Result, read back
