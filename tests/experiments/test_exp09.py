@@ -85,7 +85,13 @@ def test_image_folder_program_on_a_user_folder(tmp_path):
     assert m["train_size"] == 64 and m["val_size"] == 16
     assert m["majority_baseline"] == 0.5
     assert m["val_accuracy"] >= m["majority_baseline"] + 0.25   # stripes: an easy task
-    assert [t["met"] for t in out.targets] == ["not applicable"]  # smoke: no quality target
+    assert [t["met"] for t in out.targets] == ["not applicable"] * 2  # smoke: none apply
+    # the baselines scored on the same 16 validation images, each with its paired interval
+    for key, ref in (("val_accuracy_vs_majority", "train_majority_val_accuracy"),
+                     ("val_accuracy_vs_nearest_mean", "nearest_mean_val_accuracy"),
+                     ("val_accuracy_vs_logreg", "logreg_val_accuracy")):
+        assert m[key]["estimate"] == pytest.approx(m["val_accuracy"] - m[ref]), key
+        assert m[key]["n"] == 16 and m[key]["low"] <= m[key]["estimate"] <= m[key]["high"]
     cm = np.array(m["confusion_matrix"])
     assert cm.sum() == 16 and cm.sum(axis=1).tolist() == [8, 8]
     assert m["val_accuracy"] == pytest.approx(np.trace(cm) / 16)
@@ -168,3 +174,38 @@ def test_cifar10_cats_and_dogs_are_written_when_present(tmp_path):
     assert meta["metrics"]["channels"] == 3
     with Image.open(next((out.folder / "image_folder" / "cat").glob("*.png"))) as png:
         assert png.size == (32, 32) and png.mode == "RGB"
+
+
+def test_nearest_mean_picks_the_closest_class_mean():
+    from dlab.experiments.exp09_cats_dogs import nearest_mean
+
+    x = torch.tensor([[0.0, 0.0], [0.2, 0.0], [5.0, 5.0], [5.2, 5.0]])
+    y = np.array([0, 0, 1, 1])
+    test = torch.tensor([[0.1, 0.3], [4.0, 4.5], [2.4, 2.4], [2.7, 2.7]])
+    assert nearest_mean(x, y, test, 2).tolist() == [0, 1, 0, 1]
+
+
+def test_folder_baseline_never_chooses_on_the_scored_images(tmp_path):
+    from dlab.experiments import exp09_cats_dogs as e9
+    from dlab.runs import RunContext
+
+    calls = []
+    real = e9.logistic_baseline
+
+    def spy(x_fit, y_fit, x_val, y_val, x_test, seed, **kw):
+        calls.append((len(x_fit), len(x_val), len(x_test)))
+        return real(x_fit, y_fit, x_val, y_val, x_test, seed, **kw)
+
+    rng = np.random.default_rng(0)
+    x = torch.as_tensor(rng.normal(size=(100, 1, 4, 4)), dtype=torch.float32)
+    y = torch.as_tensor(np.arange(100) % 2)
+    x[y == 1] += 1.0
+    sp = {"tr": np.arange(80), "va": np.arange(80, 100), "x": x, "y": y}
+    ctx = RunContext(PROGRAMS["9.2"], None, tmp_path, profile="smoke", seed=0, device="cpu",
+                     quiet=True)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(e9, "logistic_baseline", spy)
+        out = e9.folder_baseline(ctx, sp)
+    # C chosen on 16 of the 80 training images, refit on all 80, then the 20 scored
+    assert calls == [(64, 16, 20), (80, 16, 20)]
+    assert out["pred"].shape == (20,) and out["nearest_mean"].shape == (20,)

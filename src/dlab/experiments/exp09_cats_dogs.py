@@ -29,6 +29,11 @@ from dlab.data.images import (
 from dlab.data.mnist import find_fashion, load_fashion, load_mnist, stratified_split
 from dlab.data.subsets import class_counts
 from dlab.errors import DataError
+from dlab.experiments.exp04_mnist_mlp import (
+    accuracy_difference,
+    logistic_baseline,
+    majority_predictions,
+)
 from dlab.io import write_csv
 from dlab.metrics import confusion_matrix
 from dlab.models import count_parameters
@@ -38,6 +43,7 @@ from dlab.registry import Implementation
 from dlab.report import figures
 from dlab.runs import RunContext
 from dlab.training import accuracy, evaluate, fit, supervised_step
+from dlab.uncertainty import Difference
 from dlab.verdicts import Target
 
 # ------------------------------------------------------------------ 9.1 any size
@@ -363,7 +369,35 @@ def train_folder(cfg: FolderConfig, ctx: RunContext, net: AnySizeCNN, sp: dict, 
                batch_size=cfg.batch_size, metrics={"acc": accuracy}, name="cnn")
 
 
-def score_folder(net, result, sp: dict, imgs: FolderImages, device: str) -> dict:
+def nearest_mean(x_train: torch.Tensor, y_train: np.ndarray, x_test: torch.Tensor,
+                 k: int) -> np.ndarray:
+    """Template matching: each test image (M, ...) gets the class whose mean training
+    image (of x_train (N, ...), labels y_train) is nearest in Euclidean distance; (M,)."""
+    flat_tr, flat_te = x_train.reshape(len(x_train), -1), x_test.reshape(len(x_test), -1)
+    means = torch.stack([flat_tr[torch.as_tensor(y_train == c)].mean(0) for c in range(k)])
+    return torch.cdist(flat_te, means).argmin(-1).numpy()
+
+
+def folder_baseline(ctx: RunContext, sp: dict) -> dict:
+    """Logistic regression on the training images' pixels (as the network gets them,
+    without augmentation), scored on the validation images. Its L2 strength is chosen on
+    a stratified fifth of the training images (the validation images are the ones
+    scored, so they choose nothing), then it is refit on all training images."""
+    tr, va = sp["tr"], sp["va"]
+    x, y = sp["x"], sp["y"].numpy()
+    inner_fit, inner_val = stratified_split(y[tr], 0.2, ctx.seed)
+    fit_x, fit_y = x[tr][inner_fit], y[tr][inner_fit]
+    chosen = logistic_baseline(fit_x, fit_y, x[tr][inner_val], y[tr][inner_val], x[va],
+                               ctx.seed)
+    final = logistic_baseline(x[tr], y[tr], x[tr][inner_val], y[tr][inner_val], x[va],
+                              ctx.seed, cs=(chosen["C"],))
+    k = int(y.max()) + 1
+    return {"C": chosen["C"], "inner_val_accuracy": chosen["val_accuracy"][chosen["C"]],
+            "pred": final["pred"], "nearest_mean": nearest_mean(x[tr], y[tr], x[va], k)}
+
+
+def score_folder(net, result, sp: dict, imgs: FolderImages, base: dict, device: str,
+                 seed: int) -> dict:
     va = sp["va"]
     k = len(imgs.classes)
     val = evaluate(net, (sp["x"][va], sp["y"][va]), F.cross_entropy, {"acc": accuracy},
@@ -377,8 +411,20 @@ def score_folder(net, result, sp: dict, imgs: FolderImages, device: str) -> dict
     cm = confusion_matrix(pred, true, k)
     errs = {f"{imgs.classes[i]} taken for {imgs.classes[j]}": int(cm[i, j])
             for i in range(k) for j in range(k) if i != j and cm[i, j]}
+    majority = majority_predictions(imgs.labels[sp["tr"]], len(true))
+    what = "validation images"
     return {"val_accuracy": float((pred == true).mean()), "val_loss": val["loss"],
             "majority_baseline": float(max(np.bincount(true, minlength=k)) / len(true)),
+            "train_majority_val_accuracy": float((majority == true).mean()),
+            "logreg_val_accuracy": float((base["pred"] == true).mean()),
+            "logreg_C": base["C"],
+            "nearest_mean_val_accuracy": float((base["nearest_mean"] == true).mean()),
+            "val_accuracy_vs_nearest_mean": accuracy_difference(
+                pred, base["nearest_mean"], true, seed, what).as_dict(),
+            "val_accuracy_vs_majority": accuracy_difference(pred, majority, true, seed,
+                                                            what).as_dict(),
+            "val_accuracy_vs_logreg": accuracy_difference(pred, base["pred"], true, seed,
+                                                          what).as_dict(),
             "classes": imgs.classes, "class_counts": imgs.counts(),
             "skipped_files": len(imgs.skipped), "train_size": len(sp["tr"]),
             "val_size": len(va), "channels": sp["channels"], "epochs": len(result.history),
@@ -421,10 +467,22 @@ def write_folder(cfg: FolderConfig, ctx: RunContext, s: dict, sp: dict, imgs: Fo
 def judge_folder(ctx: RunContext, s: dict) -> None:
     ctx.infer(f"Validation accuracy after {s['epochs']} epochs: {100 * s['val_accuracy']:.2f}% "
               f"on {s['val_size']:,} held-out images ({', '.join(s['classes'])}).")
-    ctx.infer(f"The majority-class baseline (always the most common validation class) "
-              f"scores {100 * s['majority_baseline']:.2f}% of the validation images.")
+    ctx.infer(f"Always answering the most common training class scores "
+              f"{100 * s['train_majority_val_accuracy']:.2f}% of the validation images (the "
+              f"most common validation class is {100 * s['majority_baseline']:.2f}% of them); "
+              f"the nearest class-mean image (template matching on the training images' "
+              f"pixels) {100 * s['nearest_mean_val_accuracy']:.2f}%; logistic regression on "
+              f"the same pixels (C = {s['logreg_C']:g}, chosen on a fifth of the training "
+              f"images) {100 * s['logreg_val_accuracy']:.2f}%.")
     ctx.compare("validation accuracy", "The CNN", s["val_accuracy"], "the majority-class "
-                "baseline", s["majority_baseline"], better="higher")
+                "baseline", s["train_majority_val_accuracy"], better="higher",
+                diff=Difference.from_dict(s["val_accuracy_vs_majority"]))
+    ctx.compare("validation accuracy", "The CNN", s["val_accuracy"], "the nearest class-mean "
+                "image", s["nearest_mean_val_accuracy"], better="higher",
+                diff=Difference.from_dict(s["val_accuracy_vs_nearest_mean"]))
+    ctx.compare("validation accuracy", "The CNN", s["val_accuracy"], "the pixel logistic "
+                "regression", s["logreg_val_accuracy"], better="higher",
+                diff=Difference.from_dict(s["val_accuracy_vs_logreg"]))
     mistake = (f"the most common mistake: {s['most_common_mistake']} "
                f"({s['most_common_mistake_count']} times)" if s["most_common_mistake"]
                else "no mistakes")
@@ -450,13 +508,14 @@ def run_folder(cfg: FolderConfig, ctx: RunContext) -> None:
     net = folder_cnn(cfg, ctx, sp["channels"], len(imgs.classes))
     # step train: Adam on augmented batches, the gradients zeroed at every step
     result = train_folder(cfg, ctx, net, sp, flip)
+    base = folder_baseline(ctx, sp)
     ctx.save_model(net, **classifier_metadata(
         "anysize_cnn", {"input_size": cfg.image_size, "in_channels": sp["channels"],
                         "n_classes": len(imgs.classes)},
         (cfg.image_size, cfg.image_size), sp["channels"], sp["mean"], sp["std"],
         imgs.classes, ctx.program.id, source_size=imgs.source_size))
-    # step score: validation accuracy, confusions and the majority-class baseline
-    s = score_folder(net, result, sp, imgs, ctx.device)
+    # step score: validation accuracy, confusions, the majority class and the baseline
+    s = score_folder(net, result, sp, imgs, base, ctx.device, ctx.seed)
     ctx.metrics.update({k: v for k, v in s.items() if k not in ("pred", "prob", "true")})
     ctx.metrics.update({"image_size": cfg.image_size, "data": origin})
     # step judge: sentences from the scores
@@ -468,7 +527,8 @@ def run_folder(cfg: FolderConfig, ctx: RunContext) -> None:
 ANY_SIZE_CNN = Implementation(config=AnySizeConfig, run=run_any_size, profiles={
     "smoke": {"sizes": (32, 64)},
     "full": {},
-}, targets=(
+}, crippled="9.1 trains nothing: it builds untrained networks and checks their shapes",
+    targets=(
     Target("all_shapes_right", equals=True,
            why="the flatten size follows the input size at every size tried"),
     Target("manual_runs_only_at_32", equals=True,
@@ -478,7 +538,14 @@ ANY_SIZE_CNN = Implementation(config=AnySizeConfig, run=run_any_size, profiles={
 IMAGE_FOLDER = Implementation(config=FolderConfig, run=run_folder, profiles={
     "smoke": {"epochs": 1, "per_class": 60, "image_size": 16, "crop_pad": 2},
     "full": {"epochs": 10, "per_class": 0, "image_size": 64, "crop_pad": 8},
-}, targets=(
-    Target("val_accuracy", above="majority_baseline", profiles=("quick", "full"),
-           why="the CNN beats always answering the most common class"),
+}, crippled={"epochs": 1, "per_class": 60}, targets=(
+    Target("val_accuracy", above="train_majority_val_accuracy", profiles=("quick", "full"),
+           interval="val_accuracy_vs_majority",
+           why="the CNN beats always answering the most common training class"),
+    # logistic regression is compared in the record, not made a target: on the quick
+    # stand-in's 200 validation digits it trails the CNN by 0.02-0.04, and the interval
+    # of that gap includes 0 at seeds 1 and 3
+    Target("val_accuracy", above="nearest_mean_val_accuracy", profiles=("quick", "full"),
+           interval="val_accuracy_vs_nearest_mean",
+           why="the CNN beats matching each image to the nearest class-mean training image"),
 ))
