@@ -432,10 +432,11 @@ FIDELITY: dict[str, Fidelity] = {f.program: f for f in (
        ("data", "none", "as 15.1", "the manual runs no study")),
     _f("16.1",
        ("network", "G: 100-128-256-512-784, ReLU, tanh out; D: 784-512-256-1, LeakyReLU "
-        "0.2, sigmoid out", "the same sizes; G with LeakyReLU 0.2; D outputs a logit "
-        "scored with BCE-with-logits; also a stabilised MLP GAN and a DCGAN",
-        "UNEXPLAINED LeakyReLU in G (the manual: ReLU); a logit with BCE-with-logits is "
-        "the same model, computed stably"),
+        "0.2, sigmoid out", "the same layers; D outputs a logit scored with "
+        "BCE-with-logits; also a stabilised MLP GAN and a DCGAN", "a logit with "
+        "BCE-with-logits is the same model, computed stably; the other two GANs show "
+        "what stabilising changes"),
+
 
        ("parameters", "579,728 (G) and 533,505 (D)", "579,728 and 533,505", None),
        ("training", "BCE, Adam lr 0.0002, betas (0.5, 0.999), batch 128, 50 epochs",
