@@ -11,6 +11,7 @@ from dlab.experiments import exp13_denoising as e13
 from dlab.metrics import psnr
 from dlab.models.autoencoder import ConvDenoisingAutoencoder
 from dlab.registry import PROGRAMS
+from dlab.uncertainty import Difference
 
 
 def test_noise_is_gaussian_with_the_factor_and_clipped():
@@ -96,10 +97,51 @@ def test_denoising_program_smoke(tmp_path):
     analysis = summary["record"]["analysis"]
     assert any("6,272 numbers per image" in s for s in analysis)
     psnr_sentence = next(s for s in analysis if s.startswith("The denoised output's PSNR"))
-    assert psnr_sentence.endswith("The autoencoder removes noise.") == (
-        m["psnr_denoised"] > m["psnr_noisy"])
+    assert "95% CI" in psnr_sentence
+    assert psnr_sentence.endswith("closer to the clean digits than its input is.") == (
+        Difference.from_dict(m["psnr_denoised_vs_noisy"]).low > 0)
+    # the filter baseline: chosen on validation digits, scored on the same test digits
+    assert m["filter"] in {f"{k} {w:g}" for k, w in e13.FILTERS}
+    assert min(m["filter_val_mse"].values()) == m["filter_val_mse"][m["filter"]]
+    kind, width = m["filter"].split()
+    smooth = e13.filtered(noisy.numpy().astype(np.float64), kind, float(width))
+    assert psnr(clean.numpy(), smooth) == pytest.approx(m["psnr_filter"], rel=1e-9)
+    assert m["psnr_filter"] > m["psnr_noisy"] + 2          # a filter does remove noise
+    for key, ref in (("psnr_denoised_vs_noisy", "psnr_noisy"),
+                     ("psnr_denoised_vs_filter", "psnr_filter")):
+        assert m[key]["estimate"] == pytest.approx(m["psnr_denoised"] - m[ref], rel=1e-6)
+    assert m["probe_encoder_vs_pca"]["estimate"] == pytest.approx(
+        m["probe_encoder"] - m["probe_pca"])
+    assert not any("best linear code" in s for s in analysis)
+    assert "Eckart and Young 1936" in summary["record"]["background"][0]["source"]
     # the quality targets are for quick and full: one epoch of smoke is not judged
     assert {t["met"] for t in summary["targets"]} == {"not applicable"}
+    assert [t["rule"] for t in summary["targets"]] == [
+        "psnr_denoised > psnr_noisy", "psnr_denoised > psnr_filter",
+        "probe_encoder > probe_pca"]
+
+
+def test_psnr_difference_is_the_difference_of_the_psnrs():
+    rng = np.random.default_rng(0)
+    clean = rng.random((50, 1, 6, 6))
+    a = (clean + 0.1 * rng.normal(size=clean.shape)).clip(0, 1)
+    b = (clean + 0.3 * rng.normal(size=clean.shape)).clip(0, 1)
+    diff = e13.psnr_difference(e13.per_image_mse(clean, a), e13.per_image_mse(clean, b), 0)
+    assert diff.estimate == pytest.approx(psnr(clean, a) - psnr(clean, b), rel=1e-9)
+    assert 0 < diff.low < diff.estimate < diff.high      # 3x the noise: clearly apart
+    same = e13.psnr_difference(e13.per_image_mse(clean, a), e13.per_image_mse(clean, a), 0)
+    assert same.verdict("higher") == "not distinguishable"
+
+
+def test_best_filter_is_chosen_on_the_validation_digits():
+    g = torch.Generator().manual_seed(0)
+    clean = torch.zeros(20, 1, 28, 28)
+    clean[:, :, 8:20, 8:20] = 1.0                         # smooth shapes: blurring helps
+    d = {"x_val": clean, "noisy_val": e13.add_noise(clean, 0.5, g)}
+    kind, width, mse = e13.best_filter(d)
+    assert mse[f"{kind} {width:g}"] == min(mse.values()) and len(mse) == len(e13.FILTERS)
+    noisy = d["noisy_val"].numpy().astype(np.float64)
+    assert mse[f"{kind} {width:g}"] < float(np.mean((noisy - clean.numpy()) ** 2))
 
 
 def test_denoising_study_smoke(tmp_path):
@@ -124,23 +166,25 @@ def test_denoising_study_smoke(tmp_path):
 
 
 def test_study_quick_is_five_trials_and_full_keeps_every_value():
+    """Five settings at quick, and the base setting at two further seeds (the noise)."""
     from dlab import config as configs
     from dlab.studies import make_plan
 
     impl = PROGRAMS["13.2"].load()
     quick = make_plan(e13.dae_study(configs.build(impl.config, impl.profiles, "quick")), 0)
-    assert [(p.varied, p.params[p.varied] if p.varied != "base" else None)
+    assert [(p.varied, p.params.get(p.varied))
             for p in quick.points] == [("base", None), ("bottleneck", 8), ("bottleneck", 64),
-                                       ("depth", 3), ("activation", "sigmoid")]
+                                       ("depth", 3), ("activation", "sigmoid"),
+                                       ("seed +1", None), ("seed +2", None)]
     full = make_plan(e13.dae_study(configs.build(impl.config, impl.profiles, "full")), 0)
-    assert len(full.points) == 1 + 3 + 2 + 3
+    assert len(full.points) == 1 + 3 + 2 + 3 + 2
 
 
 def test_probe_features_are_float64(monkeypatch):
     """scikit-learn's logistic regression is many times slower on float32 features."""
     seen = []
-    monkeypatch.setattr(e13, "linear_probe", lambda a, y, b, z, seed=0: seen.append(
-        (a.dtype, b.dtype)) or 0.5)
+    monkeypatch.setattr(e13, "probe_predictions", lambda a, y, b, seed=0: seen.append(
+        (a.dtype, b.dtype)) or np.zeros(len(b), dtype=int))
     cfg = e13.DenoisingConfig(channels=2, bottleneck=3, baselines=True)
     model = e13.ConvDenoisingAutoencoder(28, 2, 2, 3, "relu")
     x = torch.rand(12, 1, 28, 28)
