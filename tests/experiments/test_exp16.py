@@ -87,7 +87,7 @@ def test_one_sided_label_smoothing_changes_only_the_real_target():
     assert e16.real_label(no_ls, "mlp_stable") == 1.0
 
 
-@pytest.mark.parametrize("width, batch", [(4, 1), (8, 3)])
+@pytest.mark.parametrize("width, batch", [(4, 1), (8, 3), (3, 2)])
 def test_dcgan_shapes_and_layers(width, batch):
     pair = gm.build_gan("dcgan", latent_dim=10, width=width)
     G, D = pair["generator"], pair["discriminator"]
@@ -100,8 +100,10 @@ def test_dcgan_shapes_and_layers(width, batch):
     assert D(img).shape == (batch + 1,)
     convt = [m for m in G.modules() if isinstance(m, nn.ConvTranspose2d)]
     assert [(m.in_channels, m.out_channels, m.stride) for m in convt] == [
-        (2 * width, width, (2, 2)), (width, 1, (2, 2))]
-    assert sum(isinstance(m, nn.BatchNorm2d) for m in G.modules()) == 2
+        (2 * width, width, (2, 2)), (width, width // 2, (2, 2))]
+    (last,) = [m for m in G.modules() if isinstance(m, nn.Conv2d)]  # 3x3 to one channel
+    assert (last.in_channels, last.out_channels, last.kernel_size) == (width // 2, 1, (3, 3))
+    assert sum(isinstance(m, nn.BatchNorm2d) for m in G.modules()) == 3
     assert sum(isinstance(m, nn.BatchNorm2d) for m in D.modules()) == 1
     assert isinstance(D.net[0], nn.Conv2d)  # no batch norm on the input layer
     with pytest.raises(ValueError):

@@ -23,8 +23,10 @@ same way (x / 127.5 - 1) before they meet a discriminator.
   gradients instead of winning outright.
 - `DCGANGenerator` / `DCGANDiscriminator`: Radford, Metz and Chintala, "Unsupervised
   Representation Learning with Deep Convolutional GANs", ICLR 2016, scaled to 28x28:
-  the generator projects z to a 7x7 map and doubles it twice with transposed
-  convolutions (batch norm and ReLU between, tanh out); the discriminator halves the
+  the generator projects z to a 7x7 map, doubles it twice with transposed convolutions
+  (batch norm and ReLU after each) and ends in a 3x3 convolution to one channel with
+  tanh (measured at the quick profile: more digits recognised than with a transposed
+  convolution straight to one channel, for a little more time); the discriminator halves the
   image twice with strided convolutions (LeakyReLU 0.2, batch norm after the first)
   and ends in one linear unit. Weights start from N(0, 0.02) as in that paper.
 
@@ -133,21 +135,23 @@ class DCGANGenerator(nn.Module):
 
     z -> Linear -> (B, 2w, 7, 7) -> BN, ReLU
       -> ConvTranspose(4x4, stride 2, pad 1) -> (B, w, 14, 14) -> BN, ReLU
-      -> ConvTranspose(4x4, stride 2, pad 1) -> (B, 1, 28, 28) -> tanh.
+      -> ConvTranspose(4x4, stride 2, pad 1) -> (B, w/2, 28, 28) -> BN, ReLU
+      -> Conv(3x3, pad 1) -> (B, 1, 28, 28) -> tanh.
     A 4x4 transposed convolution with stride 2 and padding 1 maps size n to
     (n - 1) * 2 - 2 + 4 = 2n exactly, so 7 -> 14 -> 28.
 
     Args:
         latent_dim: length of z.
-        width: w, the channels at 14x14 (2w at 7x7).
+        width: w, the channels at 14x14 (2w at 7x7, w // 2 at 28x28); at least 2.
         generator: optional torch.Generator for the N(0, 0.02) initial weights.
     """
 
     def __init__(self, latent_dim: int = 100, width: int = 32,
                  generator: torch.Generator | None = None):
         super().__init__()
-        if int(latent_dim) < 1 or int(width) < 1:
-            raise ValueError(f"latent_dim and width must be >= 1, got {latent_dim}, {width}")
+        if int(latent_dim) < 1 or int(width) < 2:
+            raise ValueError(f"latent_dim must be >= 1 and width >= 2, got {latent_dim}, "
+                             f"{width}")
         self.latent_dim, self.width = int(latent_dim), int(width)
         w = self.width
         self.project = nn.Linear(self.latent_dim, 2 * w * 7 * 7, bias=False)
@@ -155,7 +159,9 @@ class DCGANGenerator(nn.Module):
             nn.BatchNorm2d(2 * w), nn.ReLU(),
             nn.ConvTranspose2d(2 * w, w, 4, stride=2, padding=1, bias=False),  # 7 -> 14
             nn.BatchNorm2d(w), nn.ReLU(),
-            nn.ConvTranspose2d(w, 1, 4, stride=2, padding=1),  # 14 -> 28
+            nn.ConvTranspose2d(w, w // 2, 4, stride=2, padding=1, bias=False),  # 14 -> 28
+            nn.BatchNorm2d(w // 2), nn.ReLU(),
+            nn.Conv2d(w // 2, 1, 3, padding=1),  # 28 -> 28, one channel
             nn.Tanh(),
         )
         dcgan_init_(self, generator)
