@@ -15,6 +15,7 @@ correct program, then the manual's optimizer statement as a notebook runs it.
 from __future__ import annotations
 
 import copy
+import math
 from dataclasses import dataclass
 from typing import Literal
 
@@ -159,6 +160,18 @@ def accuracy_difference(pred_a: np.ndarray, pred_b: np.ndarray, true: np.ndarray
     true = np.asarray(true)
     return paired_bootstrap((np.asarray(pred_a) == true).astype(float),
                             (np.asarray(pred_b) == true).astype(float), seed=seed, what=what)
+
+
+def independent_accuracy_difference(acc_a: float, n_a: int, acc_b: float,
+                                    n_b: int) -> Difference:
+    """acc_a - acc_b for accuracies on two different sets of n_a and n_b examples, with
+    the normal (Wald) 95% interval of a difference of two independent proportions."""
+    from scipy.stats import norm
+
+    se = math.sqrt(acc_a * (1 - acc_a) / n_a + acc_b * (1 - acc_b) / n_b)
+    half, d = float(norm.ppf(0.975)) * se, acc_a - acc_b
+    return Difference(d, d - half, d + half, f"normal interval for two independent "
+                      f"proportions, {n_a} and {n_b} examples", n_a + n_b)
 
 
 def logistic_baseline(x_fit: np.ndarray, y_fit: np.ndarray, x_val: np.ndarray,
@@ -437,7 +450,7 @@ def train_curves(cfg: CurvesConfig, ctx: RunContext, model: MLP, d: Digits,
 
 
 def score_curves(model: MLP, h: list[dict], d: Digits, base: dict, device: str,
-                 seed: int) -> dict:
+                 seed: int, fit_size: int) -> dict:
     """The curves' values, and the MLP against the majority class and against the
     logistic-regression baseline `base` on the same test digits (paired intervals)."""
     best_val = max(h, key=lambda r: r["val_acc"])
@@ -455,6 +468,8 @@ def score_curves(model: MLP, h: list[dict], d: Digits, base: dict, device: str,
         "val_accuracy": h[-1]["val_acc"], "val_loss": h[-1]["val_loss"],
         "train_accuracy": h[-1]["train_eval_acc"], "train_loss": h[-1]["train_eval_loss"],
         "generalisation_gap": h[-1]["train_eval_acc"] - h[-1]["test_acc"],
+        "generalisation_gap_interval": independent_accuracy_difference(
+            h[-1]["train_eval_acc"], fit_size, h[-1]["test_acc"], len(true)).as_dict(),
         "best_val_epoch": best_val["epoch"], "best_test_epoch": best_test["epoch"],
         "test_accuracy_per_epoch": [r["test_acc"] for r in h],
         "val_accuracy_per_epoch": [r["val_acc"] for r in h],
@@ -500,12 +515,12 @@ def judge_curves(ctx: RunContext, s: dict, h: list[dict]) -> None:
               f"{100 * s['val_accuracy']:.2f}% on the validation split and "
               f"{100 * s['test_accuracy']:.2f}% on the test set; the best validation "
               f"accuracy was at epoch {s['best_val_epoch']}.")
-    gap = s["generalisation_gap"]
+    gap = Difference.from_dict(s["generalisation_gap_interval"])
     ctx.claim(f"The network fits its training split better than it generalises: training "
-              f"accuracy is {100 * gap:.2f} points above test accuracy.", gap > 0,
-              otherwise=f"Training accuracy is not above test accuracy (difference "
-              f"{100 * gap:+.2f} points): no generalisation gap after {s['epochs']} epochs.",
-              generalisation_gap=gap)
+              f"accuracy is above test accuracy, {gap.text()}.", gap.low > 0,
+              otherwise=f"Training accuracy against test accuracy: {gap.text()}; no "
+              f"generalisation gap is shown after {s['epochs']} epochs.",
+              generalisation_gap=gap.as_dict())
     ctx.compare("test accuracy", "The MLP", s["test_accuracy"], "the majority-class "
                 "baseline", s["majority_test_accuracy"], better="higher",
                 diff=Difference.from_dict(s["test_accuracy_vs_majority"]))
@@ -534,7 +549,8 @@ def run_curves(cfg: CurvesConfig, ctx: RunContext) -> None:
     # step train: the baseline, logistic regression on the same pixels, C chosen on validation
     base = logistic_baseline(x_fit, y_fit, x_val, y_val, d.x_test, ctx.seed)
     # step score: the curves' values, the best validation epoch, the gap and the baselines
-    ctx.metrics.update(score_curves(model, result.history, d, base, ctx.device, ctx.seed))
+    ctx.metrics.update(score_curves(model, result.history, d, base, ctx.device, ctx.seed,
+                                    len(y_fit)))
     # step judge: sentences from the scores
     judge_curves(ctx, ctx.metrics, result.history)
     # step write: the learning curves, figure and table

@@ -389,13 +389,11 @@ def judge_convnet(ctx: RunContext, s: dict, d: Colour) -> None:
     ctx.infer(f"Lowest per-class test accuracy: {d.classes[int(np.argmin(per))]} "
               f"({100 * min(per):.1f}%); highest: {d.classes[int(np.argmax(per))]} "
               f"({100 * max(per):.1f}%).")
-    gap = s["train_accuracy_last_epoch"] - s["val_accuracy"]
-    ctx.claim(f"In the last epoch, training accuracy (the mean over its batches, taken while "
-              f"the weights still moved) was {100 * gap:.2f} points above validation accuracy.",
-              gap > 0, otherwise=f"In the last epoch, training accuracy (the mean over its "
-              f"batches, taken while the weights still moved) was not above validation "
-              f"accuracy ({100 * -gap:.2f} points below it): no sign of overfitting yet.",
-              train=s["train_accuracy_last_epoch"], val=s["val_accuracy"])
+    ctx.infer(f"In the last epoch, training accuracy (the mean over its batches, taken while "
+              f"the weights still moved) was {100 * s['train_accuracy_last_epoch']:.2f}% and "
+              f"validation accuracy after it {100 * s['val_accuracy']:.2f}%; the two are "
+              "measured differently (running mean against end of epoch), so their "
+              "difference is not read as overfitting or its absence.")
     ctx.note(f"As in the manual's program: the network (three 'same' 3x3 convolutions, "
              f"{s['parameters']:,} parameters at 32x32x3), Adam at learning rate 1e-3, batch "
              f"64, pixels / 255. Changed: {s['epochs']} epochs here (the manual: 10; the full "

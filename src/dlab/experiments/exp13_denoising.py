@@ -524,12 +524,13 @@ def judge_dae_study(ctx: RunContext, result: StudyResult) -> None:
         best_probe = best_by_probe(result)
         ctx.claim(f"The setting with the lowest validation MSE (trial {best['trial']}) is also "
                   f"the one whose code a linear probe classifies best on validation digits "
-                  f"({best_probe['val_probe_encoder']:.3f}).",
+                  f"({best_probe['val_probe_encoder']:.3f}; one run per setting, the probe "
+                  "accuracies not tested against seed noise).",
                   holds=best_probe["trial"] == best["trial"],
                   otherwise=f"The lowest validation MSE comes from trial {best['trial']}, the "
-                  f"best validation probe accuracy ({best_probe['val_probe_encoder']:.3f}) from "
-                  f"trial {best_probe['trial']}: in this study the better denoiser is not the "
-                  "better feature extractor.",
+                  f"highest validation probe accuracy ({best_probe['val_probe_encoder']:.3f}) "
+                  f"from trial {best_probe['trial']} (one run per setting, the probe "
+                  "accuracies not tested against seed noise).",
                   mse_trial=best["trial"], probe_trial=best_probe["trial"])
 
 
