@@ -53,7 +53,7 @@ def test_mnist_mlp_targets_at_smoke(mlp_run):
     verdicts = [(t["rule"], t["met"]) for t in mlp_run.targets]
     assert verdicts == [
         ("test_accuracy > majority_test_accuracy", True),
-        ("test_accuracy >= 0.93", "not applicable"),    # a quick/full target
+        ("test_accuracy >= 0.9", "not applicable"),     # a quick/full target
         ("test_accuracy >= 0.977", "not applicable"),
         ("manual_defect.new_model_changed = false", True),
         ("manual_defect.test_accuracy <= 0.2", True),
@@ -77,7 +77,7 @@ def test_record_of_a_model_that_only_matches_the_baseline(tmp_path, monkeypatch)
     assert m["test_accuracy"] == pytest.approx(m["majority_test_accuracy"]) == 0.1
     verdict = {t["rule"]: t["met"] for t in out.targets}
     assert verdict["test_accuracy > majority_test_accuracy"] is False
-    assert verdict["test_accuracy >= 0.93"] is False
+    assert verdict["test_accuracy >= 0.9"] is False
     assert verdict["test_accuracy >= 0.977"] == "not applicable"
     meta = json.loads((out.folder / "metrics.json").read_text())
     assert meta["verdict"] == "missed"
@@ -118,7 +118,7 @@ def test_curves_are_measured_each_epoch(tmp_path):
     assert m["test_accuracy"] > m["majority_test_accuracy"] + 0.4
     assert [(t["rule"], t["met"]) for t in out.targets] == [
         ("test_accuracy > majority_test_accuracy", True),
-        ("test_accuracy >= 0.9", "not applicable"),     # quick/full targets
+        ("test_accuracy >= 0.89", "not applicable"),    # quick/full targets
         ("test_accuracy >= 0.97", "not applicable"),
         ("train_loss_decreased = true", True)]
     # the baseline: logistic regression on the same 900 training digits, C on validation

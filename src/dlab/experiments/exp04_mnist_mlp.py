@@ -401,9 +401,11 @@ ACCURACY_TARGETS = (
     Target("test_accuracy", above="majority_test_accuracy",
            interval="test_accuracy_vs_majority",
            why="the MLP beats always answering the most common digit"),
-    Target("test_accuracy", at_least=0.93, profiles=("quick", "full"), when=_bundled,
+    # quick, seeds 0-5: 0.937, 0.920, 0.931, 0.938, 0.933, 0.934 (0.93 failed at seed 1);
+    # one epoch on 300 digits: 0.477
+    Target("test_accuracy", at_least=0.90, profiles=("quick", "full"), when=_bundled,
            when_text="the bundled 5,000 digits are used",
-           why="five epochs on 4,000 digits classify at least 93% of the test digits"),
+           why="five epochs on 4,000 digits classify at least 90% of the test digits"),
     Target("test_accuracy", at_least=0.977, profiles=("quick", "full"), when=_full,
            when_text="full MNIST is used",
            why="a 784-128-64-10 MLP reaches about 97.7-98% on MNIST's 10,000 test digits"),
@@ -564,9 +566,10 @@ CURVES = Implementation(config=CurvesConfig, run=run_curves, profiles={
     "full": {},
 }, targets=(
     ACCURACY_TARGETS[0],
-    Target("test_accuracy", at_least=0.90, profiles=("quick", "full"), when=_bundled,
+    # quick, seeds 0-3: 0.918, 0.913, 0.928, 0.913; two epochs on 300 digits: 0.533
+    Target("test_accuracy", at_least=0.89, profiles=("quick", "full"), when=_bundled,
            when_text="the bundled 5,000 digits are used",
-           why="five epochs on 3,600 digits classify at least 90% of the test digits"),
+           why="five epochs on 3,600 digits classify at least 89% of the test digits"),
     Target("test_accuracy", at_least=0.97, profiles=("quick", "full"), when=_full,
            when_text="full MNIST is used",
            why="five epochs on 54,000 digits classify at least 97% of the test digits"),
