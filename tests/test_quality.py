@@ -126,7 +126,8 @@ def test_quality_score_on_hand_made_outputs():
 def test_judge_verdict_order_and_thresholds():
     v = quality.judge_verdict
     assert v(1.0, 1.0, 0.0, 1.0) == "not converged"  # at the noise ceiling
-    assert v(0.2, 0.49, 0.0, 1.0) == "not converged"  # too few recognisable
+    assert v(0.2, 0.24, 0.0, 1.0) == "not converged"  # too few recognisable
+    assert v(0.2, 0.26, 0.0, 1.0) == "near real"
     assert v(0.9, 1.0, 0.6, 1.0) == "collapsed"  # near-copies, even far from real
     assert v(0.2, 1.0, 0.0, 0.4) == "collapsed"  # one blurred mode
     assert v(0.2, 1.0, 0.1, 0.9) == "near real"

@@ -444,7 +444,7 @@ def quality_score(features: np.ndarray, probs: np.ndarray,
 # the mean pairwise distance catches a collapse to one blurred mode.
 
 RECOGNISABLE = 0.9  # a sample is recognisable when the classifier gives it >= 0.9
-MIN_RECOGNISABLE = 0.5  # recognisable rate under half of real digits': not digits
+MIN_RECOGNISABLE = 0.25  # recognisable rate under a quarter of real digits': not digits
 NEAR_REAL_RELATIVE = 0.5  # near real: Frechet under halfway from real digits to noise
 DUPLICATE_QUANTILE = 0.05  # near-copy: closer than 95% of real digits' nearest neighbours
 COLLAPSED_DUPLICATES = 0.5  # collapsed: at least half the samples have a near-copy
