@@ -845,8 +845,10 @@ def record_gans(ctx: RunContext, cfg: GANConfig, m: dict[str, Any], n_gan: int) 
     ctx.note("Judge: " + m["judge_criterion"] + ". Verdicts are issued only when the "
              "scoring classifier reaches its target accuracy, the three calibration sets "
              "(real digits, noise, a synthetic collapsed set) get their known verdicts and "
-             "two halves of the real digits sit at the floor. Class spread is reported; it "
-             "decides nothing, since uniform noise also falls into few classes.")
+             "two halves of the real digits sit at the floor. Class spread is reported and "
+             "decides nothing: uniform noise, scored here, leaves "
+             f"{m['calibration']['noise']['rare_classes']} of 10 classes under 2% of its "
+             "samples.")
     ctx.note("Per-epoch sample grids are in samples/<model>-epochNNN.png and animated in "
              "<model>-samples.gif; the generators are saved as <model>-generator.pt.")
 
