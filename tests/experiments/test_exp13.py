@@ -163,6 +163,13 @@ def test_denoising_study_smoke(tmp_path):
     assert outcome.metrics["best_test_mse"] == chosen[test_col]
     by_probe = max(rows, key=lambda r: r["val_probe_encoder"])
     assert outcome.metrics["best_probe_encoder"] == by_probe["probe_encoder"]
+    # the chosen setting against the filter, read from its own trial's metrics.json
+    m = outcome.metrics
+    assert m["chosen_psnr_denoised"] == chosen["psnr_denoised"]
+    assert m["chosen_psnr_filter"] == chosen["psnr_filter"]
+    assert m["chosen_psnr_vs_filter"]["estimate"] == pytest.approx(
+        m["chosen_psnr_denoised"] - m["chosen_psnr_filter"], rel=1e-6)
+    assert [t["met"] for t in outcome.targets] == ["not applicable"]  # a quick/full target
 
 
 def test_study_quick_is_five_trials_and_full_keeps_every_value():
