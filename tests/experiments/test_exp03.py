@@ -91,7 +91,41 @@ def test_record_of_a_network_that_only_copies_a_baseline(tmp_path, monkeypatch, 
     sentence = versus_linear[0]
     assert "better" not in sentence
     assert not any("beat" in a for a in meta["record"]["analysis"])
-    assert ("have the same" in sentence) if fake == "linear" else sentence.endswith("worse.")
+    assert (sentence.endswith("not distinguishable.") if fake == "linear"
+            else sentence.endswith("worse."))
+
+
+def test_a_gain_inside_the_bootstrap_interval_is_not_shown(tmp_path, monkeypatch):
+    """Predictions equal to least squares' but moved halfway to the truth on two test rows
+    have a lower test MSE than linear regression, by too little to tell from which rows
+    were drawn: the target is 'not shown' and the sentence says not distinguishable."""
+    def predict(model, s, device):
+        p = e3.linear_baseline(s)
+        p[:2] = (p[:2] + s.y_test[:2]) / 2
+        return p
+
+    monkeypatch.setattr(e3, "predict_torch", predict)
+    out = run_program(PROGRAMS["3.2"], profile="quick", out=tmp_path, quiet=True,
+                      device="cpu", sets={"epochs": "1"})
+    meta = _metrics(out)
+    m, target = meta["metrics"], meta["targets"][0]
+    assert m["test_mse"] < m["baseline_linear"]["mse"]
+    gap = m["test_mse_vs_linear"]
+    assert gap["estimate"] == pytest.approx(m["test_mse"] - m["baseline_linear"]["mse"])
+    assert gap["low"] < 0 < gap["high"] and gap["n"] == m["n_test"]
+    assert target["met"] is False and target["shown"] is False
+    assert any("not distinguishable" in a and "linear regression" in a
+               for a in meta["record"]["analysis"])
+
+
+def test_squared_error_gap_by_hand():
+    y = np.array([0.0, 1.0, 2.0, 3.0])
+    gap = e3.squared_error_gap(y, y + 1.0, y, seed=0)
+    assert gap["estimate"] == 1.0 and gap["low"] == gap["high"] == 1.0   # no spread
+    rng = np.random.default_rng(0)
+    y = rng.normal(size=200)
+    gap = e3.squared_error_gap(y, y + rng.normal(0, 0.1, 200), y + rng.normal(0, 1, 200), 0)
+    assert gap["high"] < 0 and gap["low"] < gap["estimate"] < gap["high"]
 
 
 def test_keras_program_smoke(tmp_path):

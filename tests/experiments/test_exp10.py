@@ -16,6 +16,7 @@ from dlab.models.rnn import (
     weather_forecaster,
 )
 from dlab.registry import PROGRAMS
+from dlab.uncertainty import Difference
 
 
 @pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
@@ -107,10 +108,13 @@ def test_sine_rnn_smoke(tmp_path):
     # smoke trains for seconds: the quality targets are for quick and full only
     summary = _metrics(out.folder)
     assert [t["met"] for t in summary["targets"]] == ["not applicable"] * 2
-    # the comparison with the naive forecast follows the numbers
-    analysis = " ".join(summary["record"]["analysis"])
-    word = "better" if m["test_mse"] < m["naive_mse"] else "worse"
-    assert f"repeating the last value's ({m['naive_mse']:.4g}): {word}." in analysis
+    # the comparison with the naive forecast follows its interval, measured on these windows
+    gap = Difference.from_dict(m["test_mse_vs_naive"])
+    naive = np.mean((split.x_test[:, -1] - split.y_test) ** 2)
+    assert gap.estimate == pytest.approx(m["test_mse"] - naive, rel=1e-5)
+    assert gap.low <= gap.estimate <= gap.high and gap.n == 40
+    sentence = next(a for a in summary["record"]["analysis"] if "repeating the last" in a)
+    assert sentence.endswith(f"{gap.verdict('lower')}.") and "95% CI" in sentence
 
 
 def test_sine_window_zero_is_refused_before_anything_is_written(tmp_path):
@@ -157,6 +161,13 @@ class _Record:
 
     def note(self, s):
         self.notes.append(s)
+
+    def compare(self, quantity, a_label, a, b_label, b, *, diff, better="lower", **kw):
+        self.analysis.append(f"{a_label} against {b_label}: {diff.verdict(better)}")
+        return diff.verdict(better) == "better"
+
+    def background(self, sentence, source):
+        self.notes.append(f"Background: {sentence} ({source})")
 
     def claim(self, text, holds, otherwise=None, **evidence):
         self.claims.append((text, holds))
@@ -229,3 +240,40 @@ def test_long_memory_config_is_checked():
         configs.build(impl.config, impl.profiles, "quick", {"cells": "rnn,lstm,rnn"}, "10.2")
     cfg = configs.build(impl.config, impl.profiles, "full", {}, "10.2")
     assert cfg.n_seeds >= 5 and cfg.lengths == (50, 100)
+
+
+@pytest.mark.parametrize("low, high, said", [
+    (-0.02, 0.05, "has learned nothing beyond the mean"),   # interval holds 0
+    (-0.05, -0.01, None),                                   # better than the mean: learned
+    (0.01, 0.05, "does worse than predicting the mean"),
+])
+def test_learned_nothing_only_when_not_distinguishable_from_the_mean(low, high, said):
+    """The issue's case: MSE 0.87 of the variance is not 'nothing learned' when the
+    interval against the mean predictor excludes 0."""
+    rec = _Record()
+    diff = Difference((low + high) / 2, low, high, "test", 100)
+    e10._judge_against_mean(rec, "The RNN", 0.29 + diff.estimate, 0.29, diff, "here",
+                            "training MSE")
+    written = " ".join(rec.analysis)
+    assert ("learned nothing" in written) == (said == "has learned nothing beyond the mean")
+    assert ("does worse" in written) == (said == "does worse than predicting the mean")
+
+
+def test_manual_regime_mse_gap_is_measured_against_the_mean_on_training_data(tmp_path):
+    out = run_program(PROGRAMS["10.2"], profile="smoke", out=tmp_path, quiet=True,
+                      device="cpu", sets={"manual_steps": "20", "manual_hidden": "50",
+                                          "manual_n": "300"})
+    mr = out.metrics["manual_regime"]
+    analysis = _metrics(out.folder)["record"]["analysis"]
+    for cell in ("rnn", "lstm"):
+        gap = Difference.from_dict(mr[cell]["train_mse_vs_mean"])
+        # the mean predictor's training MSE is the targets' variance
+        assert gap.estimate == pytest.approx(mr[cell]["train_mse"]
+                                             - mr["target_variance_train"], abs=1e-5)
+        nothing = any(a.startswith(f"The {cell.upper()} has learned nothing") for a in analysis)
+        assert nothing == (gap.verdict("lower") == "not distinguishable")
+    assert not any("neither has learned" in a for a in analysis)
+    # causes are Background with a source, not findings
+    background = _metrics(out.folder)["record"]["background"]
+    assert any("Bengio" in b["source"] for b in background)
+    assert not any("tanh'" in a for a in analysis)

@@ -35,6 +35,7 @@ from dlab.registry import Implementation
 from dlab.report.figures import pyplot
 from dlab.runs import RunContext
 from dlab.training import FitResult, evaluate, fit, predict
+from dlab.uncertainty import Difference, paired_bootstrap, paired_bootstrap_statistic
 from dlab.verdicts import Target
 
 PERSISTENCE = "persistence (tomorrow = today)"
@@ -217,8 +218,8 @@ def model_info(model: nn.Module, res: FitResult, kmodel: Any, krows: list[dict[s
     params = {"PyTorch": count_parameters(model)}
     if kmodel is not None:
         params["Keras"] = int(kmodel.count_params())
-    return {"parameters": params, "pytorch_best_epoch": res.best_epoch,
-            "keras_epochs_run": len(krows)}
+    return {"parameters": params, "pytorch_bias_hh_parameters": bias_vectors(model),
+            "pytorch_best_epoch": res.best_epoch, "keras_epochs_run": len(krows)}
 
 
 def leak_scores(w: WeatherData, leaky_forecast: np.ndarray | None) -> dict[str, Any]:
@@ -240,15 +241,42 @@ def leak_scores(w: WeatherData, leaky_forecast: np.ndarray | None) -> dict[str, 
     return out
 
 
-def score_weather(w: WeatherData, forecasts: dict[str, np.ndarray]) -> dict[str, Any]:
-    """RMSE and MAE of every forecast on the observed test days, in the series' units."""
+def score_weather(w: WeatherData, forecasts: dict[str, np.ndarray], seed: int = 0
+                  ) -> dict[str, Any]:
+    """RMSE and MAE of every forecast on the observed test days, in the series' units;
+    and for each LSTM the gaps to both baselines with their paired-bootstrap intervals
+    over the days (`gaps`)."""
     truth = w.series.values[w.split.t_test]
     m: dict[str, Any] = {"test_days_scored": int(w.scored.sum()),
                          "scaler_train_min": w.scaler.lo, "scaler_train_max": w.scaler.hi}
     for name, pred in forecasts.items():
         s = seq.regression_scores(pred[w.scored], truth[w.scored])
         m[f"{KEYS[name]}_rmse"], m[f"{KEYS[name]}_mae"] = s["rmse"], s["mae"]
+    errors = {KEYS[k]: p[w.scored] - truth[w.scored] for k, p in forecasts.items()}
+    for model in ("pytorch", "keras"):
+        for base in ("persistence", "seasonal"):
+            if model in errors:
+                m |= gaps(errors[model], errors[base], f"{model}_vs_{base}", seed)
     return m
+
+
+def gaps(a: np.ndarray, b: np.ndarray, key: str, seed: int) -> dict[str, dict[str, Any]]:
+    """RMSE(a) - RMSE(b) and MAE(a) - MAE(b) of two forecasts' errors (N,) on the same
+    days, each with the 95% interval of a paired bootstrap over the days:
+    {key + "_rmse": Difference.as_dict(), key + "_mae": ...}."""
+    def rmse_gap(sa: np.ndarray, sb: np.ndarray) -> float:
+        return float(np.sqrt(sa.mean()) - np.sqrt(sb.mean()))
+
+    what = "test days"
+    return {f"{key}_rmse": paired_bootstrap_statistic(rmse_gap, a ** 2, b ** 2, seed=seed,
+                                                      what=what).as_dict(),
+            f"{key}_mae": paired_bootstrap(np.abs(a), np.abs(b), seed=seed, what=what).as_dict()}
+
+
+def bias_vectors(model: nn.Module) -> int:
+    """Parameters of the PyTorch LSTM's second bias vectors (bias_hh of every layer),
+    which Keras's LSTM does not have."""
+    return sum(p.numel() for n, p in model.named_parameters() if "bias_hh" in n)
 
 
 def judge_weather(m: dict[str, Any], w: WeatherData, ctx: RunContext) -> None:
@@ -263,12 +291,10 @@ def judge_weather(m: dict[str, Any], w: WeatherData, ctx: RunContext) -> None:
                                ("persistence", "mae", "persistence"),
                                ("seasonal", "rmse", "the seasonal mean")):
             ctx.compare(f"test {k.upper()}", name, m[f"{key}_{k}"], label, m[f"{base}_{k}"],
-                        better="lower", digits=3, unit=u)
+                        diff=Difference.from_dict(m[f"{key}_vs_{base}_{k}"]), better="lower",
+                        digits=3, unit=u)
     if "keras_rmse" in m:
-        p = m["parameters"]
-        ctx.infer(f"Keras and PyTorch RMSE: {m['keras_rmse']:.2f} and {m['pytorch_rmse']:.2f} "
-                  f"{u}, with {p['Keras']:,} and {p['PyTorch']:,} parameters for the same "
-                  "architecture (PyTorch keeps two bias vectors per LSTM gate, Keras one).")
+        _judge_parameters(m, u, ctx)
     lo, hi = w.scaler.lo, w.scaler.hi
     ctx.claim(f"Fitting the scaler on all days, as the manual does, gives the same range here, "
               f"[{lo:.1f}, {hi:.1f}] {u}: the training period already holds both extremes, so "
@@ -286,6 +312,21 @@ def judge_weather(m: dict[str, Any], w: WeatherData, ctx: RunContext) -> None:
         ctx.infer(f"Retrained with the leaky scaler, the PyTorch model scores RMSE "
                   f"{m['pytorch_leaky_scaler_rmse']:.2f} {u} against {m['pytorch_rmse']:.2f} "
                   f"with the honest one and {m['persistence_rmse']:.2f} for persistence.")
+
+
+def _judge_parameters(m: dict[str, Any], u: str, ctx: RunContext) -> None:
+    """Keras against PyTorch: RMSE and parameter counts, and what the counts' gap is."""
+    p, extra = m["parameters"], m["pytorch_bias_hh_parameters"]
+    gap = p["PyTorch"] - p["Keras"]
+    ctx.infer(f"Keras and PyTorch RMSE: {m['keras_rmse']:.2f} and {m['pytorch_rmse']:.2f} "
+              f"{u}, with {p['Keras']:,} and {p['PyTorch']:,} parameters for the same "
+              "architecture.")
+    ctx.claim(f"The PyTorch model has {gap:,} parameters more, exactly the {extra:,} of its "
+              "LSTM layers' second bias vectors (bias_hh, 4 x units per layer), which Keras's "
+              "LSTM does not have: PyTorch adds two bias vectors per gate, Keras one.",
+              holds=gap == extra, otherwise=f"The PyTorch model has {gap:,} parameters more "
+              f"than the Keras one; its second bias vectors (bias_hh) hold {extra:,}, so they "
+              "do not account for the whole gap.", gap=gap, bias_hh=extra)
 
 
 def _forecast_figure(cfg: WeatherConfig, w: WeatherData, forecasts: dict[str, np.ndarray],
@@ -353,7 +394,7 @@ def run_weather(cfg: WeatherConfig, ctx: RunContext) -> None:
     leaky_forecast = train_leaky(cfg, w, ctx)
     # step score: RMSE and MAE of the LSTMs and of the two baselines on the observed test days
     forecasts = forecast_all(cfg, w, model, kmodel, ctx)
-    m = {**score_weather(w, forecasts), **model_info(model, res, kmodel, krows),
+    m = {**score_weather(w, forecasts, ctx.seed), **model_info(model, res, kmodel, krows),
          **leak_scores(w, leaky_forecast)}
     ctx.metrics.update(m)
     # step judge: each LSTM against persistence and the seasonal mean; the scaler's leak
@@ -371,12 +412,17 @@ WEATHER = Implementation(
     profiles={"smoke": {"window": 20, "test_days": 120, "hidden": 8, "dense": 4,
                         "epochs": 2, "batch_size": 64, "keras": False, "leak_check": True},
               "full": {"epochs": 60, "lr": 0.001, "patience": 15, "leak_check": True}},
+    crippled={"epochs": 1, "keras": False},
     targets=(
         Target("pytorch_rmse", below="persistence_rmse", profiles=("quick", "full"),
-               why="a forecast is useful only if it beats 'tomorrow = today'"),
+               interval="pytorch_vs_persistence_rmse",
+               why="a forecast is useful only if it beats 'tomorrow = today', beyond the "
+                   "spread of a paired bootstrap over the test days"),
         Target("pytorch_rmse", below="seasonal_rmse", profiles=("quick", "full"),
+               interval="pytorch_vs_seasonal_rmse",
                why="and the calendar-day mean of the training years"),
         Target("keras_rmse", below="persistence_rmse", profiles=("quick", "full"),
+               interval="keras_vs_persistence_rmse",
                when=_keras_ran, when_text="the Keras variant is trained (keras=true)",
                why="the Keras twin must beat 'tomorrow = today' too"),
     ),
@@ -471,29 +517,39 @@ def train_control(cfg: SequenceLSTMConfig, d: dict[str, Any], ctx: RunContext
     return {"model": model, "x": xc, "y": yc, "test_loader": c_test}
 
 
-def score_control(control: dict[str, Any], d: dict[str, Any], device: str) -> dict[str, float]:
-    """The control's test MSE, the mean predictor's, and the spread of its predictions
-    relative to the spread of the targets."""
+def score_control(control: dict[str, Any], d: dict[str, Any], device: str, seed: int = 0
+                  ) -> dict[str, Any]:
+    """The control's test MSE, the mean predictor's with the paired-bootstrap interval of
+    the gap, and the spread of its predictions relative to the spread of the targets."""
     model, xc, yc, test = control["model"], control["x"], control["y"], d["test"]
     pred = predict(model, torch.from_numpy(xc[test]).to(device))
+    y = yc[test].astype(np.float64)
+    mean_err = (y - float(yc[:d["n_train"]].mean())) ** 2
+    gap = paired_bootstrap((pred - y) ** 2, mean_err, seed=seed, what="test sequences")
     return {"control_test_mse": evaluate(model, control["test_loader"], nn.functional.mse_loss,
                                          device=device)["loss"],
-            "control_mean_prediction_mse": float(np.mean((yc[test] - yc[:d["n_train"]].mean())
-                                                         ** 2)),
+            "control_mean_prediction_mse": float(mean_err.mean()),
+            "control_vs_mean_prediction": gap.as_dict(),
             "control_prediction_spread": float(pred.std() / yc[test].std())}
 
 
-def score_sequences(model: nn.Module, res: FitResult, d: dict[str, Any], device: str
-                    ) -> dict[str, Any]:
-    """Test MSE of the LSTM and of the predictors that need no model (all in float64)."""
+def score_sequences(model: nn.Module, res: FitResult, d: dict[str, Any], device: str,
+                    seed: int = 0) -> dict[str, Any]:
+    """Test MSE of the LSTM and of the predictors that need no model (all in float64),
+    the LSTM's gaps to them with paired-bootstrap intervals over the test sequences."""
     test = d["test"]
     x_test, y_test = d["x"][test], d["y"][test].astype(np.float64)
     pred = predict(model, torch.from_numpy(x_test).to(device))
-    test_mse = float(np.mean((pred - y_test) ** 2))
-    mean_mse = float(np.mean((y_test - d["train_mean"]) ** 2))
+    err, mean_err = (pred - y_test) ** 2, (y_test - d["train_mean"]) ** 2
+    last_err = (y_test - x_test[:, -1, 0]) ** 2
+    test_mse, mean_mse = float(err.mean()), float(mean_err.mean())
     return {"test_mse": test_mse, "mean_prediction_mse": mean_mse,
             "mse_over_mean_prediction": test_mse / mean_mse,
-            "last_value_mse": float(np.mean((y_test - x_test[:, -1, 0]) ** 2)),
+            "last_value_mse": float(last_err.mean()),
+            "test_mse_vs_mean_prediction": paired_bootstrap(err, mean_err, seed=seed,
+                                                            what="test sequences").as_dict(),
+            "test_mse_vs_last_value": paired_bootstrap(err, last_err, seed=seed,
+                                                       what="test sequences").as_dict(),
             "noise_floor_mse": float(np.mean((y_test - d["clean"][test]) ** 2)),
             "parameters": count_parameters(model), "epochs_run": len(res.history),
             "best_epoch": res.best_epoch, "test_sequences": len(y_test),
@@ -506,18 +562,22 @@ def judge_sequences(cfg: SequenceLSTMConfig, m: dict[str, Any], ctx: RunContext)
               f"{m['last_value_mse']:.4f}; the noise sets the floor at "
               f"{m['noise_floor_mse']:.4f}.")
     ctx.compare("test MSE", f"The LSTM {cfg.num_layers} x {cfg.hidden}", m["test_mse"],
-                "predicting the training mean", m["mean_prediction_mse"], better="lower",
+                "predicting the training mean", m["mean_prediction_mse"],
+                diff=Difference.from_dict(m["test_mse_vs_mean_prediction"]), better="lower",
                 then="It has learned more than the mean of the targets.")
     ctx.compare("test MSE", "The LSTM", m["test_mse"], "repeating the last value",
-                m["last_value_mse"], better="lower")
+                m["last_value_mse"], diff=Difference.from_dict(m["test_mse_vs_last_value"]),
+                better="lower")
     if "control_test_mse" in m:
         c, c_mean, spread = (m["control_test_mse"], m["control_mean_prediction_mse"],
                              m["control_prediction_spread"])
+        gap = Difference.from_dict(m["control_vs_mean_prediction"])
         ctx.claim(f"Control: on targets independent of the inputs the same model scores "
-                  f"{c:.4f} against {c_mean:.4f} for the mean (ratio {c / c_mean:.3f}), and its "
-                  f"predictions spread {spread:.3f} times as widely as the targets: with "
-                  "nothing to learn it predicts close to the mean.",
-                  holds=c >= 0.98 * c_mean and spread < 0.25,
+                  f"{c:.4f} against {c_mean:.4f} for the mean (ratio {c / c_mean:.3f}; "
+                  f"{gap.text()}), and its predictions spread {spread:.3f} times as widely as "
+                  "the targets: with nothing to learn it does no better than the mean and "
+                  "predicts close to it.",
+                  holds=gap.verdict("lower") != "better" and spread < 0.25,
                   otherwise=f"Control: on targets independent of the inputs the same model "
                   f"scores {c:.4f} against {c_mean:.4f} for the mean (ratio {c / c_mean:.3f}); "
                   f"its predictions spread {spread:.3f} times as widely as the targets, so it "
@@ -582,9 +642,9 @@ def run_sequence_lstm(cfg: SequenceLSTMConfig, ctx: RunContext) -> None:
     res = train_lstm(cfg, model, d, ctx)
     control = train_control(cfg, d, ctx) if cfg.control else None
     # step score: test MSE against the mean, the last value and the noise floor; the control's
-    m = score_sequences(model, res, d, ctx.device)
+    m = score_sequences(model, res, d, ctx.device, ctx.seed)
     if control is not None:
-        m.update(score_control(control, d, ctx.device))
+        m.update(score_control(control, d, ctx.device, ctx.seed))
     ctx.metrics.update(m)
     # step judge: the LSTM against the predictors that need no model; what the control shows
     judge_sequences(cfg, m, ctx)
@@ -597,9 +657,12 @@ SEQUENCE_LSTM = Implementation(
     profiles={"smoke": {"n_sequences": 400, "length": 12, "hidden": 8, "epochs": 2,
                         "control_epochs": 1},
               "full": {"n_sequences": 10000, "epochs": 40, "patience": 8}},
+    crippled={"epochs": 1, "n_sequences": 600, "control": False},
     targets=(
         Target("test_mse", below="mean_prediction_mse", profiles=("quick", "full"),
-               why="a sequence model must learn more than the mean of the targets"),
+               interval="test_mse_vs_mean_prediction",
+               why="a sequence model must learn more than the mean of the targets, beyond "
+                   "the spread of a paired bootstrap over the test sequences"),
         Target("mse_over_mean_prediction", at_most=0.1, profiles=("quick", "full"),
                why="far below predicting the mean: at most a tenth of its MSE"),
     ),
