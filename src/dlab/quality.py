@@ -10,9 +10,13 @@ generated images in its terms:
   the test digits: what a perfect generator would get with as many samples) and a
   *ceiling* (uniform noise images against the test digits);
 - the class spread of generated digits (`dlab.metrics.class_spread`): entropy of the
-  predicted-class histogram and the number of classes with under 2% of the samples.
-  A generator that collapsed to a few modes leaves many classes empty;
-- the mean classifier confidence (largest softmax probability) on generated digits.
+  predicted-class histogram and the number of classes with under 2% of the samples,
+  reported only (uniform noise falls into few classes too, so it cannot tell collapse);
+- the mean classifier confidence (largest softmax probability) on generated digits and
+  the recognisable rate (the share classified with confidence >= 0.9);
+- the collapse judge (`judge_verdict`): "not converged", "collapsed" or "near real",
+  from the Frechet distance, the recognisable rate and the samples' diversity in the
+  classifier's feature space (their near-copies and mean pairwise distance).
 
 The classifier is cached as a state_dict (loaded with weights_only=True) in
 `<data dir>/classifiers/`, named after the data source, the training set size, the
@@ -24,9 +28,9 @@ draws its randomness from its own seed inside `torch.random.fork_rng`, so whethe
 was trained or loaded leaves the caller's random state (and thus the rest of a run)
 unchanged.
 
-The judge is itself checked (`real_calibration`): real held-out digits scored by the
-classifier must not be called collapsed, and the Frechet distance between two disjoint
-halves of the real digits must sit at the floor, far below noise.
+The judge is itself checked (`calibrate`, `real_halves`): real held-out digits must be
+judged near real, uniform noise not converged and jittered copies of a handful of real
+digits collapsed, and two disjoint halves of the real digits must sit at the floor.
 """
 
 from __future__ import annotations

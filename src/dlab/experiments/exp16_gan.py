@@ -9,9 +9,10 @@ and generator G play
 trained by alternating one D step and one G step per batch. D's step minimises the
 binary cross-entropy of "real" on data and "fake" on G's samples; G's step uses the
 paper's non-saturating loss -log D(G(z)) (section 3), which keeps G's gradient alive
-while D is still winning. Both networks use Adam with lr 2e-4 and betas (0.5, 0.999)
+while D is still winning. Both MLP pairs use Adam with lr 2e-4 and betas (0.5, 0.999)
 (Radford et al. 2016), as in the course manual; the batch is the manual's 128 at full
-and 32 at quick (four times the steps from the same 3,000 digits).
+and 32 at quick (four times the steps from the same 3,000 digits). The DCGAN has its
+own learning rate and batch (dcgan_lr, dcgan_batch_size; measured at quick).
 
 Three GANs are trained alike: the manual's MLP pair, the same pair stabilised (batch
 normalisation in the generator, spectral normalisation in the discriminator, Miyato et
@@ -21,11 +22,13 @@ them), and a DCGAN. The manual's MLP GAN is reported, not targeted: it is the de
 Samples from the same fixed noise are drawn after every epoch; quality is measured
 once an epoch (never per batch) with `dlab.quality`: a Frechet distance in the
 features of an MNIST classifier, between a floor (real digits) and a ceiling (noise),
-the spread of the generated classes, and the classifier's confidence. The distance to
-validation digits (carved from the training split, never trained on) chooses the best
-epoch and the study's best setting; the distance to the test digits is only reported.
-The judge is checked before it judges: collapse and class-spread verdicts are issued
-only when the classifier reaches its target accuracy and real digits pass its criteria.
+the classifier's confidence and recognisable rate, the samples' diversity, and the
+judge's verdict (near real, collapsed or not converged). The distance to validation
+digits (carved from the training split, never trained on) chooses the best epoch and
+the study's best setting; the distance to the test digits is only reported. The judge
+is checked before it judges: verdicts are issued only when the classifier reaches its
+target accuracy and three sets whose answer is known (real digits, noise, a synthetic
+collapsed set) get it. Frechet differences carry a bootstrap interval.
 """
 
 from __future__ import annotations
