@@ -184,6 +184,9 @@ def test_smoke_run(smoke_run, tmp_path_factory):
     assert m["bernoulli_test_nll"] == pytest.approx(
         bernoulli_baseline_nll(split.x["train"], split.x["test"]), rel=1e-12)
     models = {"nade": NADE(d, 8), "made": MADE(d, (32,), num_masks=2, seed=0)}
+    with np.load(o.folder / e14.PER_DIGIT) as f:
+        per_digit = {k: f[k] for k in f.files}
+    assert set(per_digit) == {"nade", "made", "made_mask1", "bernoulli"}
     for kind, model in models.items():
         model.load_state_dict(torch.load(o.folder / f"{kind}.pt", weights_only=True))
         # the recorded numbers are the saved model's on the stratified test and val digits
@@ -194,6 +197,18 @@ def test_smoke_run(smoke_run, tmp_path_factory):
         # bias init starts each model at the Bernoulli baseline and one short epoch
         # cannot move it far: within 2% of it (a fake NLL would not be)
         assert m[f"{kind}_test_nll"] == pytest.approx(m["bernoulli_test_nll"], rel=0.02)
+        # the saved per-digit NLLs are this model's, digit by digit, and their mean is
+        # the recorded test NLL
+        with torch.no_grad():
+            own = (-model.log_prob(x["test"])).double().numpy()
+        assert per_digit[kind] == pytest.approx(own, rel=1e-5, abs=1e-4)
+        assert per_digit[kind].mean() == pytest.approx(m[f"{kind}_test_nll"], rel=1e-12)
+        d_ = m["nll_diff"][f"{kind}_vs_bernoulli"]
+        assert d_["estimate"] == pytest.approx(m[f"{kind}_test_nll"] - m["bernoulli_test_nll"])
+        assert d_["low"] < d_["estimate"] < d_["high"] and d_["n"] == 100
+    assert per_digit["bernoulli"] == pytest.approx(e14.bernoulli_nll_per_example(
+        split.x["train"], split.x["test"]), rel=1e-12)
+    assert per_digit["bernoulli"].mean() == pytest.approx(m["bernoulli_test_nll"], rel=1e-12)
     assert set(m["made_ensemble_nll"]) == {"1", "2"}
     assert m["made_ensemble_nll"]["2"] == pytest.approx(m["made_test_nll"], rel=1e-4)
     # normalisation: the trained Markov models and the tiny models sum to one; the
@@ -279,12 +294,102 @@ def test_a_model_no_better_than_the_baseline_is_reported_as_not_better(tmp_path)
     assert m["made_test_nll"] == pytest.approx(m["bernoulli_test_nll"] + 0.01, abs=1e-9)
     e14.judge_mnist(e14.DensityConfig(models=("made",)), ctx, m)
     said = " ".join(ctx.analysis)
-    assert "baseline's" in said and ": worse." in said and ": better." not in said
+    assert "baseline's" in said and ", worse." in said and ", better." not in said
     verdicts = judge(e14.DENSITY.targets, m, "quick")
     made = next(v for v in verdicts if v["rule"] == "made_test_nll < bernoulli_test_nll")
     assert made["met"] is False
     nade = next(v for v in verdicts if v["rule"] == "nade_test_nll < bernoulli_test_nll")
     assert nade["met"] == "not applicable"  # NADE was not trained
+
+
+class _NoisyBaseline(_BernoulliModel):
+    """The baseline plus +1 or -1 nats on alternate digits, +0.01 on average: a model no
+    better than the baseline whose per-digit scores scatter around it."""
+
+    def log_prob(self, x):
+        sign = torch.where(torch.arange(len(x)) % 2 == 0, 1.0, -1.0).double()
+        return super().log_prob(x) - sign - 0.01
+
+
+def test_a_difference_inside_the_noise_is_not_shown(tmp_path):
+    data = binary.binarized_mnist("bundled", tmp_path)
+    split = binary.splits(data, 400, 0.1, 200)
+    x = {k: torch.from_numpy(v).float() for k, v in split.x.items()}
+    fake = _NoisyBaseline(split.x["train"])
+    ctx = _ctx(tmp_path, profile="quick")
+    ctx.metrics.update({"data_source": "bundled", "n_train": 360, "n_test": 200,
+                        "test_total": 1000})
+    fit = FitResult(history=[{"epoch": 1, "val_nll": 0.0}], best_epoch=1, seconds=1.0)
+    # a fake that reports a lower mean NLL than it has would fail here: the mean and the
+    # difference come from the per-digit scores
+    ctx.metrics.update(e14.score_mnist({"nade": fake}, {"nade": fit}, x, seed=0))
+    m = ctx.metrics
+    d_ = m["nll_diff"]["nade_vs_bernoulli"]
+    assert d_["estimate"] == pytest.approx(0.01, abs=1e-9) and d_["low"] < 0 < d_["high"]
+    e14.judge_mnist(e14.DensityConfig(models=("nade",)), ctx, m)
+    assert ": not distinguishable." in " ".join(ctx.analysis)
+    verdict = next(v for v in judge(e14.DENSITY.targets, m, "quick")
+                   if v["rule"] == "nade_test_nll < bernoulli_test_nll")
+    assert verdict["met"] is False and verdict["shown"] is False
+    # and the level a quick run reaches is missed by a model at the baseline
+    level = next(v for v in judge(e14.DENSITY.targets, m, "quick")
+                 if v["rule"] == f"nade_test_nll <= {e14.QUICK_NLL:g}")
+    assert level["met"] is False
+
+
+def test_seed_widened_adds_the_seed_band_in_quadrature():
+    from dlab.uncertainty import Difference
+
+    d_ = Difference(-3.0, -4.0, -1.0, "paired bootstrap over 100 test digits", 100)
+    same = e14.seed_widened(d_, None, 1)
+    assert (same.low, same.high) == (-4.0, -1.0) and "not measured" in same.method
+    w = e14.seed_widened(d_, 3.0, 3)
+    assert w.estimate == -3.0
+    assert w.low == pytest.approx(-3.0 - math.hypot(1.0, 3.0))
+    assert w.high == pytest.approx(-3.0 + math.hypot(2.0, 3.0))
+    assert w.verdict("lower") == "not distinguishable" and d_.verdict("lower") == "better"
+
+
+class _Result:
+    """A stand-in for a StudyResult: rows with run folders holding per-digit NLLs."""
+
+    def __init__(self, folder, rows, band):
+        from types import SimpleNamespace
+
+        self.folder, self.complete, self.params = folder, rows, ["made_width"]
+        self.plan = SimpleNamespace(base_params={"made_width": 500})
+        self._band = band
+
+    def ranking(self):
+        return {"noise_band": self._band, "seeds": 3}
+
+
+def _trial(folder, trial, width, nll):
+    run = folder / f"t{trial}"
+    run.mkdir()
+    spread = np.random.default_rng(trial).normal(0, 5, len(nll))
+    np.savez(run / e14.PER_DIGIT, made=nll, bernoulli=nll + 90.0 + spread)
+    return {"trial": trial, "made_width": width, "run_folder": f"t{trial}",
+            "val_made_nll": float(nll.mean()), "made_test_nll": float(nll.mean()),
+            "bernoulli_test_nll": float((nll + 90.0 + spread).mean())}
+
+
+def test_chosen_setting_against_the_default_needs_a_gap_beyond_both_noises(tmp_path):
+    rng = np.random.default_rng(0)
+    base = 110 + rng.normal(0, 5, 300)
+    rows = [_trial(tmp_path, 0, 500, base), _trial(tmp_path, 1, 1000, base - 3.0 +
+                                                   rng.normal(0, 1, 300))]
+    target = next(t for t in e14.DENSITY_STUDY.targets if t.interval)
+    for band, met in ((0.5, True), (10.0, False)):
+        m = e14.against_default(_Result(tmp_path, rows, band), rows[1], "made", seed=0)
+        m["chosen_made_test_nll"] = rows[1]["made_test_nll"]
+        assert m["default_trial"] == 0 and m["chosen_is_default"] is False
+        assert target.judge(m, "quick")["met"] is met, band
+    # the default chosen: a difference of exactly zero, never shown
+    m = e14.against_default(_Result(tmp_path, rows, 0.5), rows[0], "made", seed=0)
+    m["chosen_made_test_nll"] = rows[0]["made_test_nll"]
+    assert m["chosen_is_default"] is True and m["chosen_vs_default"]["estimate"] == 0
+    assert target.judge(m, "quick")["met"] is False
 
 
 def test_study_objective_is_validation_and_choice_ignores_test():
@@ -306,15 +411,22 @@ def test_study_smoke(tmp_path):
     meta = json.loads((o.folder / "metrics.json").read_text())
     m = meta["metrics"]
     study = m["study"]
-    assert study["complete"] == study["settings"] == 2 and study["failed"] == 0
+    # two settings and the base setting again at one further seed (the seed noise)
+    assert study["complete"] == 2 and study["settings"] == 3 and study["failed"] == 0
     table = meta["record"]["tables"][0]
     assert "val_made_nll" in table["title"]
-    assert len(table["rows"]) == 2
-    vals = [r[table["columns"].index("val_made_nll")] for r in table["rows"]]
+    assert len(table["rows"]) == 3
+    cols = table["columns"]
+    vals = [r[cols.index("val_made_nll")] for r in table["rows"]
+            if not str(r[cols.index("varied")]).startswith("seed")]
     assert m["chosen_val_made_nll"] == pytest.approx(min(vals))
     assert m["best_val_made_nll"] == pytest.approx(min(vals))
-    (target,) = meta["targets"]
-    assert target["met"] == "not applicable"  # quality is judged at quick and full
+    assert m["study_noise_band"] > 0 and isinstance(m["study_ranks_chosen"], bool)
+    assert m["default_trial"] == 0
+    d_ = m["chosen_vs_default"]
+    assert d_["estimate"] == pytest.approx(m["chosen_made_test_nll"] - m["default_test_nll"])
+    assert "seed-noise band" in d_["method"]
+    assert all(t["met"] == "not applicable" for t in meta["targets"])  # quick and full only
 
 
 def test_study_quick_is_six_trials_and_full_keeps_every_value():
@@ -324,9 +436,9 @@ def test_study_quick_is_six_trials_and_full_keeps_every_value():
     quick = make_plan(e14.density_study(configs.build(impl.config, impl.profiles, "quick")), 0)
     assert [p.varied for p in quick.points] == ["base", "made_layers", "made_width",
                                                  "made_activation", "natural_ordering",
-                                                 "made_masks"]
+                                                 "made_masks", "seed +1", "seed +2"]
     full = make_plan(e14.density_study(configs.build(impl.config, impl.profiles, "full")), 0)
-    assert len(full.points) == 1 + 1 + 2 + 2 + 1 + 2  # 14.1 full already has 32 masks
+    assert len(full.points) == 1 + 1 + 2 + 2 + 1 + 2 + 2  # 14.1 full has 32 masks; 2 seeds
 
 
 def test_programs_are_split_into_steps():

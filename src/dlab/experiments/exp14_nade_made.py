@@ -29,6 +29,7 @@ from torch import nn
 from dlab.data import binary as binary_data
 from dlab.data.binary import Binarization, Source
 from dlab.data.subsets import spread_over_classes
+from dlab.io import atomic_path
 from dlab.metrics import bernoulli_baseline_nll, nats_to_bits_per_dim
 from dlab.models import count_parameters
 from dlab.models.autoencoder import DenseAutoencoder
@@ -39,6 +40,7 @@ from dlab.report.figures import pyplot, tile
 from dlab.runs import RunContext
 from dlab.studies import Study, StudySettings, chosen_and_test_choice, execute, record
 from dlab.training import FitResult, evaluate, fit, mean_nll, nll_step
+from dlab.uncertainty import Difference, paired_bootstrap
 from dlab.verdicts import Target
 
 Model = Literal["nade", "made"]
@@ -46,6 +48,8 @@ Activation = Literal["relu", "tanh", "sigmoid"]  # dlab.models.made.ACTIVATIONS
 MASS_TOLERANCE = 1e-5  # |sum_x p(x) - 1| allowed for a model to count as normalised
 MASS_CHECK_DIMS = 10  # bits of the freshly built models whose 2^d probabilities are summed
 MARKOV_GAP = 0.1  # nats per vector a model may sit above the true chain on its test vectors
+QUICK_NLL = 125.0  # nats per digit a quick run (4,500 bundled digits, 6 epochs) must reach
+PER_DIGIT = "test_nll_per_digit.npz"  # each model's NLL of every test digit (nats, float64)
 
 # ------------------------------------------------------------------ shared pieces
 
@@ -153,6 +157,35 @@ def train_density(model: nn.Module, x_train: torch.Tensor, x_val: torch.Tensor,
 def scored_nll(model: nn.Module, x: torch.Tensor) -> float:
     """mean_nll of x (N, D) with no autograd record (scoring only)."""
     return mean_nll(model, x)
+
+
+def nll_per_example(model: nn.Module, x: torch.Tensor) -> np.ndarray:
+    """-log p(x_n) (N,) in nats, float64 on the CPU, for every row of x (N, D)."""
+    with torch.inference_mode():
+        return -log_probs(model, x).double().cpu().numpy()
+
+
+def bernoulli_nll_per_example(train: np.ndarray, test: np.ndarray, eps: float = 1e-6
+                              ) -> np.ndarray:
+    """The independent-Bernoulli baseline's NLL (N,) of each test row (N, D): training
+    frequencies clipped to [eps, 1 - eps], as `bernoulli_baseline_nll` (its mean)."""
+    p = np.clip(np.asarray(train, dtype=np.float64).mean(axis=0), eps, 1 - eps)
+    x = np.asarray(test, dtype=np.float64)
+    return -(x * np.log(p) + (1 - x) * np.log1p(-p)).sum(axis=1)
+
+
+def nll_difference(a: np.ndarray, b: np.ndarray, seed: int, what: str = "test digits"
+                   ) -> dict[str, Any]:
+    """mean(a) - mean(b) of two per-example NLL arrays on the same examples, with its 95%
+    paired-bootstrap interval, as Difference.as_dict() for metrics.json."""
+    return paired_bootstrap(a, b, seed=seed, what=what).as_dict()
+
+
+def save_per_example(ctx: RunContext, nlls: dict[str, np.ndarray]) -> None:
+    """Every model's per-example test NLL into the run folder (PER_DIGIT), so that a study
+    can pair two runs' scores digit by digit."""
+    with atomic_path(ctx.path(PER_DIGIT)) as tmp, open(tmp, "wb") as fh:
+        np.savez_compressed(fh, **nlls)
 
 
 def all_binary(d: int) -> torch.Tensor:
@@ -295,28 +328,52 @@ def train_binary(kind: str, model: nn.Module, cfg: DensityConfig, ctx: RunContex
                          batch_size=cfg.batch_size, patience=cfg.patience, name=tag)
 
 
-def _made_masks_nll(model: MADE, x: torch.Tensor) -> dict[int, float]:
-    """Test NLL of the ensemble of the first k masks, for k = 1, 2, 4, ..., K (and K)."""
+def _made_masks_nlls(model: MADE, x: torch.Tensor) -> dict[int, np.ndarray]:
+    """Per-example NLL (N,) of the ensemble of the first k masks, log (1/k) sum_j p_j(x),
+    for k = 1, 2, 4, ..., K (and K)."""
     lp = torch.stack([log_probs(model, x, fn=lambda b, k=k: model.log_prob_single(b, k))
                       for k in range(model.num_masks)]).double()  # (K, N)
     ks = sorted({2 ** i for i in range(int(math.log2(model.num_masks)) + 1)} |
                 {model.num_masks})
-    return {k: float(-(torch.logsumexp(lp[:k], dim=0) - math.log(k)).mean()) for k in ks}
+    return {k: -(torch.logsumexp(lp[:k], dim=0) - math.log(k)).cpu().numpy() for k in ks}
+
+
+def _made_masks_nll(model: MADE, x: torch.Tensor) -> dict[int, float]:
+    """Test NLL of the ensemble of the first k masks, for k = 1, 2, 4, ..., K (and K)."""
+    return {k: float(v.mean()) for k, v in _made_masks_nlls(model, x).items()}
+
+
+def mnist_nlls(models: dict[str, nn.Module], data: dict[str, torch.Tensor]
+               ) -> dict[str, np.ndarray]:
+    """Per-digit test NLLs (N,) in nats: each model's, the Bernoulli baseline's
+    ("bernoulli") and, for a MADE with several masks, its first mask's alone
+    ("made_mask1")."""
+    out = {"bernoulli": bernoulli_nll_per_example(data["train"].cpu().numpy(),
+                                                  data["test"].cpu().numpy())}
+    out |= {kind: nll_per_example(model, data["test"]) for kind, model in models.items()}
+    made = models.get("made")
+    if isinstance(made, MADE) and made.num_masks > 1:
+        out["made_mask1"] = _made_masks_nlls(made, data["test"])[1]
+    return out
 
 
 def score_mnist(models: dict[str, nn.Module], fits: dict[str, FitResult],
-                data: dict[str, torch.Tensor]) -> dict[str, Any]:
+                data: dict[str, torch.Tensor], nlls: dict[str, np.ndarray] | None = None,
+                seed: int = 0) -> dict[str, Any]:
     """Measured values of the MNIST part: NLLs (nats per digit) on validation and test
-    digits, the Bernoulli baseline, sizes and times."""
+    digits, the Bernoulli baseline, sizes and times; and under "nll_diff" each paired
+    difference of per-digit test NLLs with its bootstrap interval (`nll_diffs`).
+    nlls: `mnist_nlls` of the same models (computed here when None)."""
+    nlls = mnist_nlls(models, data) if nlls is None else nlls
     d = data["train"].shape[1]
     train = data["train"].cpu().numpy()
-    baseline = bernoulli_baseline_nll(train, data["test"].cpu().numpy())
+    baseline = float(nlls["bernoulli"].mean())
     out: dict[str, Any] = {
         "bernoulli_test_nll": baseline,
         "bernoulli_test_bits_per_dim": nats_to_bits_per_dim(baseline, d),
         "val_bernoulli_nll": bernoulli_baseline_nll(train, data["val"].cpu().numpy())}
     for kind, model in models.items():
-        nll, result = scored_nll(model, data["test"]), fits[kind]
+        nll, result = float(nlls[kind].mean()), fits[kind]
         out.update({
             f"{kind}_test_nll": nll, f"{kind}_test_bits_per_dim": nats_to_bits_per_dim(nll, d),
             f"val_{kind}_nll": scored_nll(model, data["val"]),
@@ -327,11 +384,22 @@ def score_mnist(models: dict[str, nn.Module], fits: dict[str, FitResult],
     made = models.get("made")
     if isinstance(made, MADE) and made.num_masks > 1:
         by_k = _made_masks_nll(made, data["test"])
-        out["made_single_mask_nll"] = by_k[1]
+        out["made_single_mask_nll"] = float(nlls["made_mask1"].mean())
         out["made_ensemble_nll"] = {str(k): v for k, v in by_k.items()}
     elif isinstance(made, MADE):
         out["made_single_mask_nll"] = out["made_test_nll"]
+    out["nll_diff"] = nll_diffs(nlls, seed)
     return out
+
+
+def nll_diffs(nlls: dict[str, np.ndarray], seed: int) -> dict[str, dict[str, Any]]:
+    """Paired differences of per-digit test NLLs (first minus second) with 95% bootstrap
+    intervals: each model against the baseline, NADE against MADE, and a multi-mask
+    MADE's ensemble against its first mask."""
+    pairs = [(k, "bernoulli") for k in ("nade", "made") if k in nlls]
+    pairs += [("nade", "made")] if "nade" in nlls and "made" in nlls else []
+    pairs += [("made", "made_mask1")] if "made_mask1" in nlls else []
+    return {f"{a}_vs_{b}": nll_difference(nlls[a], nlls[b], seed) for a, b in pairs}
 
 
 def judge_mnist(cfg: DensityConfig, ctx: RunContext, m: dict[str, Any]) -> None:
@@ -345,16 +413,21 @@ def judge_mnist(cfg: DensityConfig, ctx: RunContext, m: dict[str, Any]) -> None:
                   f"{m[f'{kind}_seconds']:.0f} s of training.")
         ctx.compare("test NLL", f"The {kind.upper()}", m[f"{kind}_test_nll"],
                     "the independent-Bernoulli baseline", m["bernoulli_test_nll"],
-                    better="lower", unit="nats")
+                    diff=_diff(m, f"{kind}_vs_bernoulli"), better="lower", unit="nats")
+    if "nade_vs_made" in m.get("nll_diff", {}):
+        ctx.compare("test NLL", "The NADE", m["nade_test_nll"], "the MADE",
+                    m["made_test_nll"], diff=_diff(m, "nade_vs_made"), better="lower",
+                    unit="nats")
     ens = m.get("made_ensemble_nll")
-    if ens:
+    if ens and "made_vs_made_mask1" in m.get("nll_diff", {}):
         k = max(int(key) for key in ens)
-        ctx.compare("test NLL", f"The {k}-mask MADE ensemble", ens[str(k)],
-                    "its first mask alone", ens["1"], better="lower", unit="nats")
+        ctx.compare("test NLL", f"The {k}-mask MADE ensemble", m["made_test_nll"],
+                    "its first mask alone", m["made_single_mask_nll"],
+                    diff=_diff(m, "made_vs_made_mask1"), better="lower", unit="nats")
     full = m["data_source"] == "full" and m["n_test"] == m["test_total"]
-    ctx.infer("Published NLLs (full 60,000/10,000 set, trained to convergence): NADE 500 "
-              "hidden units 88.86 nats (Larochelle and Murray 2011); MADE one hidden layer of "
-              "500, one mask, 88.40 (Germain et al. 2015).")
+    ctx.background("Published NLLs (full 60,000/10,000 set, trained to convergence): NADE "
+                   "500 hidden units 88.86 nats; MADE one hidden layer of 500, one mask, "
+                   "88.40.", "Larochelle and Murray 2011; Germain et al. 2015, Table 6")
     ctx.claim("This run trained on the full binarised MNIST and scored all 10,000 test "
               "digits, so its numbers can be set beside them.", holds=full,
               otherwise=f"This run trained on {m['n_train']:,} {m['data_source']} digits and "
@@ -362,10 +435,17 @@ def judge_mnist(cfg: DensityConfig, ctx: RunContext, m: dict[str, Any]) -> None:
               "them.", data_source=m["data_source"], n_test=m["n_test"])
 
 
+def _diff(m: dict[str, Any], key: str) -> Difference:
+    """The paired difference m["nll_diff"][key] (first minus second) as a Difference."""
+    return Difference.from_dict(m["nll_diff"][key])
+
+
 def write_mnist(cfg: DensityConfig, ctx: RunContext, m: dict[str, Any],
-                models: dict[str, nn.Module]) -> None:
-    """The MNIST results table (and the mask-ensemble table) and the saved models."""
+                models: dict[str, nn.Module], nlls: dict[str, np.ndarray]) -> None:
+    """The MNIST results table (and the mask-ensemble table), the saved models and every
+    test digit's NLL under each model (PER_DIGIT)."""
     d = 784
+    save_per_example(ctx, nlls)
     rows = [["independent Bernoulli per pixel (training frequencies)", d, "-", "-",
              m["bernoulli_test_nll"], m["val_bernoulli_nll"], m["bernoulli_test_bits_per_dim"]]]
     for kind, model in models.items():
@@ -420,14 +500,16 @@ def run_density(cfg: DensityConfig, ctx: RunContext) -> None:
     # step train: maximum likelihood on the training digits, early stopping on validation
     fits = {kind: train_binary(kind, model, cfg, ctx, mnist, cfg.epochs, f"{kind}-mnist")
             for kind, model in models.items()}
-    # step score: test NLLs, the Bernoulli baseline's, and each model's total probability
-    ctx.metrics.update(score_mnist(models, fits, mnist))
+    # step score: test NLLs digit by digit, the Bernoulli baseline's, paired differences
+    # with bootstrap intervals, and each model's total probability
+    nlls = mnist_nlls(models, mnist)
+    ctx.metrics.update(score_mnist(models, fits, mnist, nlls, ctx.seed))
     ctx.metrics.update(mass_check(cfg, ctx))
     # step judge: sentences from the MNIST scores and from the sums over every input
     judge_mnist(cfg, ctx, ctx.metrics)
     judge_mass(cfg, ctx, ctx.metrics)
     # step write: the NLL tables, the saved models and samples drawn pixel by pixel
-    write_mnist(cfg, ctx, ctx.metrics, models)
+    write_mnist(cfg, ctx, ctx.metrics, models, nlls)
     if cfg.n_samples and models:
         sample_figure(cfg, ctx, models, mnist["test"], split.y["test"])
     # step data: bit vectors from a Markov chain of known entropy (markov)
@@ -457,7 +539,8 @@ def run_density(cfg: DensityConfig, ctx: RunContext) -> None:
     made_2d_fit = train_gaussian(cfg, ctx, made_2d, points) if cfg.gaussian else None
     # step score: test NLLs of the MADE, the true density and one Gaussian; the MADE's modes
     if cfg.gaussian:
-        gaussian_scores, grids = score_gaussian(made_2d, made_2d_fit, points, ctx.device)
+        gaussian_scores, grids = score_gaussian(made_2d, made_2d_fit, points, ctx.device,
+                                                ctx.seed)
         ctx.metrics.update(gaussian_scores)
     # step judge: can Gaussian conditionals split the two clusters
     if cfg.gaussian:
@@ -619,13 +702,18 @@ def judge_markov(cfg: DensityConfig, ctx: RunContext, m: dict[str, Any]) -> None
                   f"{m['autoencoder_test_mse']:.4f}), read as a likelihood gives {score:.3f} "
                   f"'nats' per test vector and its scores sum to {mass:.4g} over all "
                   f"{2 ** d:,} vectors.")
-        ctx.claim(f"That score is below the true entropy ({ent:.3f}), which no normalised "
-                  "model can do on average.", holds=score < ent, score=score, entropy=ent)
-        ctx.claim("Its scores do not sum to one: its output for each bit was computed from "
-                  "that bit itself, so it defines no distribution and has no likelihood.",
-                  holds=m["autoencoder_mass_error"] > 1e-3,
+        ctx.claim(f"That score is below the true entropy ({ent:.3f}).", holds=score < ent,
+                  otherwise=f"That score is not below the true entropy ({ent:.3f}).",
+                  score=score, entropy=ent)
+        ctx.claim(f"Its scores sum to {mass:.4g}, not one: read as a likelihood it defines no "
+                  "distribution.", holds=m["autoencoder_mass_error"] > 1e-3,
                   otherwise=f"Its scores sum to one within {m['autoencoder_mass_error']:.2g} "
                   "in this run.", mass=mass)
+        ctx.background("No normalised model has an expected NLL below the true entropy "
+                       "(Gibbs' inequality). An autoencoder's output for each bit is computed "
+                       "from that bit itself, so nothing makes its outputs the conditionals "
+                       "of one distribution; MADE's masks remove exactly those connections.",
+                       "Cover and Thomas 2006, Theorem 2.6.3; Germain et al. 2015, Section 3")
 
 
 def write_markov(cfg: DensityConfig, ctx: RunContext, m: dict[str, Any]) -> None:
@@ -710,16 +798,18 @@ def train_gaussian(cfg: DensityConfig, ctx: RunContext, model: nn.Module,
 
 
 def score_gaussian(model: nn.Module, result: FitResult, pts: dict[str, np.ndarray],
-                   device: str) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """Test NLLs of the MADE, the true density and one 2-D Gaussian; the MADE's density
+                   device: str, seed: int = 0) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """Test NLLs of the MADE, the true density and one 2-D Gaussian (with the paired
+    bootstrap interval of MADE minus Gaussian over the test points); the MADE's density
     on a grid, its mass there, the modes of its marginal along x and its epochs run."""
-    nll = scored_nll(model, torch.from_numpy(pts["test"]).to(device))
+    made_nlls = nll_per_example(model, torch.from_numpy(pts["test"]).to(device))  # (N,)
     true_nll = float(-binary_data.two_gaussians_log_density(pts["test"]).mean())
     # the best single 2-D Gaussian (full covariance) fit to the training points
     mu, cov = pts["train"].mean(0), np.cov(pts["train"], rowvar=False)
     diff = pts["test"] - mu  # (N, 2)
     maha = np.einsum("ni,ij,nj->n", diff, np.linalg.inv(cov), diff)  # (N,)
-    gauss_nll = float(0.5 * (maha + np.log(np.linalg.det(cov)) + 2 * np.log(2 * np.pi)).mean())
+    gauss_nlls = 0.5 * (maha + np.log(np.linalg.det(cov)) + 2 * np.log(2 * np.pi))  # (N,)
+    nll, gauss_nll = float(made_nlls.mean()), float(gauss_nlls.mean())
     xs, ys = np.linspace(-5, 5, 201), np.linspace(-3, 3, 121)
     gx, gy = np.meshgrid(xs, ys)  # (121, 201) each
     grid = torch.from_numpy(np.stack([gx.ravel(), gy.ravel()], axis=1)).float()  # (121*201, 2)
@@ -731,7 +821,8 @@ def score_gaussian(model: nn.Module, result: FitResult, pts: dict[str, np.ndarra
          "gaussian_made_mass_on_grid": float(dens.sum() * cell),
          "gaussian_made_modes_x": _modes(dens.sum(axis=0)),  # marginal over y, (201,)
          "gaussian_true_modes_x": _modes(true.sum(axis=0)),
-         "gaussian_made_epochs_run": len(result.history)}
+         "gaussian_made_epochs_run": len(result.history),
+         "gaussian_made_vs_single": nll_difference(made_nlls, gauss_nlls, seed, "test points")}
     return m, {"x": gx, "y": gy, "made": dens, "true": true}
 
 
@@ -763,15 +854,21 @@ def judge_gaussian(ctx: RunContext, m: dict[str, Any]) -> None:
               f"{m['gaussian_made_mass_on_grid']:.4f} over the plotted square [-5, 5] x "
               "[-3, 3] (a Riemann sum on a 201 x 121 grid).")
     ctx.compare("test NLL", "The Gaussian MADE", nll, "one 2-D Gaussian",
-                m["single_gaussian_test_nll"], better="lower", unit="nats")
+                m["single_gaussian_test_nll"],
+                diff=Difference.from_dict(m["gaussian_made_vs_single"]), better="lower",
+                unit="nats")
     made_modes, true_modes = m["gaussian_made_modes_x"], m["gaussian_true_modes_x"]
     ctx.claim(f"Along x the MADE's density has {made_modes} mode(s) where the true density "
-              f"has {true_modes}: with Gaussian conditionals the first coordinate in the "
-              "order is a single Gaussian, so the two clusters, which differ only in x, "
-              "cannot be split. Mixture conditionals or a stack of such layers (a masked "
-              "autoregressive flow) are needed.", holds=made_modes < true_modes,
+              f"has {true_modes}: this MADE does not split the two clusters, which differ "
+              "only in x.", holds=made_modes < true_modes,
               otherwise=f"Along x the MADE's density has {made_modes} mode(s), the true "
               f"density {true_modes}.", made_modes=made_modes, true_modes=true_modes)
+    ctx.background("With one Gaussian conditional per coordinate, the first coordinate in "
+                   "the order has a single Gaussian marginal, so a MADE of this kind cannot "
+                   "give it two modes; mixture conditionals (as in RNADE) or a stack of such "
+                   "layers (a masked autoregressive flow) can.",
+                   "Germain et al. 2015; Uria, Murray and Larochelle 2013 (RNADE); "
+                   "Papamakarios, Pavlakou and Murray 2017 (MAF)")
 
 
 def _has(key: str) -> Callable[[dict[str, Any]], bool]:
@@ -797,12 +894,22 @@ DENSITY = Implementation(
                  "markov_dims": 20, "markov_train": 20000, "markov_test": 10000,
                  "markov_epochs": 100, "gaussian_points": 10000, "gaussian_epochs": 300},
     },
+    crippled={"epochs": 1, "n_train": 300, "markov_epochs": 1, "markov_train": 300,
+              "markov_test": 300, "gaussian_epochs": 1, "gaussian_points": 200,
+              "n_samples": 4},
     targets=(
         Target("max_mass_error", at_most=MASS_TOLERANCE,
                why="each model, built with the run's settings, sums to one over every input"),
         *(Target(f"{k}_test_nll", below="bernoulli_test_nll", profiles=("quick", "full"),
+                 interval=f"nll_diff.{k}_vs_bernoulli",
                  when=_has(f"{k}_test_nll"), when_text=f"{k.upper()} is trained",
-                 why="a model of dependencies beats independent pixels")
+                 why="a model of dependencies beats independent pixels (paired bootstrap "
+                     "over the test digits)")
+          for k in ("nade", "made")),
+        *(Target(f"{k}_test_nll", at_most=QUICK_NLL, profiles=("quick",),
+                 when=_has(f"{k}_test_nll"), when_text=f"{k.upper()} is trained",
+                 why="the level the quick run reaches on the bundled digits; one epoch on "
+                     "300 digits (the crippled run) stays above it")
           for k in ("nade", "made")),
         *(Target(f"markov_{k}_gap", at_most=MARKOV_GAP, profiles=("quick", "full"),
                  when=_has(f"markov_{k}_gap"), when_text=f"{k.upper()} is fit to the chain",
@@ -835,11 +942,15 @@ class DensityStudyConfig(StudySettings):
     orders: tuple[bool, ...] = (True, False)  # natural input order (else random per mask)
     masks: tuple[int, ...] = (1, 4)  # 1 = one fixed mask; K > 1 = connectivity-agnostic
     # (full: 1, 8, 32)
+    spread_seeds: int = 2  # further seeds the base setting runs at (the seed noise)
+    trial_n_train: int = 0  # training digits of every trial, validation included (0 = all)
 
     def validate(self) -> None:
         super().validate()
         if any(k < 1 for k in self.masks) or any(n < 0 for n in self.layers):
             raise ValueError("masks must be >= 1 and layers >= 0")
+        if self.spread_seeds < 0 or self.trial_n_train < 0:
+            raise ValueError("spread_seeds and trial_n_train must be >= 0")
 
 
 STUDY_REPORT = ("made_test_nll", "made_single_mask_nll", "val_bernoulli_nll",
@@ -852,12 +963,14 @@ def density_study(cfg: DensityStudyConfig) -> Study:
     test NLL is only reported."""
     return Study(program="14.1", base_profile=cfg.trial_profile,
                  base={"epochs": cfg.trial_epochs, "models": ("made",), "markov": False,
-                       "gaussian": False, "defect": False, "n_samples": 0},
+                       "gaussian": False, "defect": False, "n_samples": 0,
+                       "n_train": cfg.trial_n_train},
                  space={"made_layers": cfg.layers, "made_width": cfg.widths,
                         "made_activation": cfg.activations, "natural_ordering": cfg.orders,
                         "made_masks": cfg.masks},
                  metric="val_made_nll", direction="minimize", mode=cfg.mode,
-                 n_trials=cfg.n_trials, report=STUDY_REPORT)
+                 n_trials=cfg.n_trials, report=STUDY_REPORT,
+                 spread_seeds=0 if cfg.mode == "sampled" else cfg.spread_seeds)
 
 
 def score_choice(rows: list[dict[str, Any]], params: list[str], val: str, test: str
@@ -888,15 +1001,68 @@ def judge_choice(ctx: RunContext, c: dict[str, Any], val: str, test: str) -> Non
               chosen=c["chosen_trial"], by_test=c["test_choice_trial"])
 
 
-def score_density_study(result: Any) -> dict[str, Any]:
+def default_row(result: Any) -> dict[str, Any] | None:
+    """The completed trial at the base setting (14.1's default at the study's budget)."""
+    base = result.plan.base_params
+    return next((r for r in result.complete if all(r[f] == base[f] for f in result.params)),
+                None)
+
+
+def trial_nlls(result: Any, row: dict[str, Any]) -> dict[str, np.ndarray] | None:
+    """The per-digit test NLLs a trial saved (PER_DIGIT), or None where its folder is not
+    on this machine (a trial run elsewhere)."""
+    path = result.folder / row.get("run_folder", "") / PER_DIGIT
+    if not row.get("run_folder") or not path.exists():
+        return None
+    with np.load(path) as f:
+        return {k: f[k] for k in f.files}
+
+
+def seed_widened(diff: Difference, band: float | None, seeds: int) -> Difference:
+    """A paired bootstrap interval over test digits widened by the study's seed-noise
+    band (the two half-widths added in quadrature): the interval of a difference of two
+    single-seed runs. Unchanged, and said so, when the seed noise was not measured."""
+    if band is None:
+        return Difference(diff.estimate, diff.low, diff.high,
+                          f"{diff.method}; seed noise not measured", diff.n)
+    lo = diff.estimate - math.hypot(diff.estimate - diff.low, band)
+    hi = diff.estimate + math.hypot(diff.high - diff.estimate, band)
+    return Difference(diff.estimate, lo, hi, f"{diff.method}, widened by the seed-noise "
+                      f"band {band:.3g} of {seeds} seeds (in quadrature)", diff.n)
+
+
+def against_default(result: Any, chosen: dict[str, Any], key: str, seed: int
+                    ) -> dict[str, Any]:
+    """The chosen trial's test NLL against the default setting's (same seed, same digits):
+    the default's trial and test NLL, and the paired difference chosen - default over the
+    test digits widened by the seed noise (`seed_widened`); {} where not measurable."""
+    default = default_row(result)
+    if default is None:
+        return {}
+    a, b = trial_nlls(result, chosen), trial_nlls(result, default)
+    out: dict[str, Any] = {"default_trial": default["trial"],
+                           "default_test_nll": default[f"{key}_test_nll"],
+                           "chosen_is_default": chosen["trial"] == default["trial"]}
+    if a is not None and b is not None:
+        diff = paired_bootstrap(a[key], b[key], seed=seed, what="test digits")
+        rank = result.ranking()
+        out["chosen_vs_default"] = seed_widened(diff, rank["noise_band"],
+                                                rank["seeds"]).as_dict()
+        out["chosen_vs_bernoulli"] = nll_difference(a[key], a["bernoulli"], seed)
+    return out
+
+
+def score_density_study(result: Any, seed: int = 0) -> dict[str, Any]:
     """The setting chosen by validation NLL among the completed trials (`score_choice`)
-    with its Bernoulli baseline, and for every completed trial trained with several masks
-    one mask's test NLL minus the ensemble's (ensemble_gain_nats)."""
+    with its Bernoulli baseline and 14.1's default setting at the same budget
+    (`against_default`), and for every completed trial trained with several masks one
+    mask's test NLL minus the ensemble's (ensemble_gain_nats)."""
     done, out = result.complete, {}
     if done:
         out.update(score_choice(done, result.params, "val_made_nll", "made_test_nll"))
         chosen = next(r for r in done if r["trial"] == out["chosen_trial"])
         out["chosen_bernoulli_test_nll"] = chosen["bernoulli_test_nll"]
+        out.update(against_default(result, chosen, "made", seed))
     multi = [r for r in done if int(r.get("made_masks", 1)) > 1
              and r.get("made_single_mask_nll") is not None]
     if multi:
@@ -905,13 +1071,33 @@ def score_density_study(result: Any) -> dict[str, Any]:
     return out
 
 
+def judge_against_default(ctx: RunContext, m: dict[str, Any], test: str, program: str,
+                          subject: str = "The chosen setting") -> None:
+    """The chosen setting against the base program's default setting at the same budget
+    and against the Bernoulli baseline, each with its interval, from `m`."""
+    if "chosen_vs_bernoulli" in m:
+        ctx.compare("test NLL", subject, m[test], "the independent-Bernoulli baseline",
+                    m["chosen_bernoulli_test_nll"],
+                    diff=Difference.from_dict(m["chosen_vs_bernoulli"]), better="lower",
+                    unit="nats")
+    if "chosen_vs_default" not in m:
+        return
+    if m["chosen_is_default"]:
+        ctx.infer(f"The chosen setting is {program}'s default (trial {m['default_trial']}): "
+                  "no other setting studied had a lower validation NLL, so the study does "
+                  "not beat the default at this budget.")
+        return
+    ctx.compare("test NLL", subject, m[test], f"{program}'s default setting (trial "
+                f"{m['default_trial']}, same budget)", m["default_test_nll"],
+                diff=Difference.from_dict(m["chosen_vs_default"]), better="lower",
+                unit="nats")
+
+
 def judge_density_study(ctx: RunContext, m: dict[str, Any]) -> None:
     """Sentences on the chosen setting and on the mask ensembles, from `m`."""
     if "chosen_trial" in m:
         judge_choice(ctx, m, "val_made_nll", "made_test_nll")
-        ctx.compare("test NLL", "The chosen setting", m["chosen_made_test_nll"],
-                    "the independent-Bernoulli baseline", m["chosen_bernoulli_test_nll"],
-                    better="lower", unit="nats")
+        judge_against_default(ctx, m, "chosen_made_test_nll", "14.1")
     gains = m.get("ensemble_gain_nats")
     if gains:
         wins = sum(g > 0 for g in gains)
@@ -926,6 +1112,9 @@ def judge_density_study(ctx: RunContext, m: dict[str, Any]) -> None:
              "natural_ordering is true); one mask is ordinary, fixed-connectivity training.")
     ctx.note("Settings are compared by validation NLL (digits held out of the training "
              "rows); the test columns are shown for reading only, not used for the choice.")
+    ctx.note("The chosen setting's interval against the default pairs the two trials' NLLs "
+             "digit by digit (bootstrap over the test digits) and adds the seed noise "
+             "measured on the base setting, since the two are single runs at one seed.")
 
 
 def run_density_study(cfg: DensityStudyConfig, ctx: RunContext) -> None:
@@ -934,7 +1123,7 @@ def run_density_study(cfg: DensityStudyConfig, ctx: RunContext) -> None:
                      storage=cfg.storage or None)
     # step score: the trials' table and plots, the setting chosen by validation NLL
     record(result, ctx)
-    ctx.metrics.update(score_density_study(result))
+    ctx.metrics.update(score_density_study(result, ctx.seed))
     # step judge: the chosen setting on the test digits; mask ensembles against one mask
     judge_density_study(ctx, ctx.metrics)
 
@@ -944,11 +1133,18 @@ DENSITY_STUDY = Implementation(
     profiles={
         "smoke": {"trial_profile": "smoke", "trial_epochs": 1, "layers": (1,),
                   "widths": (32,), "activations": ("relu",), "orders": (False,),
-                  "masks": (1, 2)},
+                  "masks": (1, 2), "spread_seeds": 1},
         "full": {"trial_profile": "full", "trial_epochs": 100, "widths": (250, 500, 1000),
                  "activations": ("relu", "tanh", "sigmoid"), "masks": (1, 8, 32)},
     },
-    targets=(Target("chosen_made_test_nll", below="chosen_bernoulli_test_nll",
-                    profiles=("quick", "full"),
-                    why="the setting chosen on validation beats independent pixels on test"),),
+    targets=(
+        Target("chosen_made_test_nll", below="default_test_nll", interval="chosen_vs_default",
+               profiles=("quick", "full"), when=_has("default_test_nll"),
+               when_text="14.1's default setting is among the completed trials",
+               why="the setting chosen on validation beats 14.1's default at the same budget "
+                   "on test, beyond the test-digit and seed noise"),
+        Target("chosen_made_test_nll", at_most=QUICK_NLL, profiles=("quick",),
+               why="the level a quick 14.1 run reaches; one epoch on 300 digits stays above"),
+    ),
+    crippled={"trial_epochs": 1, "trial_n_train": 300, "spread_seeds": 1},
 )
