@@ -1,4 +1,5 @@
 import itertools
+import json
 
 import numpy as np
 import pytest
@@ -137,6 +138,7 @@ def test_gates_program_meets_its_targets(tmp_path):
     assert {t["name"]: t["met"] for t in out.targets} == {
         "xor_single_unit_solutions": True, "all_gates_correct": True,
         "two_layer_xor_correct": True, "manual_nand_computes_and": True}
+    assert m["nand_nonnegative_solutions"] == 0
 
 
 def test_gates_search_too_narrow_is_said(tmp_path, monkeypatch):
@@ -201,3 +203,42 @@ def test_random_polynomials_are_drawn_degree_by_degree():
         assert len(ps) == 2
         for p in ps:
             np.testing.assert_array_equal(p, rng.normal(0, 1, deg + 1))
+
+
+def test_nonnegative_weights_never_compute_nand():
+    # NAND is not monotone: raising an input can switch the unit off, which needs a
+    # negative weight. Brute force over every (w1, w2, theta) agrees with the vectorised count.
+    x = e1.all_inputs(2)
+    nand = e1.gate_targets(x)["NAND"]
+    for m in (1, 2, 3):
+        hits, tried = e1.nonnegative_nand(m)
+        brute = sum(np.array_equal(e1.mp_unit(x, np.array([a, b]), t), nand)
+                    for a in range(m + 1) for b in range(m + 1)
+                    for t in range(-2 * m, 2 * m + 2))
+        assert hits == brute == 0 and tried == (m + 1) ** 2 * (4 * m + 2)
+    assert np.array_equal(e1.gate_units(2)["NAND"](x), nand)
+
+
+def test_gates_record_keeps_the_geometric_reason_as_background(tmp_path):
+    out = _run("1.1", tmp_path)
+    text = (out.folder / "record.md").read_text()
+    record = json.loads((out.folder / "metrics.json").read_text())["record"]
+    assert out.metrics["nand_nonnegative_solutions"] == 0
+    # the reason XOR is out of reach is cited, not printed as this run's finding
+    assert not any("cross at (0.5, 0.5)" in s for s in record["analysis"])
+    assert "Minsky and Papert 1969" in text and "cross at (0.5, 0.5)" in text
+
+
+def test_gates_figure_titles_state_what_is_drawn():
+    fig = e1.gates_figure()
+    titles = [ax.get_title() for ax in fig.axes]
+    assert titles[-1].startswith("XOR targets") and "separates" not in titles[-1]
+    assert all("w=" in t for t in titles[:5])
+
+
+def test_programs_that_train_nothing_say_why_they_cannot_be_crippled():
+    from dlab.registry import PROGRAMS
+
+    for pid in ("1.1", "1.2"):
+        crippled = PROGRAMS[pid].load().crippled
+        assert isinstance(crippled, str) and "nothing is trained" in crippled

@@ -114,6 +114,17 @@ def xor_or_nand_and(x: np.ndarray) -> np.ndarray:
 THRESHOLD_FUNCTIONS = {1: 4, 2: 14, 3: 104, 4: 1882, 5: 94572}
 
 
+def nonnegative_nand(max_weight: int) -> tuple[int, int]:
+    """(number of (w1, w2, theta) with integer weights in [0, max_weight] that compute
+    NAND of two inputs, number tried)."""
+    x2 = all_inputs(2)
+    w2 = np.array(list(itertools.product(range(0, max_weight + 1), repeat=2)))
+    t2 = np.arange(-2 * max_weight, 2 * max_weight + 2)
+    fires = (x2 @ w2.T)[:, :, None] >= t2[None, None, :]              # (4, K, T)
+    hits = int((fires == gate_targets(x2)["NAND"][:, None, None]).all(axis=0).sum())
+    return hits, int(len(w2) * len(t2))
+
+
 def xor_pairs(max_weight: int) -> tuple[int, int]:
     """(number of (w1, w2, theta) with integer weights in [-max_weight, max_weight] that
     compute XOR of two inputs, number tried), counted one candidate at a time."""
@@ -155,7 +166,8 @@ def score_gates(cfg: MPConfig, x: np.ndarray, units: dict[str, ThresholdUnit]) -
                        "found": len(funcs), "known": THRESHOLD_FUNCTIONS.get(m),
                        "parity_found": parity in funcs})
     hits, tried = xor_pairs(cfg.max_weight)
-    return {"x": x, "units": units, "outputs": outputs, "correct": correct,
+    nand_hits, nand_tried = nonnegative_nand(cfg.max_weight)
+    return {"nand_nonnegative_hits": nand_hits, "nand_nonnegative_tried": nand_tried,"x": x, "units": units, "outputs": outputs, "correct": correct,
             "manual_nand": mp_unit(x2, np.array([1, 1]), 2),
             "manual_is_and": bool(np.array_equal(mp_unit(x2, np.array([1, 1]), 2),
                                                  gate_targets(x2)["AND"])),
@@ -172,6 +184,7 @@ def gates_metrics(s: dict) -> dict:
         "xor_candidates_tried": s["xor_tried"],
         "two_layer_xor_correct": s["two_layer_xor"] and s["correct"]["XOR (2 layers)"],
         "manual_nand_computes_and": s["manual_is_and"],
+        "nand_nonnegative_solutions": s["nand_nonnegative_hits"],
         "functions_by_one_unit": {str(r["inputs"]): r["found"] for r in s["search"]},
         "search_matches_known_counts": all(r["found"] == r["known"] for r in s["search"]),
     }
@@ -198,7 +211,7 @@ def gates_figure() -> object:
             ax.plot(grid, (t - w[0] * grid) / w[1], color="tab:red")
             ax.set_title(f"{name}\nw={list(map(int, w))}, θ={t}", fontsize=9)
         else:
-            ax.set_title("XOR\nno line separates it", fontsize=9)
+            ax.set_title("XOR targets\n(no unit drawn)", fontsize=9)
         ax.set(xlim=(-0.5, 1.5), ylim=(-0.5, 1.5), aspect="equal", xticks=[0, 1],
                yticks=[0, 1])
     return fig
@@ -222,7 +235,8 @@ def write_gates(cfg: MPConfig, ctx: RunContext, s: dict) -> None:
               [[r["inputs"], r["tried"], r["functions"], r["found"], r["known"] or "?",
                 "yes" if r["parity_found"] else "no"] for r in s["search"]])
     ctx.figure(gates_figure(), "gates.png", "Two-input units: filled points fire; the red "
-               "line is w . x = theta. The manual's 'NAND' is drawn with its own weights.")
+               "line is w . x = theta. The manual's 'NAND' is drawn with its own weights; the "
+               "last panel shows XOR's targets only (filled: 1), with no unit.")
 
 
 def judge_gates(cfg: MPConfig, ctx: RunContext, s: dict) -> None:
@@ -234,12 +248,14 @@ def judge_gates(cfg: MPConfig, ctx: RunContext, s: dict) -> None:
               + ", ".join(g for g, ok in s["correct"].items() if not ok) + " did not.",
               correct=s["correct"])
     ctx.claim(f"None of the {s['xor_tried']} weight/threshold pairs tried for two inputs "
-              "computes XOR: one unit draws one line, and the segments joining XOR's 1-points "
-              "(01, 10) and its 0-points (00, 11) cross at (0.5, 0.5), so no line puts both "
-              "1-points on one side and both 0-points on the other.",
+              f"(integer weights in [-{cfg.max_weight}, {cfg.max_weight}]) computes XOR.",
               s["xor_hits"] == 0,
               otherwise=f"{s['xor_hits']} of the {s['xor_tried']} weight/threshold pairs "
               "tried compute XOR.", solutions=s["xor_hits"], tried=s["xor_tried"])
+    ctx.background("No single threshold unit computes XOR for any real weights: a unit fires "
+                   "on one side of a line, and the segments joining XOR's 1-points (01, 10) "
+                   "and its 0-points (00, 11) cross at (0.5, 0.5), so no line separates them.",
+                   "Minsky and Papert 1969, Perceptrons")
     found = ", ".join(f"{r['found']} of {r['functions']} functions of {r['inputs']} "
                       f"input{'s' if r['inputs'] > 1 else ''}" for r in s["search"])
     ctx.claim(f"One unit computes {found}: exactly the known numbers of threshold "
@@ -254,10 +270,16 @@ def judge_gates(cfg: MPConfig, ctx: RunContext, s: dict) -> None:
               otherwise="The two-layer XOR networks did NOT reproduce XOR on every input.",
               or_nand_and=s["two_layer_xor"], parity=s["correct"]["XOR (2 layers)"])
     ctx.claim(f"The manual's NAND (weights 1, 1, threshold 2) outputs "
-              f"{s['manual_nand'].tolist()} on 00, 01, 10, 11: that is AND. A NAND unit "
-              "needs negative weights, e.g. w = (-1, -1) with threshold -1.",
+              f"{s['manual_nand'].tolist()} on 00, 01, 10, 11: that is AND.",
               m["manual_nand_computes_and"],
               otherwise=f"The manual's NAND outputs {s['manual_nand'].tolist()}, not AND.")
+    ctx.claim(f"None of the {s['nand_nonnegative_tried']} pairs with non-negative weights in "
+              f"[0, {cfg.max_weight}] computes NAND; the unit with w = (-1, -1) and threshold "
+              "-1 does (its truth table above).",
+              s["nand_nonnegative_hits"] == 0 and s["correct"]["NAND"],
+              otherwise=f"{s['nand_nonnegative_hits']} of the {s['nand_nonnegative_tried']} "
+                        f"pairs with non-negative weights in [0, {cfg.max_weight}] compute NAND.",
+              solutions=s["nand_nonnegative_hits"], tried=s["nand_nonnegative_tried"])
 
 
 def run_mcculloch_pitts(cfg: MPConfig, ctx: RunContext) -> None:
@@ -289,6 +311,8 @@ MCCULLOCH_PITTS = Implementation(
         Target("manual_nand_computes_and", equals=True,
                why="the manual's NAND unit is shown to compute AND"),
     ),
+    crippled="nothing is trained: every unit's weights and threshold are set by hand and "
+             "checked on every possible input",
 )
 
 # ------------------------------------------------------------- 1.2 polynomial roots
@@ -602,4 +626,6 @@ QUADRATIC = Implementation(
         Target("max_rel_error_vs_numpy", at_most=ROOT_TOLERANCE,
                why="every root agrees with numpy.roots"),
     ),
+    crippled="nothing is trained: the roots are computed (a closed form and Newton's method "
+             "to convergence) and checked against numpy.roots",
 )
