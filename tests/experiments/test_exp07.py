@@ -104,7 +104,12 @@ def test_keras_like_program_smoke(smoke):
     assert claims["Why it is stuck, mea"] is True
     assert {t["name"]: t["met"] for t in meta["targets"]} == {
         "gradcheck_max_rel_error": True, "success_rate": "not applicable",
-        "manual_net.all_stuck": True}
+        "manual_net.all_stuck": True, "manual_order_error": True}
+    # the manual's order of calls is run, and what it raised is what the record says
+    assert m["manual_order_error"] == "AttributeError" and m["manual_order_forward_calls"] == 0
+    analysis = " ".join(meta["record"]["analysis"])
+    assert f"raised AttributeError: \"{m['manual_order_message']}\"" in analysis
+    assert any("symmetry" in b["text"] for b in meta["record"]["background"])
     titles = [t["title"] for t in meta["record"]["tables"]]
     assert "model.summary() of the network" in titles
     assert (out.folder / "xor_loss.png").exists()
@@ -132,12 +137,40 @@ def test_two_hidden_program_smoke(smoke):
     assert m["fd_max_rel_error"] < 1e-6 and m["scratch_max_abs_diff"] < 1e-12
     assert m["2-4-1"]["params"] == 17 and m["2-4-4-1"]["params"] == 37
     assert m["depths"]["2-4-1"] == m["2-4-1"]
-    assert [t["met"] for t in meta["targets"]] == [True, True]
+    assert [t["met"] for t in meta["targets"]] == [True, True, "not applicable",
+                                                    "not applicable"]
     eq = next(t for t in meta["record"]["tables"] if t["title"].startswith("Forward and back"))
     assert any("delta_2" in row[1] for row in eq["rows"])
     solved = [c for c in meta["record"]["claims"] if "seeds that solved" in c["written"]]
     assert len(solved) == 1                               # a measured comparison, either way
+    assert "95% CI" in solved[0]["written"]
     assert (out.folder / "one_vs_two.png").exists()
+
+
+def test_two_hidden_intervals_are_paired_by_seed():
+    from dlab.uncertainty import over_seeds
+
+    depths = {"2-4-1": {"solved_rate": 0.75, "epochs_to_solve": [50, 70, None, 40]},
+              "2-4-4-1": {"solved_rate": 1.0, "epochs_to_solve": [60, 60, 80, 30]}}
+    c = e7.compare_depths(depths)
+    assert c["seeds_both_solved"] == 3
+    assert c["epochs_two_vs_one"] == over_seeds([60, 60, 30], [50, 70, 40]).as_dict()
+    assert c["solved_two_vs_one"] == over_seeds([1, 1, 1, 1], [1, 1, 0, 1]).as_dict()
+    assert c["two_hidden_mean_epochs"] == 50 and c["one_hidden_mean_epochs"] == 160 / 3
+
+
+def test_manual_order_of_calls_raises_before_any_forward_pass():
+    out = e7.manual_order(0)
+    assert out["error"] == "AttributeError" and out["forward_calls"] == 0
+    # the same network called forward-then-backward trains without error
+    X, y = (a.astype(np.float64) for a in e7.xor_data())
+    net = e7.CachedPassNet(np.random.default_rng(0))
+    losses = []
+    for _ in range(3):
+        net.forward(X)
+        net.backward(X, y)
+        losses.append(float(np.mean((y - net.forward(X)) ** 2)))
+    assert net.forward_calls == 6 and losses[-1] <= losses[0]
 
 
 def test_builders_draw_the_same_weights_for_the_same_seed_number():

@@ -26,6 +26,7 @@ import numpy as np
 
 from dlab.registry import Implementation
 from dlab.runs import RunContext
+from dlab.uncertainty import Difference, over_seeds
 from dlab.verdicts import Target
 
 
@@ -149,6 +150,48 @@ def backward_before_forward() -> str:
         return str(exc)
 
 
+class CachedPassNet:
+    """A 2-2-1 sigmoid network laid out as the manual lays out its own: `forward` keeps
+    its activations as attributes, `backward` reads them, and `train` gathers the losses
+    in a list comprehension whose filter calls `backward`. Counts the forward calls."""
+
+    def __init__(self, rng: np.random.Generator, lr: float = 0.5):
+        self.W1, self.b1 = 0.01 * rng.standard_normal((2, 2)), np.zeros((1, 2))
+        self.W2, self.b2 = 0.01 * rng.standard_normal((2, 1)), np.zeros((1, 1))
+        self.lr, self.forward_calls = lr, 0
+
+    def forward(self, X: np.ndarray) -> np.ndarray:
+        self.forward_calls += 1
+        self.hidden = act("sigmoid", X @ self.W1 + self.b1)         # (N, 2)
+        self.output = act("sigmoid", self.hidden @ self.W2 + self.b2)  # (N, 1)
+        return self.output
+
+    def backward(self, X: np.ndarray, Y: np.ndarray) -> None:
+        d2 = (self.output - Y) * self.output * (1 - self.output)    # reads forward's cache
+        d1 = (d2 @ self.W2.T) * self.hidden * (1 - self.hidden)
+        self.W2 -= self.lr * self.hidden.T @ d2
+        self.b2 -= self.lr * d2.sum(axis=0, keepdims=True)
+        self.W1 -= self.lr * X.T @ d1
+        self.b1 -= self.lr * d1.sum(axis=0, keepdims=True)
+
+    def train(self, X: np.ndarray, Y: np.ndarray, epochs: int) -> list[float]:
+        return [float(np.mean((Y - self.forward(X)) ** 2)) for _ in range(epochs)
+                if not self.backward(X, Y)]
+
+
+def manual_order(seed: int) -> dict:
+    """Run `CachedPassNet.train` on XOR and record what happens: the exception it raises
+    (type and message, or none) and how many forward passes ran before it."""
+    X, y = (a.astype(np.float64) for a in xor_data())
+    net = CachedPassNet(np.random.default_rng((seed, 99)))
+    try:
+        net.train(X, y, 10)
+        error, message = "none", ""
+    except Exception as exc:  # noqa: BLE001 - the point is to record whatever it raises
+        error, message = type(exc).__name__, str(exc)
+    return {"error": error, "message": message, "forward_calls": net.forward_calls}
+
+
 def inside(model, X: np.ndarray, y: np.ndarray) -> dict:
     """Hidden activations and gradients of a 2-2-1 sigmoid network on the four inputs.
 
@@ -188,9 +231,11 @@ def manual_network(cfg: KerasLikeConfig, ctx: RunContext, nets: dict) -> dict:
         for k in range(cfg.manual_seeds):
             m = nets[name] if k == 0 else manual_net(cfg, ctx.seed, k, name)
             start = inside(m, X, y)
+            w1 = m.get_weights()[0].copy()
             g0 = float(np.sqrt(sum((g ** 2).sum() for g in m.gradients(X, y))))
             hist = m.fit(X, y, epochs=cfg.manual_epochs, batch_size=None, shuffle=False)
             runs[name].append({"seed": k, "start": start, "end": inside(m, X, y),
+                               "w1_moved": float(np.linalg.norm(m.get_weights()[0] - w1)),
                                "grad_norm": g0, "p": m.predict(X).ravel(),
                                "solved": solves(m, X, y), "history": hist.history["loss"]})
     return runs
@@ -212,6 +257,8 @@ def manual_metrics(runs: dict) -> dict:
         "glorot_gradient_norm_at_start": float(np.mean([r["grad_norm"]
                                                         for r in runs["glorot"]])),
         "glorot_max_abs_output_minus_half": float(np.abs(glorot - 0.5).max()),
+        "w1_moved": float(np.mean([r["w1_moved"] for r in runs["manual"]])),
+        "glorot_w1_moved": float(np.mean([r["w1_moved"] for r in runs["glorot"]])),
     }
     for name, prefix in (("manual", ""), ("glorot", "glorot_")):
         for when in ("start", "end"):
@@ -221,12 +268,15 @@ def manual_metrics(runs: dict) -> dict:
     return out
 
 
-def score_keras_like(cfg: KerasLikeConfig, runs: list[dict], message: str) -> dict:
+def score_keras_like(cfg: KerasLikeConfig, runs: list[dict], message: str,
+                     order: dict) -> dict:
     n_ok = sum(r["ok"] for r in runs)
     return {"success_rate": n_ok / cfg.n_seeds, "successes": n_ok, "n_seeds": cfg.n_seeds,
             "gradcheck_max_rel_error": max(max(r["grad0"], r["grad1"]) for r in runs),
             "final_loss_median": float(np.median([r["loss"] for r in runs])),
-            "params": runs[0]["model"].count_params(), "backward_before_forward": message}
+            "params": runs[0]["model"].count_params(), "backward_before_forward": message,
+            "manual_order_error": order["error"], "manual_order_message": order["message"],
+            "manual_order_forward_calls": order["forward_calls"]}
 
 
 def keras_like_figure(cfg: KerasLikeConfig, runs: list[dict], manual: dict | None) -> object:
@@ -293,9 +343,19 @@ def judge_keras_like(cfg: KerasLikeConfig, ctx: RunContext) -> None:
               otherwise=f"Back-propagated gradients differ from central finite differences by "
               f"a relative error of up to {m['gradcheck_max_rel_error']:.1e} (above 1e-6).",
               gradcheck_max_rel_error=m["gradcheck_max_rel_error"])
-    ctx.infer(f"Calling backward() before any forward pass raises: "
-              f"\"{m['backward_before_forward']}\" (the manual's version fails with an "
-              "AttributeError instead).")
+    ctx.infer(f"Calling dlab.scratch's backward() before any forward pass raises: "
+              f"\"{m['backward_before_forward']}\".")
+    ctx.claim(f"A network laid out as the manual's (forward() keeps its activations, "
+              f"backward() reads them, the losses gathered by a list comprehension whose "
+              f"filter calls backward()) raised {m['manual_order_error']}: "
+              f"\"{m['manual_order_message']}\" after {m['manual_order_forward_calls']} "
+              "forward passes: the filter ran before the expression that calls forward().",
+              m["manual_order_error"] != "none" and m["manual_order_forward_calls"] == 0,
+              otherwise=f"A network laid out as the manual's ended with "
+                        f"{m['manual_order_error']} "
+                        f"{m['manual_order_message']!r} after "
+                        f"{m['manual_order_forward_calls']} forward passes.",
+              error=m["manual_order_error"], forward_calls=m["manual_order_forward_calls"])
     if "manual_net" in m:
         judge_manual_network(cfg, ctx, m["manual_net"])
 
@@ -322,7 +382,8 @@ def judge_manual_network(cfg: KerasLikeConfig, ctx: RunContext, mn: dict) -> Non
               "weights), so the output unit sees nearly the same hidden vector for every XOR "
               f"point; the first layer's mean |dL/dW| at the start is "
               f"{mn['grad_W1_start']:.1e} against {mn['glorot_grad_W1_start']:.1e} with Glorot "
-              "weights, too small to move it.", cause,
+              f"weights, and over training its kernel moved by {mn['w1_moved']:.2g} (Euclidean "
+              f"norm; Glorot: {mn['glorot_w1_moved']:.2g}).", cause,
               otherwise=f"The measurements do not single out a cause: hidden spread "
               f"{mn['hidden_spread_start']:.2g} at the start and {mn['hidden_spread_end']:.2g} "
               f"at the end (Glorot: {mn['glorot_hidden_spread_start']:.2g}); first-layer mean "
@@ -333,8 +394,9 @@ def judge_manual_network(cfg: KerasLikeConfig, ctx: RunContext, mn: dict) -> Non
     end = max(mn["grad_W1_end"], mn["grad_W2_end"])
     ctx.claim(f"After {cfg.manual_epochs} epochs the output is the best constant (0.5) and the "
               f"mean |dL/dW| has fallen to {mn['grad_W1_end']:.1e} (first layer) and "
-              f"{mn['grad_W2_end']:.1e} (second): the network sits at a stationary point, "
-              "where gradient descent barely moves it.", mn["all_stuck"] and end < 0.01 * mn["glorot_grad_W1_start"],
+              f"{mn['grad_W2_end']:.1e} (second), under 1% of the first layer's "
+              f"{mn['glorot_grad_W1_start']:.1e} at the start with Glorot weights.",
+              mn["all_stuck"] and end < 0.01 * mn["glorot_grad_W1_start"],
               otherwise=f"After {cfg.manual_epochs} epochs the mean |dL/dW| is still "
               f"{mn['grad_W1_end']:.1e} (first layer) and {mn['grad_W2_end']:.1e} (second): "
               "not yet at a stationary point.",
@@ -342,6 +404,12 @@ def judge_manual_network(cfg: KerasLikeConfig, ctx: RunContext, mn: dict) -> Non
               glorot_grad_W1_start=mn["glorot_grad_W1_start"])
     ctx.infer(f"With Glorot-uniform weights the same network solved XOR in "
               f"{mn['glorot_solved']} of {mn['seeds']} seeds.")
+    ctx.background("With all weights near zero the hidden units of a sigmoid network compute "
+                   "nearly the same function and receive nearly the same gradient, so the "
+                   "symmetry between them is broken only slowly; the output then settles on "
+                   "the best constant, where the gradient vanishes.",
+                   "Goodfellow, Bengio and Courville 2016, Deep Learning, section 8.4; "
+                   "Glorot and Bengio 2010")
 
 
 def run_keras_like(cfg: KerasLikeConfig, ctx: RunContext) -> None:
@@ -355,8 +423,9 @@ def run_keras_like(cfg: KerasLikeConfig, ctx: RunContext) -> None:
     # step train: every seed with fit(), gradients checked; then the manual's network
     runs = train_xor_seeds(cfg, ctx, net)
     manual = manual_network(cfg, ctx, manual_nets) if manual_nets else None
-    # step score: seeds solved, gradient checks, and inside the manual's network
-    ctx.metrics.update(score_keras_like(cfg, runs, backward_before_forward()))
+    # step score: seeds solved, gradient checks, the manual's order of calls, its network
+    ctx.metrics.update(score_keras_like(cfg, runs, backward_before_forward(),
+                                        manual_order(ctx.seed)))
     if manual:
         ctx.metrics["manual_net"] = manual_metrics(manual)
     # step judge: sentences from the scores
@@ -378,7 +447,10 @@ KERAS_LIKE = Implementation(
         Target("manual_net.all_stuck", equals=True, when=lambda m: "manual_net" in m,
                when_text="the manual's network is run (manual_epochs > 0)",
                why="the manual's 0.01-scale network is shown to stay at 0.5"),
+        Target("manual_order_error", equals="AttributeError",
+               why="the manual's order of calls (backward before forward) is run and raises"),
     ),
+    crippled={"epochs": 10, "manual_epochs": 100},
 )
 
 # ======================================================= 7.2 two hidden layers
@@ -553,8 +625,30 @@ def score_depths(results: dict[str, list[dict]]) -> dict[str, dict]:
     for name, res in results.items():
         solved = [r["solved"] for r in res if r["solved"] is not None]
         out[name] = {"params": res[0]["params"], "solved": len(solved),
+                     "solved_rate": len(solved) / len(res),
+                     "epochs_to_solve": [r["solved"] for r in res],
                      "median_epochs_to_solve": float(np.median(solved)) if solved else None,
                      "median_final_loss": float(np.median([r["loss"] for r in res]))}
+    return out
+
+
+def compare_depths(depths: dict[str, dict]) -> dict:
+    """Two hidden layers against one, paired by seed: the share of seeds solved (1 or 0
+    per seed) and, over the seeds both solved, the mean epochs to solve, each with its
+    paired t interval over the seeds."""
+    (n1, d1), (n2, d2) = depths.items()
+    e1, e2 = d1["epochs_to_solve"], d2["epochs_to_solve"]
+    ok1 = [float(e is not None) for e in e1]
+    ok2 = [float(e is not None) for e in e2]
+    both = [(a, b) for a, b in zip(e1, e2, strict=True) if a is not None and b is not None]
+    out = {"one_hidden": n1, "two_hidden": n2,
+           "one_hidden_solved_rate": d1["solved_rate"], "two_hidden_solved_rate": d2["solved_rate"],
+           "solved_two_vs_one": over_seeds(ok2, ok1).as_dict(), "seeds_both_solved": len(both)}
+    if both:
+        one, two = [float(a) for a, _ in both], [float(b) for _, b in both]
+        out.update({"one_hidden_mean_epochs": float(np.mean(one)),
+                    "two_hidden_mean_epochs": float(np.mean(two)),
+                    "epochs_two_vs_one": over_seeds(two, one).as_dict()})
     return out
 
 
@@ -612,11 +706,14 @@ def judge_two_hidden(cfg: TwoHiddenConfig, ctx: RunContext) -> None:
     (n1, d1), (n2, d2) = m["depths"].items()
     ctx.infer(f"{n1} solved {d1['solved']} of {cfg.n_seeds} seeds, {n2} {d2['solved']} of "
               f"{cfg.n_seeds}, within {cfg.epochs} epochs.")
-    ctx.compare("count of seeds that solved XOR", n2, d2["solved"], n1, d1["solved"],
-                better="higher")
-    if d1["solved"] and d2["solved"]:
-        ctx.compare("median epochs to solve XOR", n2, d2["median_epochs_to_solve"], n1,
-                    d1["median_epochs_to_solve"], better="lower")
+    c = m["depth_comparison"]
+    ctx.compare("share of seeds that solved XOR", n2, c["two_hidden_solved_rate"], n1,
+                c["one_hidden_solved_rate"], better="higher",
+                diff=Difference.from_dict(c["solved_two_vs_one"]))
+    if c["seeds_both_solved"]:
+        ctx.compare(f"mean epochs to solve XOR over the {c['seeds_both_solved']} seeds both "
+                    "solved", n2, c["two_hidden_mean_epochs"], n1, c["one_hidden_mean_epochs"],
+                    better="lower", diff=Difference.from_dict(c["epochs_two_vs_one"]))
     ctx.note("The manual's two-hidden-layer program defines its training function but never "
              "calls it; here every network is trained and measured.")
 
@@ -634,7 +731,7 @@ def run_two_hidden(cfg: TwoHiddenConfig, ctx: RunContext) -> None:
     depths = score_depths(results)
     ctx.metrics.update({"fd_max_rel_error": max(c[1] for c in checks),
                         "scratch_max_abs_diff": max(c[2] for c in checks), **depths,
-                        "depths": depths})
+                        "depths": depths, "depth_comparison": compare_depths(depths)})
     # step judge: sentences from the scores
     judge_two_hidden(cfg, ctx)
     # step write: the equations, the checks, the comparison table and the loss curves
@@ -650,5 +747,12 @@ TWO_HIDDEN = Implementation(
                why="the two-hidden-layer equations agree with finite differences"),
         Target("scratch_max_abs_diff", at_most=1e-12,
                why="they give dlab.scratch's gradients with the same weights"),
+        Target("depth_comparison.one_hidden_solved_rate", at_least=0.9,
+               profiles=("quick", "full"),
+               why="the one-hidden-layer network solves XOR from nearly every initialisation"),
+        Target("depth_comparison.two_hidden_solved_rate", at_least=0.9,
+               profiles=("quick", "full"),
+               why="so does the two-hidden-layer network"),
     ),
+    crippled={"epochs": 10},
 )
