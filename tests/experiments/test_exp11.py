@@ -12,6 +12,7 @@ from dlab.data.tabular import seattle_weather
 from dlab.errors import DataError
 from dlab.models.rnn import SequenceConfig, SequenceRegressor
 from dlab.registry import PROGRAMS
+from dlab.uncertainty import Difference
 
 
 def test_weather_smoke_on_seattle(tmp_path):
@@ -47,6 +48,13 @@ def test_weather_smoke_on_seattle(tmp_path):
     assert m["pytorch_rmse"] == pytest.approx(np.sqrt(np.mean((pred - test) ** 2)), rel=1e-5)
     summary = json.loads((out.folder / "metrics.json").read_text())
     assert [t["met"] for t in summary["targets"]] == ["not applicable"] * 3   # quick/full only
+    # each gap to a baseline is the difference of the two scores, with its interval
+    for base in ("persistence", "seasonal"):
+        for k in ("rmse", "mae"):
+            gap = Difference.from_dict(m[f"pytorch_vs_{base}_{k}"])
+            assert gap.estimate == pytest.approx(m[f"pytorch_{k}"] - m[f"{base}_{k}"])
+            assert gap.low <= gap.estimate <= gap.high and gap.n == 120
+    assert m["pytorch_bias_hh_parameters"] == 2 * 4 * 8
 
 
 def _gappy_csv(tmp_path):
@@ -140,7 +148,10 @@ def test_sequence_lstm_smoke(tmp_path):
     assert m["control_test_mse"] > 0.9 * m["control_mean_prediction_mse"]
     summary = json.loads((out.folder / "metrics.json").read_text())
     control = next(c for c in summary["record"]["claims"] if c["claim"].startswith("Control"))
-    assert control["holds"] == (m["control_test_mse"] >= 0.98 * m["control_mean_prediction_mse"]
+    gap = Difference.from_dict(m["control_vs_mean_prediction"])
+    assert gap.estimate == pytest.approx(m["control_test_mse"] - m["control_mean_prediction_mse"],
+                                         abs=1e-6)
+    assert control["holds"] == (gap.verdict("lower") != "better"
                                 and m["control_prediction_spread"] < 0.25)
     tables = {t["title"]: t for t in summary["record"]["tables"]}
     sample = next(t for k, t in tables.items() if k.startswith("Sample predictions"))
@@ -192,7 +203,8 @@ def test_a_model_that_predicts_the_mean_is_judged_missed(monkeypatch, tmp_path):
     assert summary["verdict"] == "missed"
     assert [t["met"] for t in summary["targets"]] == [False, False]
     analysis = " ".join(summary["record"]["analysis"])
-    assert "have the same test MSE" in analysis
+    assert "training mean's" in analysis and "not distinguishable" in analysis
+    assert summary["targets"][0]["shown"] is False
     assert "learned more than the mean" not in analysis
     assert not any(c["holds"] for c in summary["record"]["claims"]
                    if "training mean" in c["claim"])
@@ -228,3 +240,41 @@ def test_weather_keras_variant_runs_in_a_fresh_process(tmp_path):
     (metrics,) = tmp_path.glob("11.1/*/metrics.json")
     m = json.loads(metrics.read_text())["metrics"]
     assert np.isfinite(m["keras_rmse"]) and m["keras_epochs_run"] == 2
+
+
+def test_rmse_gap_interval_separates_a_real_gain_from_noise():
+    from dlab.experiments import exp11_lstm as e11
+
+    rng = np.random.default_rng(0)
+    base = rng.normal(0, 2.0, 365)
+    better = e11.gaps(base * 0.5, base, "x", seed=0)            # every day's error halved
+    assert Difference.from_dict(better["x_rmse"]).verdict("lower") == "better"
+    other = base + rng.normal(0, 0.3, 365)                       # as good, but not the same
+    noise = e11.gaps(other, base, "x", seed=0)
+    assert Difference.from_dict(noise["x_rmse"]).verdict("lower") == "not distinguishable"
+    assert noise["x_rmse"]["estimate"] == pytest.approx(
+        np.sqrt(np.mean(other ** 2)) - np.sqrt(np.mean(base ** 2)))
+    assert noise["x_mae"]["estimate"] == pytest.approx(np.mean(np.abs(other) - np.abs(base)))
+
+
+def test_pytorch_lstm_holds_exactly_the_bias_vectors_keras_lacks():
+    from dlab.experiments import exp11_lstm as e11
+
+    model = SequenceRegressor(SequenceConfig(cell="lstm", hidden=50, num_layers=2, dense=(25,)))
+    assert e11.bias_vectors(model) == 2 * 4 * 50
+    recorded = []
+
+    class Rec:
+        def infer(self, s):
+            recorded.append(s)
+
+        def claim(self, text, holds, otherwise=None, **evidence):
+            recorded.append(text if holds else otherwise)
+
+    m = {"parameters": {"PyTorch": 31_051, "Keras": 30_651}, "pytorch_bias_hh_parameters": 400,
+         "keras_rmse": 2.7, "pytorch_rmse": 2.8}
+    e11._judge_parameters(m, "C", Rec())
+    assert "exactly the 400" in recorded[-1]
+    m["parameters"]["Keras"] = 30_000
+    e11._judge_parameters(m, "C", Rec())
+    assert "do not account for the whole gap" in recorded[-1]

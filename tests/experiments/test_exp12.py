@@ -10,6 +10,7 @@ from dlab.metrics import pca_reconstruction_mse
 from dlab.models.autoencoder import DenseAutoencoder, halving_widths
 from dlab.registry import PROGRAMS
 from dlab.studies import run_study
+from dlab.uncertainty import Difference
 
 
 def test_dense_autoencoder_shapes_and_exact_parameter_count():
@@ -52,7 +53,11 @@ def test_autoencoder_program_smoke(tmp_path):
     m = outcome.metrics
     assert m["architecture"] == "784-128-64-32-64-128-784" and m["parameters"] == 222_384
     assert 0 < m["pca_test_mse"] < m["mean_image_test_mse"]
-    assert m["beats_pca"] == (m["test_mse"] < m["pca_test_mse"])
+    # beating PCA means beyond the paired-bootstrap interval over the test digits
+    gap = Difference.from_dict(m["test_mse_vs_pca"])
+    assert gap.estimate == pytest.approx(m["test_mse"] - m["pca_test_mse"], rel=1e-6)
+    assert (gap.low, gap.high) == (m["test_mse_vs_pca_low"], m["test_mse_vs_pca_high"])
+    assert m["beats_pca"] == (gap.verdict("lower") == "better") and gap.n == m["test_digits"]
     for name in ("metrics.json", "record.md", "history.csv", "reconstructions.png", "loss.png",
                  "model.pt"):
         assert (outcome.folder / name).exists(), name
@@ -70,7 +75,7 @@ def test_autoencoder_program_smoke(tmp_path):
     assert pca_reconstruction_mse(xt, xt, 32) < m["pca_test_mse"]
     summary = json.loads((outcome.folder / "metrics.json").read_text())
     sentence = next(s for s in summary["record"]["analysis"] if "PCA-32 reconstruction's" in s)
-    assert sentence.endswith("better." if m["test_mse"] < m["pca_test_mse"] else "worse.")
+    assert sentence.endswith(f"{gap.verdict('lower')}.") or "reconstructs better" in sentence
     # the target (below PCA-32) is for quick and full; two epochs of smoke are not judged
     assert [(t["rule"], t["met"]) for t in summary["targets"]] == [
         ("test_mse < pca_test_mse", "not applicable")]
@@ -96,12 +101,13 @@ def test_autoencoder_study_smoke(tmp_path):
     assert summary["program"] == "12.2" and summary["status"] == "ok"
     assert summary["command"].startswith("dlab study 12.2 --profile smoke")
     info = summary["metrics"]["study"]
-    assert (info["settings"], info["complete"]) == (3, 3)
+    assert (info["settings"], info["complete"]) == (4, 3)   # 3 settings and a seed repeat
     table = summary["record"]["tables"][0]
     cols = table["columns"]
     rows = [dict(zip(cols, r, strict=True)) for r in table["rows"]]
     assert [(r["varied"], r["activation"], r["latent"]) for r in rows] == [
-        ("base", "relu", 32), ("activation", "tanh", 32), ("latent", "relu", 8)]
+        ("base", "relu", 32), ("activation", "tanh", 32), ("latent", "relu", 8),
+        ("seed +1", "relu", 32)]
     assert rows[2]["parameters"] == 222_384 - (32 - 8) * (64 + 1) - (32 - 8) * 64
     # the choice is made on validation digits; the test MSE is only reported
     chosen = min(rows, key=lambda r: r["val_mse"])
@@ -110,6 +116,16 @@ def test_autoencoder_study_smoke(tmp_path):
     assert summary["metrics"]["best_test_mse"] == chosen[test_col]
     assert summary["metrics"]["study"]["best"]["trial"] == chosen["trial"]
     assert (folder / "study-activation.png").exists() and (folder / "study-latent.png").exists()
+    # the base setting ran at one more seed; settings beating PCA are counted on intervals
+    m = summary["metrics"]
+    assert m["study"]["ranking"]["seeds"] == 2
+    assert "study_chosen_beats_worst" in m and "study_noise_band" in m
+    assert m["trials_beating_pca"] == sum(bool(r["beats_pca"]) for r in rows
+                                          if not str(r["varied"]).startswith("seed +"))
+    assert m["any_setting_beats_pca"] == (m["trials_beating_pca"] > 0)
+    gap = Difference.from_dict(m["best_vs_mean_image"])
+    assert gap.estimate == pytest.approx(m["best_test_mse"] - m["best_mean_image_test_mse"])
+    assert [t["met"] for t in summary["targets"]] == ["not applicable"] * 2
     assert not (folder / "study-depth.png").exists()  # one depth only: nothing to plot
 
 

@@ -230,10 +230,10 @@ SINE_RNN = Implementation(
                interval="test_mse_vs_naive",
                why="a forecaster must beat repeating the last value, beyond the spread of a "
                    "paired bootstrap over the test windows"),
-        Target("mse_over_noise_variance", at_most=1.5, profiles=("quick", "full"),
+        Target("mse_over_noise_variance", at_most=2.0, profiles=("quick", "full"),
                when=_noisy, when_text="the series has noise (noise > 0)",
-               why="near the noise floor: within 50% of sigma^2 (the naive forecast pays "
-                   "about 2 sigma^2 plus the sine's step)"),
+               why="nearer the noise floor sigma^2 than repeating the last value can be: that "
+                   "pays the noise twice (2 sigma^2) before the sine's own step"),
     ),
 )
 
@@ -556,7 +556,7 @@ def judge_long_memory(cfg: LongMemoryConfig, tasks: list[Task], m: dict[str, Any
         best = min(cfg.cells, key=lambda c: s[c]["mean"])
         parts = [f"{c.upper()} {s[c]['mean']:.4f} ({s[c]['mean'] / t.baseline:.2f} of the "
                  f"baseline, {s[c]['learned']}/{cfg.n_seeds} runs learned)" for c in cfg.cells]
-        ctx.infer(f"{t.name}: " + "; ".join(parts) + f". Lowest: {best.upper()}; "
+        ctx.infer(f"{t.name}: " + "; ".join(parts) + f". Lowest mean: {best.upper()}; "
                   f"'{t.baseline_name}' scores {t.baseline:.4f}.")
     if m["longest_adding"] is None:
         return

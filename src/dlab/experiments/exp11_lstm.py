@@ -57,6 +57,8 @@ class WeatherConfig:
     val_fraction: float = 0.1  # last part of the training windows, for early stopping
     hidden: int = 50  # units of each of the two LSTM layers
     dense: int = 25  # units of the dense layer before the output
+    forget_bias: float = 1.0  # added to the PyTorch LSTM forget-gate bias at start, as Keras's
+    # LSTM starts it at 1 (unit_forget_bias; Jozefowicz, Zaremba and Sutskever 2015)
     epochs: int = 20  # passes over the training windows (each variant)
     batch_size: int = 32  # windows per gradient step
     lr: float = 0.003  # Adam learning rate
@@ -130,7 +132,8 @@ def weather_net(cfg: WeatherConfig, ctx: RunContext) -> SequenceRegressor:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(ctx.seed)
         return SequenceRegressor(SequenceConfig(cell="lstm", hidden=cfg.hidden, num_layers=2,
-                                                dense=(cfg.dense,))).to(ctx.device)
+                                                dense=(cfg.dense,),
+                                                forget_bias=cfg.forget_bias)).to(ctx.device)
 
 
 def keras_twin(cfg: WeatherConfig, ctx: RunContext) -> Any:
