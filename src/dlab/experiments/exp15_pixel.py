@@ -347,14 +347,15 @@ def judge_pixel(cfg: PixelConfig, ctx: RunContext, m: dict[str, Any]) -> None:
 
 def say_epoch_times(ctx: RunContext, m: dict[str, Any]) -> None:
     """The two models' seconds per epoch as measured, with no verdict: each model ran
-    once, one after the other, on a machine that may be shared, so nothing measured the
-    timing noise."""
+    once, one after the other, on a machine that may be shared, so the load, not only the
+    model, moves these times."""
     times = {k: m[f"{k}_epoch_seconds"] for k in ("pixelcnn", "pixelrnn")}
     each = "; ".join(f"{LABEL[k][4:]} {', '.join(f'{t:.1f}' for t in ts)} s"
                      for k, ts in times.items())
     ctx.infer(f"Seconds per epoch as measured (one run each, one after the other): {each}. "
-              "These are single wall-clock measurements on a machine that may be shared; "
-              "their noise was not measured, so no faster/slower verdict is drawn.")
+              "These are wall-clock times of one run of each model on a machine that may "
+              "be shared with other work; they are reported as measured, with no "
+              "faster/slower verdict.")
 
 
 def write_pixel(cfg: PixelConfig, ctx: RunContext, m: dict[str, Any],
