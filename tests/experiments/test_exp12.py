@@ -140,3 +140,26 @@ def test_study_quick_moves_each_factor_once_and_full_keeps_every_value():
                                                  "latent", "lr"]
     full = make_plan(e12.ae_study(configs.build(impl.config, impl.profiles, "full")), 0)
     assert len(full.points) == 1 + 2 + 2 + 3 + 3 + 2  # base, then every other value
+
+
+def test_a_setting_below_pca_inside_its_interval_does_not_count_as_beating_it():
+    """beats_pca comes from the trial's interval, not from test_mse < pca_test_mse."""
+    from types import SimpleNamespace
+
+    from dlab.experiments import exp12_autoencoder as e12
+
+    def row(trial, test, pca, beats):
+        return {"trial": trial, "varied": "lr", "lr": 0.003, "test_mse": test,
+                "pca_test_mse": pca, "beats_pca": beats, "mean_image_test_mse": 0.067,
+                "test_mse_vs_mean_image_low": test - 0.068, "test_mse_vs_mean_image_high":
+                test - 0.066}
+
+    inside = row(0, 0.01739, 0.0174, False)   # lower by a hair, interval holds 0
+    result = SimpleNamespace(best=inside, complete=[inside])
+    m = e12.score_ae_study(result)
+    assert m["trials_beating_pca"] == 0 and m["any_setting_beats_pca"] is False
+    gap = Difference.from_dict(m["best_vs_mean_image"])
+    assert (gap.low, gap.high) == (0.01739 - 0.068, 0.01739 - 0.066)
+    beyond = row(1, 0.015, 0.0174, True)
+    m = e12.score_ae_study(SimpleNamespace(best=beyond, complete=[inside, beyond]))
+    assert m["trials_beating_pca"] == 1 and m["any_setting_beats_pca"] is True
