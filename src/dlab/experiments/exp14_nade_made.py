@@ -936,7 +936,8 @@ DENSITY = Implementation(
 class DensityStudyConfig(StudySettings):
     trial_epochs: int = 6  # maximum epochs of every trial (early stopping may end sooner)
     # quick: six trials around 14.1's MADE (1 x 500, relu, random order, 4 masks), each
-    # factor moved once; full tries the longer lists in the comments
+    # factor moved once, and that base setting at spread_seeds more seeds (its seed
+    # noise); full tries the longer lists in the comments
     layers: tuple[int, ...] = (1, 2)  # MADE hidden layers
     widths: tuple[int, ...] = (500, 1000)  # units per hidden layer (full: 250, 500, 1000)
     activations: tuple[Activation, ...] = ("relu", "sigmoid")  # hidden non-linearity

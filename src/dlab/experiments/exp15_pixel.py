@@ -514,7 +514,8 @@ PIXEL = Implementation(
 class PixelStudyConfig(StudySettings):
     trial_epochs: int = 3  # maximum epochs of every trial (early stopping may end sooner)
     parts: tuple[Model, ...] = ("pixelcnn", "pixelrnn")  # which model's study to run
-    # quick: five trials, one block against three, kernel 3 against 5, LSTM against GRU
+    # quick: five trials, one block against three, kernel 3 against 5, LSTM against GRU,
+    # and each study's base setting at spread_seeds more seeds (its seed noise)
     # (a second Row LSTM layer doubles a trial's time and changed little in 3 epochs)
     cnn_layers: tuple[int, ...] = (1, 3)  # PixelCNN residual blocks tried (full: 1, 3, 5)
     cnn_kernels: tuple[int, ...] = (3, 5)  # PixelCNN mask-B kernel sizes tried
