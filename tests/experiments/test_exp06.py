@@ -225,3 +225,17 @@ def test_keras_training_does_not_depend_on_what_ran_since_the_build():
     again = train_and_test(model, X, y, X, y, **args)
     assert [r["loss"] for r in first["history"]] == [r["loss"] for r in again["history"]]
     assert first["test_accuracy"] == again["test_accuracy"]
+
+
+def test_raw_runs_at_a_class_share_are_counted():
+    # 143 test rows, 90 of class 1: a raw network that answers one class scores 90/143 or
+    # 53/143 (as float32 from Keras); one that learned something scores neither
+    class Split:
+        y_test = np.array([0] * 53 + [1] * 90)
+        x_train = np.array([[1.0, 2.0], [3.0, 5.0]])
+
+    raw = [0.944, float(np.float32(90 / 143)), float(np.float32(53 / 143))]
+    m = e6.score_norm({("keras", "raw"): raw, ("keras", "standardised"): [0.95, 0.96, 0.97]},
+                      Split, ["keras"])
+    assert m["majority_accuracy"] == pytest.approx(90 / 143)
+    assert m["keras"]["raw_seeds_at_a_class_share"] == 2

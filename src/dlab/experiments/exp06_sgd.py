@@ -446,7 +446,10 @@ def score_norm(results: dict, raw: Split, frameworks: list[str]) -> dict[str, An
                    "seeds_standardised_better": int((s > r).sum()),
                    "seeds_tied": int((s == r).sum()),
                    "raw_accuracies": r.tolist(), "standardised_accuracies": s.tolist(),
-                   "standardised_vs_raw": over_seeds(s, r).as_dict()}
+                   "standardised_vs_raw": over_seeds(s, r).as_dict(),
+                   "raw_seeds_at_a_class_share": int(np.isclose(
+                       r[:, None], [out["majority_accuracy"], 1 - out["majority_accuracy"]],
+                       atol=1e-6).any(axis=1).sum())}
     return out
 
 
@@ -464,7 +467,9 @@ def judge_norm(ctx: RunContext, cfg: NormConfig, m: dict[str, Any],
         ctx.infer(f"{FRAMEWORK_NAMES[fw]}: standardised inputs scored above raw ones in "
                   f"{f['seeds_standardised_better']} of {cfg.n_seeds} seeds (ties: "
                   f"{f['seeds_tied']}); the majority class scores "
-                  f"{m['majority_accuracy']:.4f}.")
+                  f"{m['majority_accuracy']:.4f}; in {f['raw_seeds_at_a_class_share']} of "
+                  f"{cfg.n_seeds} seeds the raw-input network's accuracy equals the share of "
+                  "one class, what answering that class every time scores.")
     if len(frameworks) == 2:
         gap = abs(m["torch"]["standardised_accuracy"] - m["keras"]["standardised_accuracy"])
         ctx.infer(f"With standardised inputs the mean test accuracies of PyTorch and Keras "
