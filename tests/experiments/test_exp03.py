@@ -84,7 +84,7 @@ def test_record_of_a_network_that_only_copies_a_baseline(tmp_path, monkeypatch, 
     assert target["met"] is False and meta["verdict"] == "missed"
     assert target["value"] >= target["reference_value"]
     record = (out.folder / "record.md").read_text()
-    assert "**Targets: missed.**" in record
+    assert "**Targets: missed**" in record
     versus_linear = [a for a in meta["record"]["analysis"]
                      if a.startswith("The PyTorch network") and "linear regression" in a]
     assert len(versus_linear) == 1
@@ -112,7 +112,7 @@ def test_a_gain_inside_the_bootstrap_interval_is_not_shown(tmp_path, monkeypatch
     assert m["test_mse"] < m["baseline_linear"]["mse"]
     gap = m["test_mse_vs_linear"]
     assert gap["estimate"] == pytest.approx(m["test_mse"] - m["baseline_linear"]["mse"])
-    assert gap["low"] < 0 < gap["high"] and gap["n"] == m["n_test"]
+    assert gap["low"] < 0 <= gap["high"] and gap["n"] == m["n_test"]
     assert target["met"] is False and target["shown"] is False
     assert any("not distinguishable" in a and "linear regression" in a
                for a in meta["record"]["analysis"])
