@@ -170,7 +170,7 @@ def test_sequence_lstm_beats_the_mean_predictor_when_trained_a_little(tmp_path):
     m = out.metrics
     assert m["test_mse"] < 0.25 * m["mean_prediction_mse"]
     analysis = json.loads((out.folder / "metrics.json").read_text())["record"]["analysis"]
-    assert any("than predicting the training mean's" in s and s.endswith(
+    assert any("against predicting the training mean's" in s and s.endswith(
         "It has learned more than the mean of the targets.") for s in analysis)
 
 

@@ -137,9 +137,9 @@ def test_study_quick_moves_each_factor_once_and_full_keeps_every_value():
     impl = PROGRAMS["12.2"].load()
     quick = make_plan(e12.ae_study(configs.build(impl.config, impl.profiles, "quick")), 0)
     assert [p.varied for p in quick.points] == ["base", "depth", "width", "activation",
-                                                 "latent", "lr"]
+                                                 "latent", "lr", "seed +1", "seed +2"]
     full = make_plan(e12.ae_study(configs.build(impl.config, impl.profiles, "full")), 0)
-    assert len(full.points) == 1 + 2 + 2 + 3 + 3 + 2  # base, then every other value
+    assert len(full.points) == 1 + 2 + 2 + 3 + 3 + 2 + 2  # base, every other value, 2 seeds
 
 
 def test_a_setting_below_pca_inside_its_interval_does_not_count_as_beating_it():
