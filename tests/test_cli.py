@@ -59,7 +59,9 @@ def test_run_smoke_then_report(cli, tmp_path):
         assert len(folders) == 1
         meta = json.loads((folders[0] / "metrics.json").read_text())
         assert meta["status"] == "ok" and meta["profile"] == "smoke"
-    code, out, _ = cli("report", tmp_path)
+    code, out, _ = cli("report", tmp_path)  # only smoke runs: refused, one line
+    assert code == 2 and "only smoke runs" in out + _
+    code, out, _ = cli("report", tmp_path, "--allow-smoke")
     assert code == 0
     record = (tmp_path / "lab-record.md").read_text()
     assert (tmp_path / "lab-record.html").is_file()

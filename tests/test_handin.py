@@ -29,7 +29,7 @@ def runs(tmp_path_factory):
 @pytest.fixture(scope="module")
 def page(runs, tmp_path_factory):
     out = tmp_path_factory.mktemp("page") / "record.html"
-    written = write_report(runs, out, student=Student(name=NAME, id=SID))
+    written = write_report(runs, out, student=Student(name=NAME, id=SID), allow_smoke=True)
     return written["html"].read_text(), written["markdown"].read_text()
 
 
@@ -85,7 +85,8 @@ def test_without_details_the_header_fields_stay_blank(runs, tmp_path, monkeypatc
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
     student = resolve_student(runs_dir=runs)
     assert student == Student()
-    text = write_report(runs, tmp_path / "r.html", student=student)["html"].read_text()
+    text = write_report(runs, tmp_path / "r.html", student=student,
+                        allow_smoke=True)["html"].read_text()
     for n in EXPERIMENTS_RUN:
         head = sheet(text, n).split("</thead>")[0]
         assert '<th>Student ID</th><td class="blank"></td>' in head
@@ -93,7 +94,8 @@ def test_without_details_the_header_fields_stay_blank(runs, tmp_path, monkeypatc
 
 
 def test_blank_answers_leave_room_to_write(runs, tmp_path):
-    text = write_report(runs, tmp_path / "b.html", blank_answers=True)["html"].read_text()
+    text = write_report(runs, tmp_path / "b.html", blank_answers=True,
+                        allow_smoke=True)["html"].read_text()
     five = sheet(text, 5)
     q = load(5)
     assert five.count('<div class="write">') == len(q.entries)
@@ -133,12 +135,13 @@ def test_a_bad_student_file_names_file_and_field(tmp_path, content, message):
 def test_report_options_on_the_command_line(cli, runs, tmp_path):
     out = tmp_path / "cli.html"
     code, stdout, err = cli("report", runs, "--out", out, "--student-name", "Ada <L>",
-                            "--student-id", "7", "--blank-answers")
+                            "--student-id", "7", "--blank-answers", "--allow-smoke")
     assert code == 0 and err == ""
     text = out.read_text()
     assert text.count("<th>Student Name</th><td>Ada &lt;L&gt;</td>") == len(EXPERIMENTS_RUN)
     assert '<div class="write">' in text
-    code, _, err = cli("report", runs, "--out", tmp_path / "x.html", "--student-name", "x" * 500)
+    code, _, err = cli("report", runs, "--out", tmp_path / "x.html", "--student-name", "x" * 500,
+                       "--allow-smoke")
     assert code == 2 and err.count("\n") == 1 and "--student-name: longer than" in err
 
 

@@ -15,7 +15,7 @@ def page_file(tmp_path_factory):
     runs = tmp_path_factory.mktemp("runs")
     for pid in ("1.1", "1.2"):
         run_program(PROGRAMS[pid], profile="smoke", out=runs, quiet=True, device="cpu")
-    return write_report(runs)["html"]
+    return write_report(runs, allow_smoke=True)["html"]
 
 
 def test_page_is_valid_html_and_self_contained(page_file):

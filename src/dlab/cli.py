@@ -66,10 +66,12 @@ def show(program_id: str = typer.Argument(..., metavar="ID")) -> None:
             continue
         from dlab.lab import show as program_view
 
+        view = program_view(p.id)
         rows = Table("setting", "quick (default)", "smoke", "full", box=None)
-        for name, by_profile in program_view(p.id).settings.items():
+        for name, by_profile in view.settings.items():
             rows.add_row(name, *(str(by_profile[k]) for k in ("quick", "smoke", "full")))
         out.print(rows)
+        out.print(view.manual_text(), markup=False, highlight=False)
         out.print("")
 
 
@@ -171,14 +173,26 @@ def report(
         None, "--student-id", help="For the header (else DLAB_STUDENT_ID or student.toml)."),
     blank_answers: bool = typer.Option(
         False, "--blank-answers", help="Leave the pre-lab and viva answers to be written in."),
+    experiment: int | None = typer.Option(
+        None, "--experiment", help="Only this experiment (1-16): the sheet you hand in."),
+    pick: list[str] = typer.Option(
+        [], "--pick", help="ID=RUN_FOLDER: show that run of a program (repeatable)."),
+    allow_smoke: bool = typer.Option(
+        False, "--allow-smoke", help="Also take smoke runs (left out: they are not results)."),
+    paper: str = typer.Option("a4", "--paper", help="a4 or letter (printed page size)."),
 ) -> None:
-    """Collect the latest run of every program into one lab record (HTML and Markdown)."""
+    """Collect each program's run into a lab record (HTML and Markdown; PDF with --pdf).
+
+    Each program shows its latest run at the default settings (quick or full profile),
+    unless --pick chooses another."""
+    from dlab.report.choose import parse_picks
     from dlab.report.handin import resolve_student
     from dlab.report.lab import write_report
 
     student = resolve_student(student_name, student_id, runs_dir)
     written = write_report(runs_dir, out_file, pdf=pdf, student=student,
-                           blank_answers=blank_answers)
+                           blank_answers=blank_answers, experiment=experiment,
+                           picks=parse_picks(pick), allow_smoke=allow_smoke, paper=paper)
     for kind, path in written.items():
         out.print(f"lab record ({kind}): {path}")
 

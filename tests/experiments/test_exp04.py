@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import torch
 
+from dlab import baselines
 from dlab.api import run_program
 from dlab.experiments import exp04_mnist_mlp as e4
 from dlab.models.mlp import MLP
@@ -122,7 +123,7 @@ def test_curves_are_measured_each_epoch(tmp_path):
         ("test_accuracy >= 0.97", "not applicable"),
         ("train_loss_decreased = true", True)]
     # the baseline: logistic regression on the same 900 training digits, C on validation
-    assert m["logreg_C"] in e4.BASELINE_C and 0.7 < m["logreg_test_accuracy"] < 1
+    assert m["logreg_C"] in baselines.BASELINE_C and 0.7 < m["logreg_test_accuracy"] < 1
     diff = m["test_accuracy_vs_logreg"]
     assert diff["estimate"] == pytest.approx(m["test_accuracy"] - m["logreg_test_accuracy"])
     assert diff["low"] < diff["estimate"] < diff["high"]
@@ -147,19 +148,19 @@ def test_logistic_baseline_chooses_c_on_validation_only():
     rng = np.random.default_rng(0)
     x = rng.normal(size=(300, 5))
     y = (x[:, 0] + 0.3 * rng.normal(size=300) > 0).astype(int)
-    out = e4.logistic_baseline(x[:200], y[:200], x[200:250], y[200:250], x[250:], seed=0)
-    assert set(out["val_accuracy"]) == set(e4.BASELINE_C)
+    out = baselines.logistic_baseline(x[:200], y[:200], x[200:250], y[200:250], x[250:], seed=0)
+    assert set(out["val_accuracy"]) == set(baselines.BASELINE_C)
     assert out["val_accuracy"][out["C"]] == max(out["val_accuracy"].values())
     assert out["pred"].shape == (50,) and (out["pred"] == y[250:]).mean() > 0.8
     # the test rows play no part in the choice: scrambling them changes nothing chosen
-    again = e4.logistic_baseline(x[:200], y[:200], x[200:250], y[200:250], -x[250:], seed=0)
+    again = baselines.logistic_baseline(x[:200], y[:200], x[200:250], y[200:250], -x[250:], seed=0)
     assert again["C"] == out["C"] and again["val_accuracy"] == out["val_accuracy"]
 
 
 def test_accuracy_difference_is_paired_and_not_better_on_a_tie():
     true = np.arange(400) % 10
-    same = e4.accuracy_difference(true, true, true, seed=0)
+    same = baselines.accuracy_difference(true, true, true, seed=0)
     assert same.estimate == 0 and same.verdict("higher") == "not distinguishable"
     half = np.where(np.arange(400) % 2 == 0, true, (true + 1) % 10)
-    diff = e4.accuracy_difference(true, half, true, seed=0)
+    diff = baselines.accuracy_difference(true, half, true, seed=0)
     assert diff.estimate == pytest.approx(0.5) and diff.low > 0.4

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from dlab.baselines import accuracy_difference, logistic_baseline, majority_predictions
 from dlab.data.images import channel_stats, prepare, to_tensor
 from dlab.data.mnist import load_mnist, stratified_split
 from dlab.data.subsets import class_counts, spread_over_classes
@@ -33,7 +34,7 @@ from dlab.registry import Implementation
 from dlab.report import figures
 from dlab.runs import RunContext
 from dlab.training import FitResult, accuracy, evaluate, fit
-from dlab.uncertainty import Difference, paired_bootstrap
+from dlab.uncertainty import Difference
 from dlab.verdicts import Target
 
 # The manual's statement: the optimizer is built from `model` while `model` is being made.
@@ -43,7 +44,6 @@ NEAR_CHANCE = 0.2
 # Inverse L2 strengths tried for the logistic-regression baseline, chosen on validation
 # (on 3,600 standardised digits: validation accuracy 0.915, 0.910 and 0.898 for C = 0.01,
 # 0.1 and 1; the weakest was never chosen and cost a third of the time).
-BASELINE_C = (0.01, 0.1)
 
 
 @dataclass
@@ -147,21 +147,6 @@ def majority_accuracy(y_train: torch.Tensor, y_test: torch.Tensor) -> float:
     return float((y_test.numpy() == majority).mean())
 
 
-def majority_predictions(y_train: torch.Tensor | np.ndarray, n: int) -> np.ndarray:
-    """(n,) answers of the majority-class baseline: the most common training class."""
-    y = np.asarray(y_train)
-    return np.full(n, int(np.bincount(y, minlength=int(y.max()) + 1).argmax()))
-
-
-def accuracy_difference(pred_a: np.ndarray, pred_b: np.ndarray, true: np.ndarray, seed: int,
-                        what: str = "test digits") -> Difference:
-    """Accuracy of a minus accuracy of b on the same examples, with the paired bootstrap
-    interval over the examples' 0/1 correctness (each (N,) array of classes)."""
-    true = np.asarray(true)
-    return paired_bootstrap((np.asarray(pred_a) == true).astype(float),
-                            (np.asarray(pred_b) == true).astype(float), seed=seed, what=what)
-
-
 def independent_accuracy_difference(acc_a: float, n_a: int, acc_b: float,
                                     n_b: int) -> Difference:
     """acc_a - acc_b for accuracies on two different sets of n_a and n_b examples, with
@@ -172,33 +157,6 @@ def independent_accuracy_difference(acc_a: float, n_a: int, acc_b: float,
     half, d = float(norm.ppf(0.975)) * se, acc_a - acc_b
     return Difference(d, d - half, d + half, f"normal interval for two independent "
                       f"proportions, {n_a} and {n_b} examples", n_a + n_b)
-
-
-def logistic_baseline(x_fit: np.ndarray, y_fit: np.ndarray, x_val: np.ndarray,
-                      y_val: np.ndarray, x_test: np.ndarray, seed: int,
-                      cs: tuple[float, ...] = BASELINE_C) -> dict:
-    """A linear baseline fit on the same training examples as the network: multinomial
-    logistic regression on the standardised pixels (N, D), its L2 strength 1/C chosen
-    by accuracy on the validation examples. Returns the chosen C, the validation
-    accuracy of every C tried, and the chosen model's test predictions (M,)."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-    from threadpoolctl import threadpool_limits
-
-    def flat(x) -> np.ndarray:  # float64: scikit-learn's solver is much slower on float32
-        return np.asarray(x, dtype=np.float64).reshape(len(x), -1)
-
-    fitted, val_acc = {}, {}
-    # one BLAS thread: on two shared cores the threaded solver ran up to seven times slower
-    with threadpool_limits(1):
-        for c in cs:
-            model = make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=1000,
-                                                                       random_state=seed))
-            fitted[c] = model.fit(flat(x_fit), np.asarray(y_fit))
-            val_acc[c] = float(model.score(flat(x_val), np.asarray(y_val)))
-    best = max(cs, key=lambda c: (val_acc[c], -c))  # ties: the stronger regularisation
-    return {"C": best, "val_accuracy": val_acc, "pred": fitted[best].predict(flat(x_test))}
 
 
 def fresh_interpreter(cfg: MLPConfig, ctx: RunContext) -> str:

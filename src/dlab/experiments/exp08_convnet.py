@@ -19,15 +19,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from dlab.baselines import accuracy_difference, logistic_baseline, majority_predictions
 from dlab.data.images import load_cifar10, prepare
 from dlab.data.mnist import ImageData, find_fashion, load_fashion, load_mnist, stratified_split
 from dlab.data.subsets import class_counts, stratified_sample
 from dlab.errors import DataError
-from dlab.experiments.exp04_mnist_mlp import (
-    accuracy_difference,
-    logistic_baseline,
-    majority_predictions,
-)
 from dlab.io import atomic_write
 from dlab.metrics import confusion_matrix
 from dlab.models import count_parameters

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from dlab.baselines import accuracy_difference, logistic_baseline, majority_predictions
 from dlab.data.images import (
     FolderImages,
     augment_batch,
@@ -29,11 +30,6 @@ from dlab.data.images import (
 from dlab.data.mnist import find_fashion, load_fashion, load_mnist, stratified_split
 from dlab.data.subsets import class_counts
 from dlab.errors import DataError
-from dlab.experiments.exp04_mnist_mlp import (
-    accuracy_difference,
-    logistic_baseline,
-    majority_predictions,
-)
 from dlab.io import write_csv
 from dlab.metrics import confusion_matrix
 from dlab.models import count_parameters

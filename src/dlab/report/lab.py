@@ -18,13 +18,13 @@ from pathlib import Path
 
 from dlab.errors import UsageError
 from dlab.io import atomic_path, escape_markup
-from dlab.registry import PROGRAMS
+from dlab.registry import EXPERIMENTS, PROGRAMS
+from dlab.report.choose import choose
 from dlab.report.handin import Student
-from dlab.report.record import lab_blocks, to_html, to_markdown
+from dlab.report.record import COURSE, PAPERS, lab_blocks, page_style, to_html, to_markdown
 from dlab.runs import (
     check_writable,
     is_locked,
-    latest_run,
     make_folders,
     remove_created,
 )
@@ -49,39 +49,59 @@ def _warn(message: str) -> None:
 def write_report(runs_dir: str | Path = "runs", out: str | Path | None = None,
                  pdf: bool = False, student: Student | None = None,
                  blank_answers: bool = False,
-                 warn: Callable[[str], None] | None = None) -> dict[str, Path]:
+                 warn: Callable[[str], None] | None = None, *,
+                 experiment: int | None = None, picks: dict[str, Path] | None = None,
+                 allow_smoke: bool = False, paper: str = "a4") -> dict[str, Path]:
     """Write the record; return the paths written ({"markdown", "html"[, "pdf"]}).
 
-    `out` names the HTML file (default RUNS_DIR/lab-record.html); the Markdown goes
-    beside it with the suffix .md and links figures relative to RUNS_DIR. `student`
-    fills the header of every experiment's sheet (blank fields without it);
+    `out` names the HTML file (default RUNS_DIR/lab-record.html, or
+    RUNS_DIR/experiment-NN.html for one experiment); the Markdown goes beside it with the
+    suffix .md and links figures relative to RUNS_DIR. `student` fills the header of
+    every experiment's sheet and the printed footer (blank fields without it);
     `blank_answers` leaves the pre-lab and viva answers for the student and evaluator.
+    `experiment` makes the hand-in of one experiment; the run of each program is chosen
+    by `dlab.report.choose` (`picks`, `allow_smoke`); `paper` is "a4" or "letter".
     """
     runs_dir = Path(runs_dir)
+    warn = warn or _warn
     if not runs_dir.is_dir():
         raise UsageError(f"no runs folder at {runs_dir}; run programs first, e.g. `dlab run 1`")
-    latest = {}
-    for pid in PROGRAMS:  # a metrics.json that is not a run summary: skipped, named
-        folder = latest_run(runs_dir, pid, warn=warn or _warn)
-        if folder is not None:
-            latest[pid] = folder
+    if paper not in PAPERS:
+        raise UsageError(f"--paper {paper}: use a4 or letter")
+    ids = [pid for pid, p in PROGRAMS.items() if experiment is None or p.experiment == experiment]
+    if not ids:
+        raise UsageError(f"--experiment {experiment}: there are experiments 1 to 16")
+    chosen, skipped = choose(runs_dir, ids, picks, allow_smoke, warn)
+    for line in skipped:
+        warn(f"left out {line}")
+    latest = {pid: c.folder for pid, c in chosen.items()}
     if not latest:
-        raise UsageError(f"no finished runs under {runs_dir}; run programs first, e.g. `dlab run 1`")
-    html_path = Path(out) if out else runs_dir / "lab-record.html"
+        what = f"experiment {experiment}" if experiment else "any program"
+        raise UsageError(f"no finished runs of {what} under {runs_dir} to put in a record"
+                         + ("; " + "; ".join(skipped) if skipped else
+                            "; run programs first, e.g. `dlab run 1`"))
+    default_name = f"experiment-{experiment:02d}.html" if experiment else "lab-record.html"
+    html_path = Path(out) if out else runs_dir / default_name
     if html_path.suffix.lower() not in (".html", ".htm"):
         raise UsageError(f"--out {html_path}: the record page must be an .html file")
     if html_path.is_dir():
         raise UsageError(f"--out {html_path}: is a folder; give the page's file name, e.g. "
-                         f"--out {html_path / 'lab-record.html'}")
+                         f"--out {html_path / default_name}")
     check_writable(html_path.parent, "--out")  # creates nothing
-    blocks = lab_blocks(runs_dir, latest, student=student, blank_answers=blank_answers)
+    notes = {pid: c.note for pid, c in chosen.items()}
+    blocks = lab_blocks(runs_dir, latest, student=student, blank_answers=blank_answers,
+                        experiment=experiment, notes=notes)
     blocks = _unfinished(blocks, latest)
     md_path = html_path.with_suffix(".md")
     if md_path.parent.resolve() == runs_dir.resolve():
         markdown = to_markdown(_md_safe(blocks))
     else:  # figure links in the Markdown are relative to the runs folder
         markdown = to_markdown(_md_safe(_relink(blocks, runs_dir, md_path.parent)))
-    html = to_html(blocks, runs_dir, "Deep Learning lab record")
+    title = (f"Experiment {experiment}: {EXPERIMENTS[experiment - 1].title}" if experiment
+             else "Deep Learning lab record")
+    who = " · ".join(x for x in ((student or Student()).name, (student or Student()).id) if x)
+    footer = f"{COURSE} · {title}" + (f" · {who}" if who else "")
+    html = to_html(blocks, runs_dir, title, page_style(paper, footer))
     _write_both({md_path: markdown, html_path: html})
     written = {"markdown": md_path, "html": html_path}
     if pdf:

@@ -104,10 +104,17 @@ def target_word(t: dict[str, Any]) -> str:
 
 
 def program_blocks(summary: dict[str, Any], program: ProgramInfo, level: int = 1,
-                   folder: str = "") -> list[Block]:
-    """Aim, Procedure, Data, Results, Analysis and Inferences of one run."""
+                   folder: str = "", run_note: str = "") -> list[Block]:
+    """Aim, Procedure, Data, Results, Analysis and Inferences of one run; `run_note`
+    says which run this is and how it was chosen."""
     rec = summary.get("record", {})
     b: list[Block] = [("h", level, f"{program.id} {program.title}", anchor(program.id))]
+    if run_note:
+        b.append(("p", run_note))
+    if summary.get("profile") == "smoke":
+        b.append(("p", "**Smoke run:** a seconds-long check that the code runs, on a few "
+                       "examples; its numbers are not results and its targets are the smoke "
+                       "profile's, not the quick or full profile's."))
     if rec.get("stand_in"):
         b.append(("p", f"**Stand-in data:** {rec['stand_in']}"))
     if summary.get("status", "ok") != "ok":
@@ -149,17 +156,19 @@ def program_blocks(summary: dict[str, Any], program: ProgramInfo, level: int = 1
     b.append(("h", level + 1, "Results", None))
     targets = summary.get("targets") or []
     if targets:
-        b.append(("p", f"**Targets: {verdict_of(summary)}.**"))
+        b.append(("p", f"**Targets: {verdict_of(summary)}** (profile "
+                       f"{summary.get('profile')})."))
         b.append(("table", ["target", "measured", "threshold or reference", "verdict", "why"],
                   [target_row(t) for t in targets],
                   "Targets (checked in code against the measured values)"))
-    metrics = summary.get("metrics", {})
-    if metrics:
-        b.append(("table", ["metric", "value"], _flat_metrics(metrics), None))
     for table in rec.get("tables", []):
         b.append(("table", table["columns"], table["rows"], table["title"]))
     for fig in rec.get("figures", []):
         b.append(("fig", f"{folder}{fig['file']}", fig["caption"]))
+    metrics = summary.get("metrics", {})
+    if metrics:  # every number, for checking; folded away on screen, not printed
+        b.append(("appendix", "All measured values (metrics.json)", ["metric", "value"],
+                  _flat_metrics(metrics)))
 
     b.append(("h", level + 1, "Analysis and Inferences", None))
     b.append(("ul", rec.get("analysis") or ["(nothing measured to analyse)"]))
@@ -185,48 +194,29 @@ def load_summaries(latest: dict[str, Path]) -> dict[str, dict[str, Any]]:
 
 
 def lab_blocks(runs_dir: Path, latest: dict[str, Path], student: handin.Student | None = None,
-               blank_answers: bool = False) -> list[Block]:
-    """The whole lab: a summary table, a table of contents, then every program run.
+               blank_answers: bool = False, experiment: int | None = None,
+               notes: dict[str, str] | None = None) -> list[Block]:
+    """The record: every experiment as a hand-in sheet (`dlab.report.handin`: student
+    header, aim, pre-lab, its programs, viva-voce and the evaluator's box).
 
-    Each experiment is a hand-in sheet (`dlab.report.handin`): student header, aim,
-    pre-lab, its programs, viva-voce and the evaluator's box.
+    experiment: only that experiment's sheet, from its first line (a hand-in); else the
+    whole course: a title and contents, every sheet, then the course summary.
+    notes: {program id: which run its section shows and why} (see `report.choose`).
     """
     summaries = load_summaries(latest)
-    b: list[Block] = [("h", 1, "Deep Learning lab record", "top")]
-    b.append(("p", f"{len(summaries)} of {len(PROGRAMS)} programs have a run under "
-                   f"`{runs_dir}`; each section is the latest run of its program."))
-    verdicts = {pid: verdict_of(summaries.get(pid)) for pid in PROGRAMS}
-    count = {w: sum(v == w for v in verdicts.values()) for w in ("met", "missed", "n/a")}
-    b.append(("p", f"**{count['met']} of {len(PROGRAMS)} programs meet their targets**; "
-                   f"{count['missed']} missed, {count['n/a']} without an applicable target or "
-                   f"a finished run, {len(PROGRAMS) - len(summaries)} not run. A target is a "
-                   "check in code against the run's own numbers (each program's Targets "
-                   "table)."))
-    rows = []
-    for pid, program in PROGRAMS.items():
-        s = summaries.get(pid)
-        link = f"[{pid}](#{anchor(pid)})" if s else pid
-        if s is None:
-            rows.append([link, program.title, "not run", "", "", program.target or "",
-                         "", "", ""])
-            continue
-        v = s.get("versions", {})
-        status = s["status"] + (" (files changed since)" if s.get("changed_files") else "")
-        rows.append([link, program.title, status, verdicts[pid], headline(program, s),
-                     program.target or "", fmt(s["timings"]["seconds"]) + " s",
-                     f"{s['timings']['started'][:10]}, seed {s['seed']}, {s['device']}",
-                     f"dlab {v.get('dlab', '?')}, torch {v.get('torch', '-')}"])
-    b.append(("table", ["id", "program", "status", "verdict", "headline", "target", "time",
-                        "run", "versions"], rows, "Summary"))
-    toc = []
-    for exp in EXPERIMENTS:
-        done = [p for p in exp.programs if p.id in summaries]
-        if done:
-            toc.append(f"[Experiment {exp.number}: {exp.title}](#{exp.key}): " + ", ".join(
-                f"[{p.id}](#{anchor(p.id)})" for p in done))
-    if toc:
-        b += [("h", 2, "Contents", "contents"), ("ul", toc)]
-    for exp in EXPERIMENTS:
+    notes = notes or {}
+    exps = [e for e in EXPERIMENTS if experiment is None or e.number == experiment]
+    b: list[Block] = []
+    if experiment is None:
+        b += [("h", 1, "Deep Learning lab record", "top"),
+              ("p", f"{len(summaries)} of {len(PROGRAMS)} programs have a run under "
+                    f"`{runs_dir}`; the [course summary](#summary) follows the experiments.")]
+        toc = [f"[Experiment {e.number}: {e.title}](#{e.key}): " + ", ".join(
+               f"[{p.id}](#{anchor(p.id)})" for p in e.programs if p.id in summaries)
+               for e in exps if any(p.id in summaries for p in e.programs)]
+        if toc:
+            b += [("h", 2, "Contents", "contents"), ("ul", toc)]
+    for exp in exps:
         done = [p for p in exp.programs if p.id in summaries]
         if not done:
             continue
@@ -235,8 +225,41 @@ def lab_blocks(runs_dir: Path, latest: dict[str, Path], student: handin.Student 
         b += handin.prelab(exp, runs_dir, blank_answers)
         for program in done:
             folder = latest[program.id].relative_to(runs_dir).as_posix() + "/"
-            b += program_blocks(summaries[program.id], program, level=3, folder=folder)
+            b += program_blocks(summaries[program.id], program, level=3, folder=folder,
+                                run_note=notes.get(program.id, ""))
         b += handin.sheet_end(exp, runs_dir, blank_answers)
+    if experiment is None:
+        b += course_summary(runs_dir, summaries)
+    return b
+
+
+def course_summary(runs_dir: Path, summaries: dict[str, dict[str, Any]]) -> list[Block]:
+    """The 32-row table of every program's run, verdict and profile."""
+    verdicts = {pid: verdict_of(summaries.get(pid)) for pid in PROGRAMS}
+    count = {w: sum(v == w for v in verdicts.values()) for w in ("met", "missed", "n/a")}
+    b: list[Block] = [("h", 2, "Course summary", "summary")]
+    b.append(("p", f"**{count['met']} of {len(PROGRAMS)} programs meet their targets**; "
+                   f"{count['missed']} missed, {count['n/a']} without an applicable target or "
+                   f"a finished run, {len(PROGRAMS) - len(summaries)} not run. A target is a "
+                   "check in code against the run's own numbers (each program's Targets "
+                   "table), for the profile the run used."))
+    rows = []
+    for pid, program in PROGRAMS.items():
+        s = summaries.get(pid)
+        link = f"[{pid}](#{anchor(pid)})" if s else pid
+        if s is None:
+            rows.append([link, program.title, "not run", "", "", "", program.target or "",
+                         "", "", ""])
+            continue
+        v = s.get("versions", {})
+        status = s["status"] + (" (files changed since)" if s.get("changed_files") else "")
+        rows.append([link, program.title, status, s.get("profile", ""), verdicts[pid],
+                     headline(program, s), program.target or "",
+                     fmt(s["timings"]["seconds"]) + " s",
+                     f"{s['timings']['started'][:10]}, seed {s['seed']}, {s['device']}",
+                     f"dlab {v.get('dlab', '?')}, torch {v.get('torch', '-')}"])
+    b.append(("table", ["id", "program", "status", "profile", "verdict", "headline", "target",
+                        "time", "run", "versions"], rows, "Summary"))
     return b
 
 
@@ -273,6 +296,8 @@ def to_markdown(blocks: list[Block]) -> str:
             out.append(f"> {block[1]}")
         elif kind == "status":
             out.append(f"**Status: {block[1]}.** {block[2]}".rstrip())
+        elif kind == "appendix":  # (kind, title, columns, rows)
+            out.append(f"**{block[1]}**\n\n" + md_table(block[2], block[3]))
         elif kind == "code":  # (kind, text, language)
             fence = "````" if "```" in block[1] else "```"
             out.append(f"{fence}{block[2]}\n{block[1].rstrip()}\n{fence}")
@@ -315,8 +340,9 @@ def _image(path: Path) -> str:
     return f"data:image/png;base64,{data}"
 
 
-def to_html(blocks: list[Block], base: Path, title: str) -> str:
-    """One self-contained page: figures embedded as data URIs, no scripts, no fonts."""
+def to_html(blocks: list[Block], base: Path, title: str, page_css: str = "") -> str:
+    """One self-contained page: figures embedded as data URIs, no scripts, no fonts;
+    `page_css` sets the printed page (size, footer: `page_style`)."""
     body: list[str] = []
     for block in blocks:
         kind = block[0]
@@ -350,12 +376,20 @@ def to_html(blocks: list[Block], base: Path, title: str) -> str:
         elif kind == "code":
             body.append(f'<pre class="program"><code>{html.escape(block[1].rstrip())}'
                         "</code></pre>")
+        elif kind == "appendix":
+            head = "".join(f"<th>{inline(c)}</th>" for c in block[2])
+            rows = "".join("<tr>" + "".join(f"<td>{_cell(v)}</td>" for v in row) + "</tr>"
+                           for row in block[3])
+            body.append(f'<details class="appendix"><summary>{inline(block[1])}</summary>'
+                        f'<div class="scroll"><table><thead><tr>{head}</tr></thead>'
+                        f"<tbody>{rows}</tbody></table></div></details>")
         elif kind == "raw":  # already escaped HTML from dlab.report.handin
             body.append(block[1])
     return (
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
-        f"<title>{html.escape(title)}</title>\n<style>{_CSS}{handin.CSS}</style>\n</head>\n<body>\n"
+        f"<title>{html.escape(title)}</title>\n<style>{_CSS}{handin.CSS}{page_css}</style>\n"
+        "</head>\n<body>\n"
         '<main>\n' + "\n".join(body) + "\n</main>\n</body>\n</html>\n"
     )
 
@@ -406,3 +440,29 @@ a { color: #0b5cad; }
   figure, table, .banner { break-inside: avoid; } .scroll { overflow: visible; }
   figure img { max-height: 18cm; } }
 """
+
+
+COURSE = "23AD2205R Deep Learning"
+PAPERS = {"a4": "A4", "letter": "letter"}
+
+
+def _css_string(text: str) -> str:
+    """Text as a CSS string literal: quotes and backslashes escaped, no newlines, and
+    < > as CSS escapes so that no student name can close the <style> element."""
+    text = " ".join(str(text).split())
+    text = text.replace("\\", "\\\\").replace('"', '\\"')
+    return '"' + text.replace("<", "\\3c ").replace(">", "\\3e ") + '"'  # no </style>
+
+
+def page_style(paper: str = "a4", footer: str = COURSE) -> str:
+    """CSS for the printed record: paper size and margins, the footer (course and
+    student) at the bottom left and "page n of m" at the bottom right of every page."""
+    if paper not in PAPERS:
+        raise ValueError(f"paper {paper!r}: use {' or '.join(PAPERS)}")
+    return (f"@page {{ size: {PAPERS[paper]}; margin: 14mm 13mm 16mm; "
+            f"@bottom-left {{ content: {_css_string(footer)}; font: 8pt sans-serif; "
+            "color: #5b6570; } "
+            '@bottom-right { content: "page " counter(page) " of " counter(pages); '
+            "font: 8pt sans-serif; color: #5b6570; } }\n"
+            "@media print { details.appendix { display: none; } main { max-width: none; "
+            "padding: 0; } pre.program { break-inside: auto; } }\n")
