@@ -112,7 +112,7 @@ def test_run_writes_targets_and_verdict(tmp_path):
     assert "A does not beat B." in analysis and "A beats B." not in analysis
     assert "C holds." not in analysis
     record = (out.folder / "record.md").read_text()
-    assert "**Targets: missed.**" in record
+    assert "**Targets: missed** (profile smoke)." in record
     assert "| score &gt;= 0.5 | 0.2 | 0.5 | missed |" in record  # Markdown cells are escaped
 
 
@@ -130,7 +130,7 @@ def test_lab_summary_counts_verdicts(tmp_path):
     latest = {pid: next((runs / pid).iterdir()) for pid in ("1.1", "1.2")}
     md = to_markdown(lab_blocks(runs, latest))
     assert f"**1 of {len(PROGRAMS)} programs meet their targets**; 1 missed" in md
-    assert "| [1.2](#p1-2) | " in md and "| ok | missed |" in md
+    assert "| [1.2](#p1-2) | " in md and "| ok | smoke | missed |" in md
 
 
 def test_judge_keeps_order():

@@ -144,7 +144,8 @@ def paired_bootstrap(a: Sequence[float], b: Sequence[float], *, seed: int,
                          f"got {a_.shape} and {b_.shape}")
     d = a_ - b_
     est = float(d.mean())
-    if np.all(d == d[0]):  # no spread to resample (e.g. both right on every example)
+    if np.ptp(d) <= 1e-12 * max(1.0, float(np.abs(d).max())):  # no spread to resample
+        # (e.g. both right on every example; rounding alone would make BCa divide by 0)
         return Difference(est, est, est, f"identical difference on all {len(d)} {what}",
                           len(d))
     from scipy.stats import bootstrap

@@ -271,6 +271,7 @@ def compare(quantity: str, a_label: str, a: float, b_label: str, b: float, *,
         ending = "not distinguishable"
     else:
         direction = "higher" if diff.estimate > 0 else "lower"
-        ending = f"{a_label} is {direction}, {word}"
+        who = a_label[0].lower() + a_label[1:] if a_label.startswith("The ") else a_label
+        ending = f"{who} is {direction}, {word}"
     return (f"{a_label}'s {quantity} ({fa}) against {b_label}'s ({fb}): "
             f"{diff.text(3)}: {ending}."), word
