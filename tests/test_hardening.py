@@ -295,11 +295,12 @@ case("out-proc", ["run", "1.1", "--out", "/proc/dlab-test"])
 case("out-proc-deep", ["run", "1.1", "--out", "/proc/dlab-test/a/b"])
 case("data-dir-file", ["run", "1.1", "--data-dir", "{inp}/file.txt", *OUT])
 case("data-dir-empty", ["run", "1.1", "--data-dir", "", *OUT])
-case("report-out-empty", ["report", "{inp}/runs_ok", "--out", ""])
-case("report-out-txt", ["report", "{inp}/runs_ok", "--out", "{tmp}/rec.txt"])
-case("report-out-proc", ["report", "{inp}/runs_ok", "--out", "/proc/rec.html"])
-case("report-out-under-file", ["report", "{inp}/runs_ok", "--out", "{inp}/file.txt/rec.html"])
-case("report-out-folder", ["report", "{inp}/runs_ok", "--out", "{inp}/runs_ok"])
+case("report-out-empty", ["report", "{inp}/runs_ok", "--out", "", "--allow-smoke"])
+case("report-out-txt", ["report", "{inp}/runs_ok", "--out", "{tmp}/rec.txt", "--allow-smoke"])
+case("report-out-proc", ["report", "{inp}/runs_ok", "--out", "/proc/rec.html", "--allow-smoke"])
+case("report-out-under-file",
+     ["report", "{inp}/runs_ok", "--out", "{inp}/file.txt/rec.html", "--allow-smoke"])
+case("report-out-folder", ["report", "{inp}/runs_ok", "--out", "{inp}/runs_ok", "--allow-smoke"])
 case("get-data-dir-file", ["data", "get", "mnist", "--data-dir", "{inp}/file.txt"])
 case("get-data-dir-proc", ["data", "get", "mnist", "--data-dir", "/proc/dlab-test/data"])
 case("list-data-dir-file", ["data", "list", "--data-dir", "{inp}/file.txt"])
@@ -362,7 +363,8 @@ for name in ("bad.png", "empty.png", "bomb.png", "zero_size.png", "text.txt", "f
 # report: an odd metrics.json is skipped with one warning naming it (exit 0)
 for name in ("list", "empty_object", "string", "invalid", "binary", "status_number",
              "no_timings", "seed_text", "targets_object", "tables_text"):
-    case(f"report-odd-{name}", ["report", f"{{inp}}/runs/{name}", "--out", "{tmp}/rec.html"],
+    case(f"report-odd-{name}", ["report", f"{{inp}}/runs/{name}", "--out", "{tmp}/rec.html",
+                                "--allow-smoke"],
          code=0)
 
 
@@ -519,7 +521,8 @@ def test_unwritable_report_leaves_neither_page(inputs, tmp_path, monkeypatch, cl
         return real_mkstemp(*args, **kwargs)
 
     monkeypatch.setattr(lab.tempfile, "mkstemp", second_fails)
-    code, _, err = cli("report", inputs / "runs_ok", "--out", tmp_path / "out" / "rec.html")
+    code, _, err = cli("report", inputs / "runs_ok", "--out", tmp_path / "out" / "rec.html",
+                       "--allow-smoke")
     assert code == 2 and len(err.strip().splitlines()) == 1
     assert "No space left on device" in err and "nothing was written" in err
     assert not (tmp_path / "out").exists()  # neither page, nor the folder made for them

@@ -67,7 +67,7 @@ def test_kill_9_then_resume_matches_an_uninterrupted_run(tmp_path, cli, monkeypa
 
     # what a killed run looks like: still "running", no live process, listed in the record
     assert json.loads((folder / "metrics.json").read_text())["status"] == "running"
-    code, out, err = cli("report", cut, "--out", tmp_path / "before.html")
+    code, out, err = cli("report", cut, "--out", tmp_path / "before.html", "--allow-smoke")
     assert code == 0, err
     before = (tmp_path / "before.md").read_text()
     assert "did not finish" in before and "4.1" in before
@@ -94,7 +94,7 @@ def test_kill_9_then_resume_matches_an_uninterrupted_run(tmp_path, cli, monkeypa
     assert _steady(resumed["metrics"]) == _steady(uninterrupted["metrics"])
 
     # and the record lists the finished run
-    code, out, err = cli("report", cut, "--out", tmp_path / "after.html")
+    code, out, err = cli("report", cut, "--out", tmp_path / "after.html", "--allow-smoke")
     assert code == 0, err
     after = (tmp_path / "after.md").read_text()
     assert "did not finish" not in after

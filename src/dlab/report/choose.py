@@ -87,7 +87,7 @@ def choose(runs_dir: Path, program_ids: list[str], picks: dict[str, Path] | None
             chosen[pid] = Choice(picks[pid], summary["profile"],
                                  changed_settings(pid, summary), "picked by hand")
             continue
-        runs = [(f, s) for f, s in runs_of(runs_dir, pid, warn) if s["status"] != "running"]
+        runs = runs_of(runs_dir, pid, warn)  # a killed run is shown as "did not finish"
         if not runs:
             continue
         usable = [(f, s) for f, s in runs

@@ -71,15 +71,6 @@ def write_report(runs_dir: str | Path = "runs", out: str | Path | None = None,
     ids = [pid for pid, p in PROGRAMS.items() if experiment is None or p.experiment == experiment]
     if not ids:
         raise UsageError(f"--experiment {experiment}: there are experiments 1 to 16")
-    chosen, skipped = choose(runs_dir, ids, picks, allow_smoke, warn)
-    for line in skipped:
-        warn(f"left out {line}")
-    latest = {pid: c.folder for pid, c in chosen.items()}
-    if not latest:
-        what = f"experiment {experiment}" if experiment else "any program"
-        raise UsageError(f"no finished runs of {what} under {runs_dir} to put in a record"
-                         + ("; " + "; ".join(skipped) if skipped else
-                            "; run programs first, e.g. `dlab run 1`"))
     default_name = f"experiment-{experiment:02d}.html" if experiment else "lab-record.html"
     html_path = Path(out) if out else runs_dir / default_name
     if html_path.suffix.lower() not in (".html", ".htm"):
@@ -88,6 +79,15 @@ def write_report(runs_dir: str | Path = "runs", out: str | Path | None = None,
         raise UsageError(f"--out {html_path}: is a folder; give the page's file name, e.g. "
                          f"--out {html_path / default_name}")
     check_writable(html_path.parent, "--out")  # creates nothing
+    chosen, skipped = choose(runs_dir, ids, picks, allow_smoke, warn)
+    latest = {pid: c.folder for pid, c in chosen.items()}
+    if not latest:
+        what = f"experiment {experiment}" if experiment else "any program"
+        raise UsageError(f"no runs of {what} under {runs_dir} to put in a record"
+                         + ("; " + "; ".join(skipped) if skipped else
+                            "; run programs first, e.g. `dlab run 1`"))
+    for line in skipped:
+        warn(f"left out {line}")
     notes = {pid: c.note for pid, c in chosen.items()}
     blocks = lab_blocks(runs_dir, latest, student=student, blank_answers=blank_answers,
                         experiment=experiment, notes=notes)
