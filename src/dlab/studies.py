@@ -908,6 +908,25 @@ class StudyResult:
         return [r for r in self.rows if r["status"] == "ok" and not _repeat(r)]
 
     @property
+    def base_row(self) -> dict[str, Any] | None:
+        """The completed trial at the base setting (the base program's defaults at the
+        study's budget; seed repeats excluded)."""
+        base = self.plan.base_params
+        return next((r for r in self.complete
+                     if all(r[f] == base[f] for f in self.params)), None)
+
+    def trial_arrays(self, row: dict[str, Any], name: str) -> dict[str, Any] | None:
+        """The arrays a trial saved as `name` (.npz) in its run folder, or None where that
+        folder is not on this machine (a trial run elsewhere)."""
+        import numpy as np
+
+        path = self.folder / row.get("run_folder", "") / name
+        if not row.get("run_folder") or not path.exists():
+            return None
+        with np.load(path) as f:
+            return {k: f[k] for k in f.files}
+
+    @property
     def seed_runs(self) -> list[float]:
         """The objective of the base setting at the study's seed and at each repeat seed."""
         ok = [r for r in self.rows if r["status"] == "ok"]

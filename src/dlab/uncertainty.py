@@ -194,3 +194,16 @@ def auc(y: np.ndarray, score: np.ndarray) -> float:
         return math.nan
     ranks = rankdata(score)
     return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def widened_by_band(diff: Difference, band: float | None, seeds: int) -> Difference:
+    """A bootstrap interval over test examples widened by a study's seed-noise band (the
+    two half-widths added in quadrature): the interval of a difference between two
+    single-seed runs. Unchanged, and said so, when the seed noise was not measured."""
+    if band is None:
+        return Difference(diff.estimate, diff.low, diff.high,
+                          f"{diff.method}; seed noise not measured", diff.n)
+    lo = diff.estimate - math.hypot(diff.estimate - diff.low, band)
+    hi = diff.estimate + math.hypot(diff.high - diff.estimate, band)
+    return Difference(diff.estimate, lo, hi, f"{diff.method}, widened by the seed-noise "
+                      f"band {band:.3g} of {seeds} seeds (in quadrature)", diff.n)

@@ -40,7 +40,7 @@ from dlab.report.figures import pyplot, tile
 from dlab.runs import RunContext
 from dlab.studies import Study, StudySettings, chosen_and_test_choice, execute, record
 from dlab.training import FitResult, evaluate, fit, mean_nll, nll_step
-from dlab.uncertainty import Difference, paired_bootstrap
+from dlab.uncertainty import Difference, paired_bootstrap, widened_by_band
 from dlab.verdicts import Target
 
 Model = Literal["nade", "made"]
@@ -1004,52 +1004,22 @@ def judge_choice(ctx: RunContext, c: dict[str, Any], val: str, test: str) -> Non
               chosen=c["chosen_trial"], by_test=c["test_choice_trial"])
 
 
-def default_row(result: Any) -> dict[str, Any] | None:
-    """The completed trial at the base setting (14.1's default at the study's budget)."""
-    base = result.plan.base_params
-    return next((r for r in result.complete if all(r[f] == base[f] for f in result.params)),
-                None)
-
-
-def trial_nlls(result: Any, row: dict[str, Any]) -> dict[str, np.ndarray] | None:
-    """The per-digit test NLLs a trial saved (PER_DIGIT), or None where its folder is not
-    on this machine (a trial run elsewhere)."""
-    path = result.folder / row.get("run_folder", "") / PER_DIGIT
-    if not row.get("run_folder") or not path.exists():
-        return None
-    with np.load(path) as f:
-        return {k: f[k] for k in f.files}
-
-
-def seed_widened(diff: Difference, band: float | None, seeds: int) -> Difference:
-    """A paired bootstrap interval over test digits widened by the study's seed-noise
-    band (the two half-widths added in quadrature): the interval of a difference of two
-    single-seed runs. Unchanged, and said so, when the seed noise was not measured."""
-    if band is None:
-        return Difference(diff.estimate, diff.low, diff.high,
-                          f"{diff.method}; seed noise not measured", diff.n)
-    lo = diff.estimate - math.hypot(diff.estimate - diff.low, band)
-    hi = diff.estimate + math.hypot(diff.high - diff.estimate, band)
-    return Difference(diff.estimate, lo, hi, f"{diff.method}, widened by the seed-noise "
-                      f"band {band:.3g} of {seeds} seeds (in quadrature)", diff.n)
-
-
 def against_default(result: Any, chosen: dict[str, Any], key: str, seed: int
                     ) -> dict[str, Any]:
     """The chosen trial's test NLL against the default setting's (same seed, same digits):
     the default's trial and test NLL, and the paired difference chosen - default over the
-    test digits widened by the seed noise (`seed_widened`); {} where not measurable."""
-    default = default_row(result)
+    test digits widened by the seed noise (`widened_by_band`); {} where not measurable."""
+    default = result.base_row
     if default is None:
         return {}
-    a, b = trial_nlls(result, chosen), trial_nlls(result, default)
+    a, b = (result.trial_arrays(r, PER_DIGIT) for r in (chosen, default))
     out: dict[str, Any] = {"default_trial": default["trial"],
                            "default_test_nll": default[f"{key}_test_nll"],
                            "chosen_is_default": chosen["trial"] == default["trial"]}
     if a is not None and b is not None:
         diff = paired_bootstrap(a[key], b[key], seed=seed, what="test digits")
         rank = result.ranking()
-        out["chosen_vs_default"] = seed_widened(diff, rank["noise_band"],
+        out["chosen_vs_default"] = widened_by_band(diff, rank["noise_band"],
                                                 rank["seeds"]).as_dict()
         out["chosen_vs_bernoulli"] = nll_difference(a[key], a["bernoulli"], seed)
     return out
