@@ -100,11 +100,12 @@ def _t_quantile(df: int) -> float:
     return float(t.ppf(0.5 + LEVEL / 2, df))
 
 
-def over_seeds(a: Sequence[float], b: Sequence[float]) -> Difference:
+def over_seeds(a: Sequence[float], b: Sequence[float], what: str = "seeds") -> Difference:
     """Paired t interval of mean(a - b) over seeds: a[i] and b[i] share seed i.
 
-    a, b: (n,) one value per seed for each method. With one seed the spread is not
-    measured and the interval is unbounded (nothing is distinguishable).
+    a, b: (n,) one value per seed (or per data split: `what` names the repeats) for each
+    method. With one repeat the spread is not measured and the interval is unbounded
+    (nothing is distinguishable).
     """
     a_, b_ = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     if a_.shape != b_.shape or a_.ndim != 1 or len(a_) == 0:
@@ -114,9 +115,10 @@ def over_seeds(a: Sequence[float], b: Sequence[float]) -> Difference:
     n = len(d)
     mean = float(d.mean())
     if n == 1:
-        return Difference(mean, -math.inf, math.inf, "one seed: spread not measured", 1)
+        return Difference(mean, -math.inf, math.inf,
+                          f"one run: spread over {what} not measured", 1)
     half = _t_quantile(n - 1) * float(d.std(ddof=1)) / math.sqrt(n)
-    return Difference(mean, mean - half, mean + half, f"paired t interval over {n} seeds", n)
+    return Difference(mean, mean - half, mean + half, f"paired t interval over {n} {what}", n)
 
 
 def against_reference(values: Sequence[float], reference: float, what: str) -> Difference:

@@ -198,9 +198,9 @@ def test_credit_intervals_are_those_of_the_splits_it_stores(smoke):
     maj = [r["majority_accuracy"] for r in splits]
     auc = [r["test_auc"] for r in splits]
     lr = [r["logreg_auc"] for r in splits]
-    assert m["accuracy_vs_majority"] == over_seeds(acc, maj).as_dict()
+    assert m["accuracy_vs_majority"] == over_seeds(acc, maj, "splits").as_dict()
     assert m["auc_vs_chance"] == against_reference(auc, 0.5, "splits").as_dict()
-    assert m["auc_vs_logreg"] == over_seeds(auc, lr).as_dict()
+    assert m["auc_vs_logreg"] == over_seeds(auc, lr, "splits").as_dict()
     assert m["mean_test_auc"] == pytest.approx(np.mean(auc))
     # the three splits are different rows: not one split scored three times
     assert len({r["majority_accuracy"] for r in splits} | {r["logreg_auc"] for r in splits}) > 1

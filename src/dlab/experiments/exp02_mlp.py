@@ -581,11 +581,12 @@ def score_credit(model, result, s: Split, device: str,
             **{f"mean_{k}": float(np.mean(col(k))) for k in (
                 "test_accuracy", "test_auc", "majority_accuracy", "logreg_accuracy",
                 "logreg_auc")},
-            "accuracy_vs_majority": over_seeds(col("test_accuracy"),
-                                               col("majority_accuracy")).as_dict(),
+            "accuracy_vs_majority": over_seeds(col("test_accuracy"), col("majority_accuracy"),
+                                               "splits").as_dict(),
             "auc_vs_chance": against_reference(col("test_auc"), 0.5,
                                                "splits").as_dict(),
-            "auc_vs_logreg": over_seeds(col("test_auc"), col("logreg_auc")).as_dict()}
+            "auc_vs_logreg": over_seeds(col("test_auc"), col("logreg_auc"),
+                                        "splits").as_dict()}
 
 
 def judge_credit(ctx: RunContext, m: dict[str, Any], log: WeightLog) -> None:
