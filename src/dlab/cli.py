@@ -198,6 +198,46 @@ def report(
 
 
 @app.command()
+def handin(
+    runs_dir: Path = typer.Argument(..., metavar="RUNS", help="Folder of run folders."),
+    experiment: int = typer.Option(..., "--experiment", help="The experiment (1-16)."),
+    out_file: Path | None = typer.Option(
+        None, "--out", help="The zip (default STUDENT_ID-experiment-NN.zip here)."),
+    pick: list[str] = typer.Option(
+        [], "--pick", help="ID=RUN_FOLDER: hand in that run of a program (repeatable)."),
+    allow_smoke: bool = typer.Option(
+        False, "--allow-smoke", help="Also take smoke runs (left out: they are not results)."),
+    student_name: str | None = typer.Option(
+        None, "--student-name", help="Else DLAB_STUDENT_NAME or student.toml."),
+    student_id: str | None = typer.Option(
+        None, "--student-id", help="Else DLAB_STUDENT_ID or student.toml."),
+    paper: str = typer.Option("a4", "--paper", help="a4 or letter (printed page size)."),
+    pdf: bool = typer.Option(False, "--pdf", help="Also put a PDF of the record in the zip."),
+    force: bool = typer.Option(False, "--force", help="Replace an existing --out file."),
+) -> None:
+    """Write one experiment's hand-in: a zip of its record and chosen run folders.
+
+    Runs are chosen as by `dlab report --experiment N`; `dlab verify ZIP` reruns them."""
+    from dlab.bundle import handin_info, make_handin
+    from dlab.report.choose import parse_picks
+    from dlab.report.handin import resolve_student
+
+    student = resolve_student(student_name, student_id, runs_dir)
+    path = make_handin(runs_dir, experiment, out_file, picks=parse_picks(pick),
+                       allow_smoke=allow_smoke, student=student, paper=paper, pdf=pdf,
+                       force=force,
+                       warn=lambda line: print(f"dlab: warning: {line}", file=sys.stderr))
+    for entry in handin_info(path)["programs"]:
+        if "run" in entry:
+            out.print(f"{entry['program']}  {entry['run']}  {entry['profile']}", markup=False)
+        else:
+            out.print(f"{entry['program']}  not run ({entry.get('note', '')})", markup=False)
+    size = path.stat().st_size
+    out.print(f"hand-in: {path} ({size / 1e6:.1f} MB)" if size >= 100_000 else
+              f"hand-in: {path} ({size / 1e3:.0f} kB)", markup=False)
+
+
+@app.command()
 def study(
     program_id: str = typer.Argument(..., metavar="ID",
                                      help="12.2, 13.2, 14.2, 15.2, 16.2 (or 12..16)"),
@@ -250,11 +290,12 @@ def predict(
 
 @app.command()
 def verify(
-    paths: list[Path] = typer.Argument(..., metavar="RUN_OR_RUNS...",
-                                       help="Run folders, or runs folders to verify every run in"),
+    paths: list[Path] = typer.Argument(..., metavar="RUN_OR_RUNS_OR_ZIP...",
+                                       help="Run folders, runs folders to verify every run "
+                                            "in, or hand-in zips (`dlab handin`)"),
     data_dir: Path | None = typer.Option(None, "--data-dir", envvar="DLAB_DATA"),
 ) -> None:
-    """Rerun finished runs from their recorded settings and code; compare every number.
+    """Rerun finished runs (or a hand-in's) from their recorded settings and code; compare.
 
     Exit 0: all verified; 1: a run differs or its files changed; 2: cannot verify."""
     from dlab.verify import verify as verify_runs

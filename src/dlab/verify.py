@@ -11,6 +11,12 @@ recorded ones:
   verdict the same;
 - **differs**: which numbers, recorded and rerun, by how much.
 
+A hand-in zip (`dlab handin`) is extracted to a temporary folder and checked first:
+every run its handin.json lists is in the zip with the manifest.json whose SHA-256 it
+lists, no other run folder is there, the record files are there, and (runs intact, same
+code) the record made again from the zip's runs equals the one in the zip (the PDF is
+not compared). Each run is then verified as above; every line names its hand-in.
+
 Tolerance: |a - b| <= ABS_TOL + REL_TOL * |b|. On one CPU thread a program is
 deterministic and its numbers come back bit for bit; with two threads the order of
 floating-point sums in some kernels may change the last digits. Measured times, folder
@@ -30,6 +36,7 @@ from typing import Any
 
 from dlab.api import run_program
 from dlab.config import as_set_text
+from dlab.errors import DlabError
 from dlab.provenance import MANIFEST, check_manifest, code_info
 from dlab.registry import PROGRAMS
 
@@ -41,6 +48,7 @@ SKIPPED = re.compile(r"(second|time|_s$|per_s|throughput|speed|folder|path|host|
 
 VERIFIED, DIFFERS, MODIFIED, CANNOT = "verified", "differs", "modified", "cannot verify"
 EXIT = {VERIFIED: 0, DIFFERS: 1, MODIFIED: 1, CANNOT: 2}
+HANDIN = "hand-in"  # the program of a verdict on a hand-in as a whole
 
 
 @dataclass
@@ -52,9 +60,12 @@ class Verdict:
     compared: int = 0  # numbers compared
     exact: int = 0  # of those, equal bit for bit
     seconds: float = 0.0
+    handin: Path | None = None  # the hand-in zip the run came in (folder: inside it)
 
     def line(self) -> str:
-        head = f"{self.program} {self.folder}: {self.status}"
+        where = f"{self.handin}: " if self.handin is not None else ""
+        head = (f"{where}{self.program}: {self.status}" if self.program == HANDIN else
+                f"{where}{self.program} {self.folder}: {self.status}")
         if self.status == VERIFIED:
             return (f"{head} ({self.exact} of {self.compared} numbers bit for bit, the rest "
                     f"within tolerance; rerun {self.seconds:.1f} s)")
@@ -176,22 +187,102 @@ def run_folders(paths: list[Path]) -> list[Path]:
     return found
 
 
+def _record_problems(info: dict[str, Any], root: Path) -> list[str]:
+    """The record made again from the hand-in's runs, compared with the one in it."""
+    from dlab.bundle import write_record
+    from dlab.report.handin import Student
+
+    if (info.get("dlab") or {}).get("source_sha256") != code_info()["source_sha256"]:
+        return []  # made by other code: its runs say so, and why they cannot be verified
+    student = info.get("student") if isinstance(info.get("student"), dict) else {}
+    name, sid = (student.get(k) for k in ("name", "id"))
+    picked = [e["program"] for e in info["programs"] if "run" in e and e.get("picked_by_hand")]
+    check = root / "record-check"
+    html = info["record"]["html"]
+    try:
+        again = write_record(root, check / Path(html).name, int(info["experiment"]),
+                             Student(name if isinstance(name, str) else "",
+                                     sid if isinstance(sid, str) else ""),
+                             picked, bool(info.get("allow_smoke")), str(info.get("paper", "a4")))
+    except DlabError as exc:
+        return [f"its record cannot be made again from its runs ({exc})"]
+    problems = []
+    for kind, path in again.items():
+        kept = info["record"].get(kind)
+        if isinstance(kept, str) and (root / kept).is_file() \
+                and (root / kept).read_bytes() != path.read_bytes():
+            problems.append(f"{kept} is not the record its runs give (edited after "
+                            "`dlab handin`?)")
+    return problems
+
+
+def verify_handin(zip_path: Path, info: dict[str, Any], root: Path, scratch: Path,
+                  data_dir: str | None = None, say=print) -> list[Verdict]:
+    """Check an extracted hand-in against its handin.json, then verify each run."""
+    from dlab.bundle import handin_problems, run_problem
+
+    listed = [e for e in info["programs"] if "run" in e]
+    student = info.get("student") if isinstance(info.get("student"), dict) else {}
+    who = ", ".join(str(student.get(k)) for k in ("name", "id") if student.get(k)) \
+        or "no student named"
+    say(f"{zip_path}: hand-in of experiment {info['experiment']} ({who}), made "
+        f"{info.get('created', '?')} by dlab {(info.get('dlab') or {}).get('version', '?')}, "
+        f"{len(listed)} runs")
+    verdicts, todo, intact = [], [], True
+    for entry in listed:
+        problem = run_problem(entry, root)
+        if problem:
+            verdicts.append(Verdict(Path(entry["run"]), entry["program"], MODIFIED, [problem],
+                                    handin=zip_path))
+            intact = False
+        else:
+            todo.append(entry)
+            intact = intact and check_manifest(root / entry["run"]) == []
+    problems = handin_problems(info, root)
+    if not listed:
+        problems.append("its handin.json lists no run")
+    if intact and listed and not problems:
+        problems += _record_problems(info, root)
+    if problems:
+        verdicts.insert(0, Verdict(zip_path, HANDIN, MODIFIED, problems, handin=zip_path))
+    for v in verdicts:
+        say(v.line())
+    for i, entry in enumerate(todo, 1):
+        v = verify_run(root / entry["run"], scratch / str(i), data_dir)
+        v.folder, v.handin = Path(entry["run"]), zip_path
+        say(v.line())
+        verdicts.append(v)
+    return verdicts
+
+
 def verify(paths: list[Path], data_dir: str | None = None, say=print) -> int:
-    """Verify every run under `paths`; print one line each; return the exit status
-    (0 all verified, 1 any differs or modified, 2 any cannot be verified and none
-    differs)."""
-    folders = run_folders(paths)
-    if not folders:
+    """Verify every run under `paths` (run folders, runs folders, hand-in zips); print one
+    line each; return the exit status (0 all verified, 1 any differs or modified, 2 any
+    cannot be verified and none differs). A file that is not a readable hand-in raises
+    DataError before anything is rerun."""
+    from dlab.bundle import read_handin
+
+    paths = [Path(p) for p in paths]
+    zips = [p for p in paths if p.is_file()]
+    folders = run_folders([p for p in paths if not p.is_file()])
+    if not folders and not zips:
         say("dlab verify: no run folders (with a metrics.json) under "
             + ", ".join(map(str, paths)))
         return 2
     verdicts = []
-    with tempfile.TemporaryDirectory(prefix="dlab-verify-") as scratch:
+    with tempfile.TemporaryDirectory(prefix="dlab-verify-") as tmp:
+        scratch = Path(tmp)
+        handins = [(z, *read_handin(z, scratch / f"handin-{i}")) for i, z in enumerate(zips, 1)]
         for i, folder in enumerate(folders, 1):
-            v = verify_run(folder, Path(scratch) / str(i), data_dir)
+            v = verify_run(folder, scratch / str(i), data_dir)
             say(v.line())
             verdicts.append(v)
-    counts = {s: sum(v.status == s for v in verdicts) for s in EXIT}
-    say(", ".join(f"{n} {s}" for s, n in counts.items() if n) + f" of {len(verdicts)} runs")
+        for i, (z, info, root) in enumerate(handins, 1):
+            verdicts += verify_handin(z, info, root, scratch / f"rerun-{i}", data_dir, say)
+    runs = [v for v in verdicts if v.program != HANDIN]
+    counts = {s: sum(v.status == s for v in runs) for s in EXIT}
+    bad = sum(v.program == HANDIN for v in verdicts)
+    say((", ".join(f"{n} {s}" for s, n in counts.items() if n) or "0 verified")
+        + f" of {len(runs)} runs" + (f"; {bad} hand-in(s) modified" if bad else ""))
     worst = max((EXIT[v.status] for v in verdicts if v.status != CANNOT), default=0)
-    return worst if worst else (2 if counts[CANNOT] else 0)
+    return worst if worst else (2 if any(v.status == CANNOT for v in verdicts) else 0)
