@@ -13,7 +13,7 @@ from dlab.models import count_parameters
 from dlab.models.cnn import AnySizeCNN, ManualCatDogCNN
 from dlab.registry import PROGRAMS
 
-# conv (3*3*C_in + 1) * C_out for 3->32->64->128, then dense (F + 1) * 512 and (512 + 1) * 2
+# conv (3*3*C_in + 1) * C_out for 3->32->64->128, then dense (F + 1) * 256 and (256 + 1) * 2 (the manual's width)
 CONVS = (27 + 1) * 32 + (288 + 1) * 64 + (576 + 1) * 128  # 93,248
 
 
@@ -24,15 +24,16 @@ def test_flatten_size_follows_the_input(size, flat):
     h, w = (size, size) if isinstance(size, int) else size
     net = AnySizeCNN(size, 3, 2)
     assert net.flatten_size == flatten_size(h, w) == flat
-    assert count_parameters(net) == CONVS + (flat + 1) * 512 + (512 + 1) * 2
+    assert count_parameters(net) == CONVS + (flat + 1) * 256 + (256 + 1) * 2
     x = torch.zeros(2, 3, h, w)
     assert net.features(x)[0].numel() == flat
     assert net(x).shape == (2, 2)
 
 
 def test_known_totals_and_the_manual_network():
-    assert count_parameters(AnySizeCNN(32)) == 1_143_362
-    assert count_parameters(AnySizeCNN(64)) == 4_289_090
+    assert count_parameters(AnySizeCNN(32)) == 618_306
+    assert count_parameters(AnySizeCNN(64)) == 2_191_170
+    assert count_parameters(AnySizeCNN(32, 3, 10)) == 620_362  # the manual's 10 outputs
     manual = ManualCatDogCNN()
     assert manual(torch.zeros(1, 3, 32, 32)).shape == (1, 2)
     with pytest.raises(RuntimeError):

@@ -97,7 +97,7 @@ def test_sine_rnn_smoke(tmp_path):
     from dlab.data import sequences as seq
     from dlab.data.synthetic import noisy_sine
 
-    series = noisy_sine(np.random.default_rng(0), 300, 0.1, 50.0)
+    series = noisy_sine(np.random.default_rng(0), 300, 0.1, e10.SineConfig().period)
     split = seq.split_windows(series, 20, 240, test_history=False)
     model = SequenceRegressor(cell="rnn", hidden=16)
     model.load_state_dict(torch.load(out.folder / "model.pt", weights_only=True))
@@ -261,7 +261,7 @@ def test_learned_nothing_only_when_not_distinguishable_from_the_mean(low, high, 
 
 def test_manual_regime_mse_gap_is_measured_against_the_mean_on_training_data(tmp_path):
     out = run_program(PROGRAMS["10.2"], profile="smoke", out=tmp_path, quiet=True,
-                      device="cpu", sets={"manual_steps": "20", "manual_hidden": "50",
+                      device="cpu", sets={"manual_steps": "20", "manual_hidden": "16",
                                           "manual_n": "300"})
     mr = out.metrics["manual_regime"]
     analysis = _metrics(out.folder)["record"]["analysis"]

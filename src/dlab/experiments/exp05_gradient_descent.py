@@ -4,8 +4,9 @@
     4-2-2 network (4 inputs, layers of 2 units) with gradients back-propagated from a
     real loss on real data (Iris, versicolor against virginica), for a too-small, a good
     and a too-large learning rate a; and the manual's bias step a^2 db, measured.
-5.2 Full-batch gradient descent with torch.optim.SGD on all of Iris (PyTorch): test
-    accuracy and confusion matrix.
+5.2 Full-batch gradient descent with torch.optim.SGD on all of Iris (PyTorch): the manual's
+    program (one Linear(4, 3) layer, softmax regression, lr 0.01, 1,000 steps) with its
+    scaler fit on the training rows only; test accuracy and confusion matrix over splits.
 
 Each program reads: load data -> train -> score (a dict of measured values) -> judge
 (targets on the Implementation, claims from the scores) -> write (tables, figures).
@@ -319,10 +320,11 @@ MANUAL_ACCURACY = 0.9333  # what the manual printed (28 of 30 test flowers)
 
 @dataclass
 class IrisConfig:
-    hidden: int = 16  # hidden ReLU units of the 4-hidden-3 network
-    epochs: int = 300  # full-batch gradient steps (one step = one pass over the data)
+    model: Literal["linear", "mlp"] = "linear"  # the manual's Linear(4, 3), or 4-hidden-3 ReLU
+    hidden: int = 16  # hidden ReLU units when model is "mlp"
+    epochs: int = 1000  # full-batch gradient steps (one step = one pass over the data)
     log_every: int = 10  # steps per history row
-    lr: float = 0.1  # torch.optim.SGD learning rate
+    lr: float = 0.01  # torch.optim.SGD learning rate (the manual's)
     test_fraction: float = 0.2  # 30 of 150 flowers held out (stratified)
     val_fraction: float = 0.2  # of the other flowers: validation, for the loss curve
     n_repeats: int = 5  # further stratified splits and initialisations for a spread
@@ -358,11 +360,21 @@ def iris_split(seed: int, cfg: IrisConfig) -> Split:
     return prepare(iris(), cfg.test_fraction, cfg.val_fraction, seed)
 
 
+def iris_sizes(cfg: IrisConfig) -> tuple[int, ...]:
+    return (4, 3) if cfg.model == "linear" else (4, cfg.hidden, 3)
+
+
+def describe_iris_net(cfg: IrisConfig) -> str:
+    return ("one Linear(4, 3) layer (softmax regression, the manual's model)" if cfg.model == "linear"
+            else f"a 4-{cfg.hidden}-3 ReLU network")
+
+
 def iris_net(cfg: IrisConfig, ctx: RunContext, seed: int):
-    """The 4-hidden-3 ReLU network, initialised from `seed`, on the run's device."""
+    """The manual's Linear(4, 3) (model "linear") or a 4-hidden-3 ReLU network, initialised
+    from `seed`, on the run's device."""
     from dlab.models.mlp import MLP
 
-    return MLP((4, cfg.hidden, 3), "relu",
+    return MLP(iris_sizes(cfg), "relu",
                generator=ctx.torch_generator(100 + seed)).to(ctx.device)
 
 
@@ -422,7 +434,7 @@ def score_iris(pred: np.ndarray, s: Split, result, repeats: list[float]) -> dict
 def judge_iris(ctx: RunContext, cfg: IrisConfig, m: dict[str, Any]) -> None:
     n, errors = m["n_test"], m["test_errors"]
     ctx.infer(f"Full-batch torch.optim.SGD (lr {cfg.lr:g}, {cfg.epochs} steps on "
-              f"{m['n_train']} flowers) classifies {n - errors} of {n} test flowers "
+              f"{m['n_train']} flowers) on {describe_iris_net(cfg)} classifies {n - errors} of {n} test flowers "
               f"correctly: accuracy {m['test_accuracy']:.4f}; one flower is {1 / n:.4f} of "
               "the test set.")
     k = len(m["split_accuracies"])
@@ -479,11 +491,12 @@ def run_iris(cfg: IrisConfig, ctx: RunContext) -> None:
     describe_split(ctx, s, IRIS_NAMES, "flowers")
     ctx.data(f"Every gradient step uses all {len(s.y_train)} training rows (batch size "
              f"{len(s.y_train)}); history.csv has one row per {cfg.log_every} steps.")
-    # step model: the 4-hidden-3 ReLU network
+    # step model: the manual's Linear(4, 3), or a 4-hidden-3 ReLU network (model mlp)
     model = iris_net(cfg, ctx, ctx.seed)
+    ctx.log(f"model: {describe_iris_net(cfg)}")
     # step train: full-batch torch.optim.SGD, then the same on further splits for a spread
     result = train_iris(cfg, ctx, model, s, "iris_mlp")
-    ctx.save_model(model, sizes=[4, cfg.hidden, 3], activation="relu", classes=IRIS_NAMES,
+    ctx.save_model(model, sizes=list(iris_sizes(cfg)), activation="relu", classes=IRIS_NAMES,
                    preprocessing=s.pre.to_dict())
     repeats = []
     for k in range(cfg.n_repeats):
@@ -502,15 +515,15 @@ def run_iris(cfg: IrisConfig, ctx: RunContext) -> None:
 
 GD_IRIS = Implementation(
     config=IrisConfig, run=run_iris,
-    profiles={"smoke": {"epochs": 30, "n_repeats": 1},
-              "full": {"epochs": 1000, "n_repeats": 10}},
+    profiles={"smoke": {"epochs": 30, "n_repeats": 1}, "full": {"n_repeats": 10}},
     targets=(
         Target("reaches_manual", equals=True, profiles=("quick", "full"),
                why="the manual's printed accuracy (28 of 30) is not above the 95% interval "
                    "of the mean test accuracy over the splits"),
-        Target("mean_test_accuracy", at_least=0.9, profiles=("quick", "full"),
-               why="a network that learned the three species; a run of a few steps does not "
-                   "reach it"),
+        Target("mean_test_accuracy", at_least=0.85, profiles=("quick", "full"),
+               why="a classifier that learned the three species: the manual's softmax "
+                   "regression at its rate and steps averaged 0.88 to 0.91 over seeds 0-3; "
+                   "a run of 10 steps averages about 0.4"),
     ),
     crippled={"epochs": 10},
 )

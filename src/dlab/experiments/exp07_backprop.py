@@ -88,8 +88,8 @@ class KerasLikeConfig:
     lr: float = 0.5  # learning rate
     epochs: int = 2000  # full-batch epochs per seed
     n_seeds: int = 10  # initialisations
-    manual_epochs: int = 10000  # epochs for the manual's 2-2-1 network (0: skip it)
-    manual_lr: float = 0.1  # its learning rate (plain gradient descent, MSE loss)
+    manual_epochs: int = 5000  # epochs for the manual's 2-2-1 network, its own (0: skip it)
+    manual_lr: float = 0.5  # its learning rate, the manual's (plain gradient descent, MSE)
     manual_seeds: int = 5  # initialisations of the manual's network
 
     def validate(self) -> None:

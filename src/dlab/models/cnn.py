@@ -92,14 +92,14 @@ class AnySizeCNN(nn.Module):
         in_channels: C of the input (3 for colour, 1 for grey).
         n_classes: outputs (logits).
         filters: output channels of the three convolutions.
-        hidden: width of the hidden dense layer.
+        hidden: width of the hidden dense layer (256, the manual's).
         dropout: drop probability before the last layer (Srivastava et al. 2014).
 
     Input (B, C, H, W) -> logits (B, n_classes).
     """
 
     def __init__(self, input_size: int | Sequence[int] = 32, in_channels: int = 3,
-                 n_classes: int = 2, filters: Sequence[int] = (32, 64, 128), hidden: int = 512,
+                 n_classes: int = 2, filters: Sequence[int] = (32, 64, 128), hidden: int = 256,
                  dropout: float = 0.5):
         super().__init__()
         h, w = _pair(input_size)
@@ -140,8 +140,8 @@ class ManualCatDogCNN(nn.Module):
     def __init__(self, in_channels: int = 3, n_classes: int = 2):
         super().__init__()
         self.features = AnySizeCNN(32, in_channels, n_classes).features
-        self.fc1 = nn.Linear(128 * 4 * 4, 512)
-        self.fc2 = nn.Linear(512, n_classes)
+        self.fc1 = nn.Linear(128 * 4 * 4, 256)
+        self.fc2 = nn.Linear(256, n_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.features(x).view(x.shape[0], -1)  # (B, 128 H/8 W/8)
