@@ -43,41 +43,76 @@ def _all_images(h, w):
     return bits.double().reshape(-1, 1, h, w)
 
 
-def test_linear_pixelcnn_is_one_affine_map_and_the_real_one_is_not():
+def test_manual_pixelcnn_has_the_manual_s_million_parameters():
+    # 7x7 mask-A 1 -> 64 (3,200), five 7x7 mask-B 64 -> 64 (200,768 each), 1x1 64 -> 1 (65)
+    assert count_parameters(e15.ManualPixelCNN()) == 3_200 + 5 * 200_768 + 65 == 1_007_105
+    layers = list(e15.ManualPixelCNN().net)
+    kinds = [type(m).__name__ for m in layers]
+    assert kinds == ["MaskedConv2d", "ReLU", *["MaskedConv2d"] * 5, "Conv2d"]
+    assert [m.mask_type for m in layers if hasattr(m, "mask_type")] == ["A"] + ["B"] * 5
+
+
+def test_manual_pixelcnn_sums_to_one_over_every_binary_image():
+    torch.manual_seed(1)
+    model = e15.ManualPixelCNN(4, 5, 7).double()  # the manual's depth and kernels, narrow
+    with torch.no_grad():
+        for p in model.parameters():
+            p.mul_(3.0)  # conditionals far from 1/2
+    x = _all_images(3, 3)  # all 512 images
+    with torch.no_grad():
+        logp = model.log_prob(x)
+    assert float(logp.max() - logp.min()) > 1.0  # not a uniform density
+    assert float(torch.logsumexp(logp, dim=0).exp()) == pytest.approx(1.0, abs=1e-10)
+
+
+def test_manual_pixelcnn_is_autoregressive():
+    # the gradient of pixel i's logit with respect to pixels i .. end (raster order) is
+    # exactly zero, by back-propagation; pixels before i do reach it
+    torch.manual_seed(2)
+    model = e15.ManualPixelCNN(8, 2, 3).double()
+    h, w = 4, 5
+    inp = torch.rand(1, 1, h, w, dtype=torch.float64, requires_grad=True)
+    out = model.logits(inp)
+    reached = 0
+    for i in range(h * w):
+        (g,) = torch.autograd.grad(out.flatten()[i], inp, retain_graph=True)
+        g = g.flatten()
+        assert torch.all(g[i:] == 0), i
+        reached += int(i > 0 and bool(g[:i].abs().sum() > 0))
+    assert reached == h * w - 1
+
+
+def test_manual_pixelcnn_is_not_one_affine_map_but_linear_after_its_relu():
     torch.manual_seed(0)
-    lin, real = e15.LinearPixelCNN(6, 2, 3, 5).double(), PixelCNN(6, 2, 3, 5).double()
+    model = e15.ManualPixelCNN(6, 2, 5).double()
     x1 = (torch.rand(3, 1, 7, 7) < 0.5).double()
     x2 = (torch.rand(3, 1, 7, 7) < 0.5).double()
     a = 0.3
     mix = a * x1 + (1 - a) * x2  # weights sum to 1: an affine map commutes with it
     with torch.no_grad():
-        lhs, rhs = lin.logits(mix), a * lin.logits(x1) + (1 - a) * lin.logits(x2)
+        gap = (model.logits(mix) - a * model.logits(x1) - (1 - a) * model.logits(x2)).abs()
+        assert float(gap.max()) > 1e-3  # the ReLU after the mask-A layer: not affine
+        # everything after that ReLU (five masked convolutions and the 1x1) is affine
+        relu_at = [i for i, m in enumerate(model.net) if isinstance(m, nn.ReLU)]
+        assert relu_at == [1]
+        tail = model.net[2:]
+        h1, h2 = model.net[:2](x1), model.net[:2](x2)
+        lhs, rhs = tail(a * h1 + (1 - a) * h2), a * tail(h1) + (1 - a) * tail(h2)
         assert torch.allclose(lhs, rhs, atol=1e-10)
-        gap = (real.logits(mix) - a * real.logits(x1) - (1 - a) * real.logits(x2)).abs().max()
-    assert gap > 1e-3  # ReLUs between the masked layers: not one linear map
 
 
-def test_linear_pixelcnn_is_normalised_and_autoregressive():
-    torch.manual_seed(1)
-    model = e15.LinearPixelCNN(4, 1, 3, 3).double()
-    x = _all_images(2, 3)  # all 64 images
+def test_manual_pixelcnn_reads_pixels_as_they_are():
+    # the manual feeds images in [0, 1] unchanged; the PixelCNN of dlab.models feeds 2x - 1
+    torch.manual_seed(4)
+    model = e15.ManualPixelCNN(3, 1, 3).double()
+    x = (torch.rand(2, 1, 5, 5) < 0.5).double()
     with torch.no_grad():
-        mass = torch.logsumexp(model.log_prob(x), dim=0).exp()
-    assert float(mass) == pytest.approx(1.0, abs=1e-10)
-    # gradient of logit i with respect to pixels at and after i (raster order) is zero
-    h, w = 3, 4
-    inp = torch.rand(1, 1, h, w, dtype=torch.float64, requires_grad=True)
-    out = model.logits(inp)
-    for i in range(h * w):
-        (g,) = torch.autograd.grad(out.flatten()[i], inp, retain_graph=True)
-        g = g.flatten()
-        assert torch.all(g[i:] == 0), i
-        if i > 0:
-            assert g[:i].abs().sum() > 0, i
+        assert torch.equal(model.logits(x), model.net(x))
+        assert not torch.allclose(model.logits(x), model.net(2 * x - 1))
 
 
 def test_mean_nll_by_hand_for_a_constant_model():
-    model = e15.LinearPixelCNN(3, 1, 3, 3)
+    model = e15.ManualPixelCNN(3, 1, 3)
     for p in model.parameters():
         nn.init.zeros_(p)
     b = 0.7
@@ -132,8 +167,18 @@ def test_config_validation():
         configs.build(impl.config, impl.profiles, "smoke", {"rnn_layer_type": "column"}, "15.1")
     with pytest.raises(UsageError, match="cnn_kernel"):
         configs.build(impl.config, impl.profiles, "smoke", {"cnn_kernel": "4"}, "15.1")
+    with pytest.raises(UsageError, match="manual_kernel"):
+        configs.build(impl.config, impl.profiles, "smoke", {"manual_kernel": "6"}, "15.1")
+    with pytest.raises(UsageError, match="manual_channels"):
+        configs.build(impl.config, impl.profiles, "smoke", {"manual_channels": "0"}, "15.1")
     cfg = configs.build(impl.config, impl.profiles, "full", None, "15.1")
     assert (cfg.cnn_channels, cfg.cnn_layers, cfg.rnn_hidden, cfg.rnn_layers) == (64, 7, 64, 2)
+    # full builds the manual's PixelCNN at the manual's sizes; quick keeps its depth and
+    # kernels at a narrower width
+    assert count_parameters(e15.build_model("manual_pixelcnn", cfg)) == 1_007_105
+    quick = configs.build(impl.config, impl.profiles, "quick", None, "15.1")
+    assert (quick.manual_layers, quick.manual_kernel) == (5, 7)
+    assert quick.manual_model and quick.manual_channels < cfg.manual_channels
     assert cfg.n_train == 0 and cfg.n_test == 0
     study = PROGRAMS["15.2"].load()
     with pytest.raises(UsageError, match="rnn_cells"):
@@ -168,7 +213,7 @@ def test_smoke_run(smoke_run):
     # the recorded NLLs are the saved models' NLLs on those test and validation digits
     with np.load(o.folder / e15.PER_DIGIT) as f:
         per_image = {k: f[k] for k in f.files}
-    assert set(per_image) == {"pixelcnn", "pixelrnn", "linear_pixelcnn", "bernoulli"}
+    assert set(per_image) == {"pixelcnn", "pixelrnn", "manual_pixelcnn", "bernoulli"}
     for kind, model in (("pixelcnn", PixelCNN(8, 1)), ("pixelrnn", PixelRNN(4, 1))):
         model.load_state_dict(torch.load(o.folder / f"{kind}.pt", weights_only=True))
         assert mean_nll(model, x["test"]) == pytest.approx(m[f"{kind}_test_nll"], rel=1e-5)
@@ -193,17 +238,23 @@ def test_smoke_run(smoke_run):
     assert "Seconds per epoch as measured" in said
     assert not any("time per epoch" in c["claim"] for c in meta["record"]["claims"])
     assert m["pixelcnn_params"] == count_parameters(PixelCNN(8, 1))
-    assert m["linear_pixelcnn_params"] == count_parameters(e15.LinearPixelCNN(8, 1, 3))
+    assert m["manual_pixelcnn_params"] == count_parameters(e15.ManualPixelCNN(8, 5, 7))
     with open(o.folder / "history.csv") as fh:
         rows = list(csv.DictReader(fh))
-    assert {row["model"] for row in rows} == {"pixelcnn", "pixelrnn", "linear-pixelcnn"}
+    assert {row["model"] for row in rows} == {"pixelcnn", "pixelrnn", "manual-pixelcnn"}
     # the validation NLL recorded for each model is that of its best (kept) epoch
-    for kind, tag in (("pixelcnn", "pixelcnn"), ("linear_pixelcnn", "linear-pixelcnn")):
+    for kind, tag in (("pixelcnn", "pixelcnn"), ("manual_pixelcnn", "manual-pixelcnn")):
         best = min(float(r["val_nll"]) for r in rows if r["model"] == tag)
         assert m[f"val_{kind}_nll"] == pytest.approx(best, rel=1e-6)
     table = meta["record"]["tables"][0]
-    assert len(table["rows"]) == 4  # baseline, two models, the manual's linear PixelCNN
-    assert any("one linear map" in s for s in meta["record"]["analysis"])
+    assert len(table["rows"]) == 4  # baseline, two models, the manual's PixelCNN
+    said = meta["record"]["analysis"]
+    assert any(s.startswith("The manual's PixelCNN: 7x7 mask-A convolution to 8 channels, one "
+                            "ReLU, then 5 7x7 mask-B") for s in said)
+    assert any(s.startswith("The PixelCNN's test NLL") and "against the manual's PixelCNN's"
+               in s for s in said)
+    assert any("final sigmoid folded into the Bernoulli likelihood" in n
+               for n in meta["record"]["notes"])
 
 
 def test_smoke_targets_are_judged(smoke_run):
@@ -211,7 +262,7 @@ def test_smoke_targets_are_judged(smoke_run):
     meta = json.loads((o.folder / "metrics.json").read_text())
     rules = {v["rule"] for v in meta["targets"]}
     assert {"pixelcnn_test_nll < bernoulli_test_nll", "pixelrnn_test_nll < bernoulli_test_nll",
-            "pixelcnn_test_nll < linear_pixelcnn_test_nll"} <= rules
+            "pixelcnn_test_nll < manual_pixelcnn_test_nll"} <= rules
     # one epoch on 36 digits: quality targets are for quick and full, not smoke
     assert all(v["met"] == "not applicable" for v in meta["targets"])
     assert meta["verdict"] == "n/a"
@@ -268,14 +319,14 @@ def test_a_difference_inside_the_noise_is_not_shown(tmp_path):
     x = {k: torch.from_numpy(v).float().reshape(-1, 1, 28, 28) for k, v in split.x.items()}
     fit = FitResult(history=[{"epoch": 1, "val_nll": 0.0, "seconds": 1.0}], best_epoch=1)
     models = {"pixelcnn": _BernoulliModel(split.x["train"], penalty=-0.01),
-              "linear_pixelcnn": _NoisyBaseline(split.x["train"])}
+              "manual_pixelcnn": _NoisyBaseline(split.x["train"])}
     m = e15.score_pixel(models, {k: fit for k in models}, x, seed=0)
-    # the "better" PixelCNN leads the noisy linear one by 0.02 nats on average, well inside
+    # the "better" PixelCNN leads the noisy manual one by 0.02 nats on average, well inside
     # the per-image scatter of +-1: not distinguishable, so the target is not shown
-    d_ = m["nll_diff"]["pixelcnn_vs_linear_pixelcnn"]
+    d_ = m["nll_diff"]["pixelcnn_vs_manual_pixelcnn"]
     assert d_["estimate"] == pytest.approx(-0.02, abs=1e-9) and d_["low"] < 0 < d_["high"]
     (v,) = [v for v in judge(e15.PIXEL.targets, m, "quick")
-            if v["rule"] == "pixelcnn_test_nll < linear_pixelcnn_test_nll"]
+            if v["rule"] == "pixelcnn_test_nll < manual_pixelcnn_test_nll"]
     assert v["met"] is False and v["shown"] is False
 
 
@@ -292,6 +343,7 @@ def test_study_objectives_are_validation_and_choice_ignores_test():
     cfg = configs.build(e15.PixelStudyConfig, e15.PIXEL_STUDY.profiles, "quick", None)
     for part, study in e15.pixel_studies(cfg).items():
         assert study.metric == f"val_{part}_nll" and f"{part}_test_nll" in study.report
+        assert study.base["manual_model"] is False  # a trial trains only its own model
     rows = [{"trial": 0, "cnn_layers": 1, "val_pixelcnn_nll": 120.0, "pixelcnn_test_nll": 110.0,
              "bernoulli_test_nll": 200.0},
             {"trial": 1, "cnn_layers": 3, "val_pixelcnn_nll": 115.0, "pixelcnn_test_nll": 112.0,
@@ -374,7 +426,7 @@ def test_training_draws_nothing_from_the_global_generator(tmp_path):
     ctx = RunContext(PROGRAMS["15.1"], None, tmp_path, profile="smoke", seed=0, device="cpu",
                      quiet=True)
     cfg = e15.PixelConfig(cnn_channels=4, cnn_layers=1, rnn_hidden=2, epochs=1, batch_size=8)
-    assert e15.model_kinds(cfg) == ["pixelcnn", "pixelrnn", "linear_pixelcnn"]
+    assert e15.model_kinds(cfg) == ["pixelcnn", "pixelrnn", "manual_pixelcnn"]
     models = {k: e15.build_model(k, cfg) for k in e15.model_kinds(cfg)}
     x = (torch.rand(16, 1, 6, 6, generator=torch.Generator().manual_seed(0)) > 0.5).float()
     state = torch.get_rng_state()
