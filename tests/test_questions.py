@@ -306,7 +306,7 @@ EVIDENCE = {
     "15.V1": "15.1 pixelcnn_test_nll pixelrnn_test_nll bernoulli_test_nll",
     "15.V3": "15.1 pixelcnn_seconds_per_epoch pixelrnn_seconds_per_epoch "
              "pixelcnn_sample_seconds pixelrnn_sample_seconds",
-    "15.O1": "15.1 linear_pixelcnn_test_nll pixelcnn_test_nll",
+    "15.O1": "15.1 manual_pixelcnn_test_nll pixelcnn_test_nll config.manual_channels",
     "16.P3": "16.1 mlp.frechet_relative mlp.d_fake dcgan.frechet_relative",
     "16.V2": "16.1 mlp.d_real mlp.d_fake dcgan.d_real dcgan.d_fake",
     "16.V3": "16.1 mlp.frechet dcgan.frechet frechet_floor",
