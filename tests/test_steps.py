@@ -120,7 +120,7 @@ def test_look_describes_a_model_and_what_the_step_added(tmp_path, capsys):
     lab.ctx.metrics["answer"] = 42
     lab.look(iris_net(lab.config, lab.ctx, 0))
     shown = capsys.readouterr().out
-    assert "`MLP`, 131 parameters, written in `src/dlab/models/mlp.py`" in shown
+    assert "`MLP`, 15 parameters, written in `src/dlab/models/mlp.py`" in shown
     assert "- a data line" in shown and "| answer | 42 |" in shown
     lab.look()
     assert "a data line" not in capsys.readouterr().out  # only what is new

@@ -50,7 +50,7 @@ def test_viva_prints_every_question_with_answer_and_verdict(cli, tmp_path):
 
 
 def test_viva_fills_evidence_from_the_latest_run(cli, runs):
-    code, out, _ = cli("viva", "5", "--runs", runs, "--format", "json")
+    code, out, _ = cli("viva", "5", "--runs", runs, "--format", "json", "--allow-smoke")
     assert code == 0
     entries = json.loads(out)
     by_id = {e["id"]: e for e in entries}
@@ -77,9 +77,44 @@ def test_a_run_without_the_key_is_not_passed_off_as_measured(cli, runs, tmp_path
     summary = json.loads(meta.read_text())
     del summary["metrics"]["final_loss"]
     meta.write_text(json.dumps(summary))
-    code, out, _ = cli("viva", "5", "--runs", copy, "--format", "json")
+    code, out, _ = cli("viva", "5", "--runs", copy, "--format", "json", "--allow-smoke")
     ev = {e["id"]: e for e in json.loads(out)}["5.P2"]["evidence"]
     assert ev["measured"] is False and "does not record metrics.final_loss.0.01" in ev["text"]
+
+
+def test_smoke_runs_are_not_read_unless_asked(cli, runs):
+    code, out, _ = cli("viva", "5", "--runs", runs, "--format", "json")
+    ev = {e["id"]: e for e in json.loads(out)}["5.P2"]["evidence"]
+    assert code == 0 and ev["measured"] is False
+    assert "only smoke runs" in ev["text"] and "--allow-smoke" in ev["text"]
+
+
+def test_viva_reads_the_run_the_record_shows_not_the_latest(cli, runs, tmp_path):
+    """A later run with changed settings does not replace the default run as evidence;
+    where it is the only run, the answer says its settings differ."""
+    import shutil
+
+    from dlab.api import run_program
+
+    copy = tmp_path / "runs"
+    shutil.copytree(runs, copy)
+    default = next((copy / "5.1").glob("*/metrics.json")).parent
+    changed = run_program(PROGRAMS["5.1"], profile="smoke", out=copy, quiet=True,
+                          device="cpu", sets={"lrs": "0.02,0.4,20"}).folder
+    code, out, _ = cli("viva", "5", "--runs", copy, "--format", "json", "--allow-smoke")
+    ev = {e["id"]: e for e in json.loads(out)}["5.P2"]["evidence"]
+    assert code == 0 and ev["measured"] is True
+    assert ev["run"] == str(default) and ev["settings"] is None
+    shutil.rmtree(default)
+    code, out, _ = cli("viva", "5", "--runs", copy, "--format", "json", "--allow-smoke")
+    ev = {e["id"]: e for e in json.loads(out)}["5.P2"]["evidence"]
+    assert ev["run"] == str(changed) and ev["measured"] is False  # lr 0.01 was not run
+    assert "its settings differ from the defaults: lrs" in ev["text"]
+    # --pick wins over the choice
+    code, out, _ = cli("viva", "5", "--runs", copy, "--format", "json", "--pick",
+                       f"5.1={changed}")
+    ev = {e["id"]: e for e in json.loads(out)}["5.P2"]["evidence"]
+    assert ev["run"] == str(changed) and ev["measured"] is False
 
 
 def test_filters_and_question_sheet(cli, tmp_path):

@@ -314,6 +314,10 @@ def viva(
     runs_dir: Path | None = typer.Option(None, "--runs",
                                          help="Folder of run folders (default runs)."),
     fmt: str = typer.Option("text", "--format", help="text or json"),
+    pick: list[str] = typer.Option(
+        [], "--pick", help="ID=RUN_FOLDER: read that run of a program (repeatable)."),
+    allow_smoke: bool = typer.Option(
+        False, "--allow-smoke", help="Read smoke runs too (default: quick or full only)."),
 ) -> None:
     """An experiment's pre-lab and viva-voce questions, answered (from your runs where linked)."""
     from dlab.questions import experiment_number, load
@@ -321,8 +325,10 @@ def viva(
 
     if fmt not in ("text", "json"):
         raise UsageError(f"--format {fmt}: use text or json")
+    from dlab.report.choose import parse_picks
+
     qset = load(experiment_number(experiment_id))
-    reader = RunReader(check_runs_dir(runs_dir))
+    reader = RunReader(check_runs_dir(runs_dir), parse_picks(pick), allow_smoke)
     entries = select(qset, prelab=prelab, viva=viva_only)
     if fmt == "json":
         sys.stdout.write(to_json(qset, entries, reader, answers=not no_answers))
@@ -339,6 +345,10 @@ def quiz(
     viva_only: bool = typer.Option(False, "--viva", help="Only the viva-voce questions."),
     runs_dir: Path | None = typer.Option(None, "--runs",
                                          help="Folder of run folders (default runs)."),
+    pick: list[str] = typer.Option(
+        [], "--pick", help="ID=RUN_FOLDER: read that run of a program (repeatable)."),
+    allow_smoke: bool = typer.Option(
+        False, "--allow-smoke", help="Read smoke runs too (default: quick or full only)."),
 ) -> None:
     """Ask an experiment's questions one at a time in random order; y/n after each answer."""
     import secrets
@@ -348,8 +358,10 @@ def quiz(
 
     if seed is not None and seed < 0:
         raise UsageError(f"--seed must be 0 or more, got {seed}")
+    from dlab.report.choose import parse_picks
+
     qset = load(experiment_number(experiment_id))
-    reader = RunReader(check_runs_dir(runs_dir))
+    reader = RunReader(check_runs_dir(runs_dir), parse_picks(pick), allow_smoke)
     seed = secrets.randbelow(10_000) if seed is None else seed
     entries = quiz_order(select(qset, prelab=prelab, viva=viva_only), seed, count)
 

@@ -32,20 +32,42 @@ class Shown:
     text: str
     measured: bool
     run: str | None = None  # the run folder it was filled from
+    settings: str | None = None  # set when that run's settings differ from the defaults
 
 
 class RunReader:
-    """Latest finished run of each program under a runs folder, read once."""
+    """The run of each program that evidence is read from, read once: the run the record
+    would show (`dlab.report.choose`: the latest at the program's default settings, quick
+    or full; smoke runs only with `allow_smoke`; `picks` {"5.1": folder} win), or the
+    folder in `chosen` ({"5.1": folder}) where the caller has chosen already."""
 
-    def __init__(self, runs_dir: str | Path = "runs") -> None:
+    def __init__(self, runs_dir: str | Path = "runs", picks: dict[str, Path] | None = None,
+                 allow_smoke: bool = False, chosen: dict[str, Path] | None = None) -> None:
         self.runs_dir = Path(runs_dir)
+        self.picks, self.allow_smoke = picks or {}, allow_smoke
+        self.chosen = chosen
         self._cache: dict[str, tuple[Path, dict[str, Any]] | None] = {}
+        self.notes: dict[str, str] = {}  # program -> why no run was taken
+
+    def _folder(self, program: str) -> Path | None:
+        if self.chosen is not None and program in self.chosen:
+            return self.chosen[program]
+        from dlab.report.choose import choose
+
+        picked, skipped = choose(self.runs_dir, [program], self.picks, self.allow_smoke)
+        if skipped:
+            self.notes[program] = skipped[0]
+        choice = picked.get(program)
+        if choice is None:
+            return None
+        if choice.changed:
+            self.notes[program] = "its settings differ from the defaults: " + "; ".join(
+                choice.changed)
+        return choice.folder
 
     def latest(self, program: str) -> tuple[Path, dict[str, Any]] | None:
         if program not in self._cache:
-            from dlab.runs import latest_run
-
-            folder = latest_run(self.runs_dir, program, status="ok")
+            folder = self._folder(program)
             self._cache[program] = None
             if folder is not None:
                 try:
@@ -61,16 +83,21 @@ class RunReader:
         if ev is None:
             return None
         found = self.latest(ev.program)
+        note = self.notes.get(ev.program)
         if found is None:
-            return Shown(ev.program, f"Run `dlab run {ev.program}` to see this measured.", False)
+            why = f" ({note})" if note else ""
+            return Shown(ev.program, f"Run `dlab run {ev.program}` to see this measured{why}.",
+                         False)
         folder, summary = found
         try:
-            return Shown(ev.program, ev.fill(summary), True, str(folder))
+            return Shown(ev.program, ev.fill(summary), True, str(folder), note)
         except EvidenceError:
             missing = ", ".join(ev.keys.values())
-            return Shown(ev.program, f"Your run of {ev.program} ({folder}) does not record "
-                                     f"{missing}; run `dlab run {ev.program}` again to see "
-                                     "this measured.", False, str(folder))
+            settings = f"; {note}" if note else ""
+            return Shown(ev.program, f"Your run of {ev.program} ({folder}{settings}) does not "
+                                     f"record {missing}; run `dlab run {ev.program}` at its "
+                                     "default settings to see this measured.", False,
+                         str(folder))
 
 
 def check_runs_dir(runs_dir: Path | None) -> Path:
@@ -95,7 +122,7 @@ def entry_dict(entry: Entry, shown: Shown | None, answers: bool = True) -> dict[
     evidence = None
     if shown is not None and answers:
         evidence = {"program": shown.program, "measured": shown.measured, "text": shown.text,
-                    "run": shown.run}
+                    "run": shown.run, "settings": shown.settings}
     return {"id": entry.id, "experiment": entry.experiment, "number": entry.number,
             "kind": entry.kind, "section": entry.section, "question": entry.question,
             "answer": entry.answer if answers else None,
@@ -150,6 +177,8 @@ def print_entry(console: Console, entry: Entry, shown: Shown | None, answers: bo
         note.append(shown.text)
         if shown.measured:
             note.append(f" ({shown.run})", style="dim")
+            if shown.settings:
+                note.append(f" Careful, {shown.settings}.", style="yellow")
         _block(console, note)
 
 

@@ -162,24 +162,31 @@ def _qa(entries: list, reader: Any, blank: bool, lines: int) -> tuple[str, str]:
     return f'<ol class="qa">{"".join(items)}</ol>', "\n".join(md)
 
 
-def prelab(exp: Any, runs_dir: Path, blank: bool = False) -> list:
-    """Aim and pre-lab questions of the experiment (after its heading)."""
+def prelab(exp: Any, runs_dir: Path, blank: bool = False,
+           chosen: dict[str, Path] | None = None) -> list:
+    """Aim and pre-lab questions of the experiment (after its heading); measured answers
+    come from the runs in `chosen` ({program: folder}, the record's own), else from the
+    run the record would choose."""
     from dlab.questions import load
     from dlab.viva import RunReader
 
     qset = load(exp.number)
-    page, markdown = _qa(qset.section("pre-lab"), RunReader(runs_dir), blank, lines=3)
+    page, markdown = _qa(qset.section("pre-lab"), RunReader(runs_dir, chosen=chosen), blank,
+                         lines=3)
     return [("h", 3, "Aim", None), ("p", qset.aim), ("h", 3, "Pre-lab", None),
             ("raw", page, markdown)]
 
 
-def sheet_end(exp: Any, runs_dir: Path, blank: bool = False) -> list:
-    """Viva-voce questions, the evaluator's box, and the end of the sheet."""
+def sheet_end(exp: Any, runs_dir: Path, blank: bool = False,
+              chosen: dict[str, Path] | None = None) -> list:
+    """Viva-voce questions (measured answers as in `prelab`), the evaluator's box, and the
+    end of the sheet."""
     from dlab.questions import load
     from dlab.viva import RunReader
 
     qset = load(exp.number)
-    page, markdown = _qa(qset.section("viva"), RunReader(runs_dir), blank, lines=2)
+    page, markdown = _qa(qset.section("viva"), RunReader(runs_dir, chosen=chosen), blank,
+                         lines=2)
     box = ('<div class="evaluator"><table>'
            '<tr><th>Evaluator remark (if any)</th><td class="blank remark"></td>'
            f'<th>Marks secured</th><td class="marks">____ out of {MARKS_OUT_OF}</td></tr>'

@@ -222,12 +222,12 @@ def lab_blocks(runs_dir: Path, latest: dict[str, Path], student: handin.Student 
             continue
         b += handin.sheet_start(exp, summaries, student or handin.Student())
         b.append(("h", 2, f"Experiment {exp.number}: {exp.title}", exp.key))
-        b += handin.prelab(exp, runs_dir, blank_answers)
+        b += handin.prelab(exp, runs_dir, blank_answers, chosen=latest)
         for program in done:
             folder = latest[program.id].relative_to(runs_dir).as_posix() + "/"
             b += program_blocks(summaries[program.id], program, level=3, folder=folder,
                                 run_note=notes.get(program.id, ""))
-        b += handin.sheet_end(exp, runs_dir, blank_answers)
+        b += handin.sheet_end(exp, runs_dir, blank_answers, chosen=latest)
     if experiment is None:
         b += course_summary(runs_dir, summaries)
     return b
