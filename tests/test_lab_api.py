@@ -61,4 +61,10 @@ def test_bad_settings_raise_the_cli_errors(tmp_path):
         dlab.run("1.2", profile="smoke", out=tmp_path, seed=-1)
     with pytest.raises(UsageError, match="no metrics.json"):
         dlab.load_run(tmp_path)
+    # worded for Python, not for the command line
+    with pytest.raises(UsageError, match=r"^lrs=0\.1,fast: expected a list of float") as err:
+        dlab.run("5.1", profile="smoke", out=tmp_path, lrs=(0.1, "fast"))
+    assert "--" not in str(err.value)
+    with pytest.raises(UsageError, match=r"^resume=True: no interrupted run"):
+        dlab.run("5.1", profile="smoke", out=tmp_path, resume=True)
     assert not any(tmp_path.rglob("metrics.json"))

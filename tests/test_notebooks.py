@@ -18,7 +18,7 @@ def test_shipped_notebook_matches_the_generator(n):
     stored = (ROOT / f"exp{n:02d}.ipynb").read_text(encoding="utf-8")
     assert stored == notebooks.text(n), (
         f"notebooks/exp{n:02d}.ipynb differs from the generator: run "
-        f"`dlab notebook {n} --out notebooks`")
+        f"`dlab notebook {n} --out notebooks --force`")
 
 
 def test_notebooks_carry_no_outputs():
@@ -78,3 +78,24 @@ def test_every_notebook_runs_at_smoke(tmp_path):
         text = "".join(o.get("text", "") for o in shown)
         assert "V1." in text, n  # the viva questions printed
         assert len(list(folders[n].rglob("metrics.json"))) >= 4, n  # 2 programs, 2 runs each
+        # each program's steps ran as cells, read back from the kernel and found unchanged
+        stepped = [s["notebook"] for s in map(json.loads, map(Path.read_text,
+                   folders[n].rglob("metrics.json"))) if s["notebook"] is not None]
+        assert len(stepped) == 2, n  # the in-lab and the post-lab program
+        assert all(nb["compared"] and nb["modified"] is False for nb in stepped), (n, stepped)
+
+
+def test_an_edited_notebook_is_not_overwritten_without_force(cli, tmp_path):
+    code, out, _ = cli("notebook", "5", "--out", tmp_path)
+    path = tmp_path / "exp05.ipynb"
+    assert code == 0 and path.read_text(encoding="utf-8") == notebooks.text(5)
+    assert cli("notebook", "5", "--out", tmp_path)[0] == 0  # the same text: nothing lost
+    path.write_text(path.read_text(encoding="utf-8").replace("PROFILE = \\\"quick\\\"",
+                                                            "PROFILE = \\\"smoke\\\""))
+    edited = path.read_text(encoding="utf-8")
+    assert edited != notebooks.text(5)
+    code, out, err = cli("notebook", "5", "--out", tmp_path)
+    assert code == 2 and out == "" and err.count("\n") == 1 and "--force" in err
+    assert path.read_text(encoding="utf-8") == edited
+    assert cli("notebook", "5", "--out", tmp_path, "--force")[0] == 0
+    assert path.read_text(encoding="utf-8") == notebooks.text(5)

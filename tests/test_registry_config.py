@@ -70,6 +70,7 @@ def test_build_applies_profile_then_sets_with_types():
     ({"lr": "abc"}, "expected float"),
     ({"epochs": "2.5"}, "expected int"),
     ({"flag": "maybe"}, "expected bool"),
+    ({"widths": "8,four"}, "expected a list of int values with commas, e.g. --set widths=64,32"),
     ({"nope": "1"}, "no setting 'nope'"),
     ({"epochs": "-1"}, "epochs must be positive"),
     ({"epochs": "0"}, "epochs must be positive"),
@@ -78,6 +79,11 @@ def test_build_applies_profile_then_sets_with_types():
 def test_build_rejects_bad_values(sets, message):
     with pytest.raises(UsageError, match=message):
         config.build(Cfg, {}, "quick", sets)
+
+
+def test_lists_as_dlab_show_prints_them_are_accepted():
+    for text in ("(8, 4, 2)", "[8,4,2]", "8, 4, 2", "8,4,2"):
+        assert config.build(Cfg, {}, "quick", {"widths": text}).widths == (8, 4, 2)
 
 
 def test_unknown_profile_and_bad_pairs():

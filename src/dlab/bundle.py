@@ -39,6 +39,7 @@ from dlab.registry import EXPERIMENTS
 from dlab.report.choose import choose
 from dlab.report.handin import Student, resolve_student
 from dlab.report.record import PAPERS
+from dlab.steps import notebook_changes
 
 FORMAT = 1
 INFO = "handin.json"
@@ -174,6 +175,10 @@ def make_handin(runs_dir: str | Path, experiment: int, out: str | Path | None = 
             if made != code_info()["source_sha256"]:
                 say(f"{pid}: {c.folder} was made by other code than this dlab (source "
                      f"{str(made)[:12]}); `dlab verify` needs that code to rerun it")
+            if (summary.get("notebook") or {}).get("modified"):
+                say(f"{pid}: {c.folder} ran steps changed in a notebook ("
+                    f"{notebook_changes(summary['notebook'])}); its record says so and "
+                    "`dlab verify` reports it modified")
             entries.append({
                 "program": pid, "run": staged.relative_to(root).as_posix(),
                 "profile": summary.get("profile"), "seed": summary.get("seed"),

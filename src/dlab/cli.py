@@ -132,7 +132,7 @@ def run(
         outcomes.append(outcome)
         if outcome.status != "ok":
             out.print(f"{p.id}: {outcome.status}: {outcome.message}", markup=False)
-        else:
+        elif quiet:  # otherwise the run has printed its verdict line already
             out.print(f"{p.id} target {verdict_line(outcome.targets or [])}", markup=False)
     if not outcomes:
         return
@@ -152,13 +152,15 @@ def run(
 def notebook(
     experiment: str = typer.Argument(..., metavar="N", help="experiment 1-16 (or exp04)"),
     out_dir: Path = typer.Option(Path("notebooks"), "--out", help="Folder for the notebook."),
+    force: bool = typer.Option(False, "--force",
+                               help="Overwrite a notebook there that differs (edited)."),
 ) -> None:
     """Write the Jupyter notebook of experiment N (expNN.ipynb, without outputs)."""
     from dlab import notebooks
     from dlab.registry import resolve
 
     number = resolve([experiment])[0].experiment
-    out.print(f"notebook: {notebooks.write(number, out_dir)}")
+    out.print(f"notebook: {notebooks.write(number, out_dir, force=force)}")
 
 
 @app.command()

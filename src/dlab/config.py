@@ -46,8 +46,17 @@ def _parse(text: str, tp: Any, key: str) -> Any:
         return _parse(text, inner[0], key)
     if origin in (tuple, list):
         item = args[0] if args else str
-        parts = [p for p in text.replace(" ", "").split(",") if p]
-        values = [_parse(p, item, key) for p in parts]
+        inner = text.strip()
+        if inner[:1] in ("(", "[") and inner[-1:] in (")", "]"):  # as `dlab show` prints it
+            inner = inner[1:-1]
+        parts = [p for p in inner.replace(" ", "").split(",") if p]
+        try:
+            values = [_parse(p, item, key) for p in parts]
+        except UsageError:
+            example = {int: "64,32", float: "0.01,0.5"}.get(item, "a,b")
+            raise UsageError(f"--set {key}={text}: expected a list of "
+                             f"{getattr(item, '__name__', item)} values with commas, e.g. "
+                             f"--set {key}={example}") from None
         return tuple(values) if origin is tuple else values
     if typing.get_origin(tp) is typing.Literal:
         if text not in args:

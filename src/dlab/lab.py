@@ -21,11 +21,14 @@ as `--set` values are (wrong names, types and ranges raise `dlab.errors.UsageErr
 from __future__ import annotations
 
 import dataclasses
+import linecache
 import os
+import re
+import sys
 from pathlib import Path
 from typing import Any
 
-from dlab.errors import UsageError
+from dlab.errors import DlabError, UsageError
 from dlab.result import Result, load_run
 
 __all__ = ["ProgramRun", "Result", "list_programs", "load_run", "report", "run", "show",
@@ -110,6 +113,22 @@ def _checked(program_id: str, seed: Any, settings: dict[str, Any]) -> tuple[Any,
     return _one(program_id), {k: as_setting_text(v) for k, v in settings.items()}
 
 
+PYTHON_WORDS = [  # the command line's words in an error, as the Python API spells them
+    (re.compile(r"--set (\w+)"), r"\1"), (re.compile(r"--resume\b"), "resume=True"),
+    (re.compile(r"--(out|device|profile|seed) "), r"\1="),
+    (re.compile(r"--(out|device|profile|seed)\b"), r"\1=..."),
+]
+
+
+def _in_python_words(exc: DlabError) -> DlabError:
+    """The same error with `--set lr=fast` written `lr=fast`, `--resume` `resume=True`."""
+    text = str(exc)
+    for pattern, words in PYTHON_WORDS:
+        text = pattern.sub(words, text)
+    exc.args = (text, *exc.args[1:])
+    return exc
+
+
 def as_setting_text(value: Any) -> str:
     """A Python value as the text `--set` takes: True -> "true", (1, 2) -> "1,2"."""
     if isinstance(value, bool):
@@ -132,8 +151,11 @@ def run(program_id: str, profile: str = "quick", seed: int = 0, device: str = "a
     from dlab.api import run_program
 
     program, sets = _checked(program_id, seed, settings)
-    outcome = run_program(program, profile=profile, seed=seed, device=device, sets=sets,
-                          out=out, quiet=quiet, data_dir=data_dir, resume=resume)
+    try:
+        outcome = run_program(program, profile=profile, seed=seed, device=device, sets=sets,
+                              out=out, quiet=quiet, data_dir=data_dir, resume=resume)
+    except DlabError as exc:
+        raise _in_python_words(exc) from None
     return load_run(outcome.folder)
 
 
@@ -155,8 +177,12 @@ def start(program_id: str, profile: str = "quick", seed: int = 0, device: str = 
     from dlab.api import open_run
 
     program, sets = _checked(program_id, seed, settings)
-    return ProgramRun(open_run(program, profile=profile, seed=seed, device=device, sets=sets,
-                               out=out, data_dir=data_dir))
+    try:
+        opened = open_run(program, profile=profile, seed=seed, device=device, sets=sets,
+                          out=out, data_dir=data_dir)
+    except DlabError as exc:
+        raise _in_python_words(exc) from None
+    return ProgramRun(opened)
 
 
 class ProgramRun:
@@ -172,6 +198,8 @@ class ProgramRun:
         self.ctx = opened.ctx
         self.steps = steps(opened.impl.run)
         self.looked = 0
+        self._cells: list[str] = []  # the source of each notebook cell that looked
+        self._scripts: list[str] = []  # files (not cells) that called look()
         self._seen = {"data": 0, "tables": 0, "analysis": 0, "figures": 0, "metrics": set()}
         self.result: Result | None = None
 
@@ -187,6 +215,11 @@ class ProgramRun:
 
         ctx, seen = self.ctx, self._seen
         self.looked += 1
+        source, where = _calling_cell(sys._getframe(1))
+        if source is None:
+            self._scripts.append(where)
+        else:
+            self._cells.append(source)
         parts: list[str] = [describe(obj) for obj in objects if obj is not None]
         parts += [f"**{name}**: none with these settings" if obj is None else
                   f"**{name}**\n\n{describe(obj)}" for name, obj in named.items()]
@@ -219,12 +252,38 @@ class ProgramRun:
                              f"{self.ctx.program.id} have run; run the cells above first")
         from dlab.api import close_run
 
+        self.ctx.notebook = self.provenance()
+        if self.ctx.notebook.get("compared"):
+            where = {k: self.ctx.program_code[0][k] for k in ("module", "function")} \
+                if self.ctx.program_code else {}
+            self.ctx.program_code = [{**where, **cell} for cell in self.ctx.notebook["cells"]]
         try:
             outcome = close_run(self._opened, lambda: None)
         finally:
             self._opened.lock.release()
         self.result = load_run(outcome.folder)
         return self.result
+
+
+    def provenance(self) -> dict[str, Any]:
+        """What ran, against the package's steps (`dlab.steps.compare_cells`); for steps
+        run from a script rather than notebook cells, only where they came from."""
+        from dlab.steps import compare_cells
+
+        if self._scripts:
+            return {"compared": False, "where": sorted(set(self._scripts)),
+                    "modified": None}
+        return compare_cells(self.steps, self._cells)
+
+
+def _calling_cell(frame: Any) -> tuple[str | None, str]:
+    """(source, filename) of the notebook cell that `frame` runs, or (None, filename) when
+    it runs a file on disk. IPython keeps each cell's source in `linecache` under a name
+    that is no file (ipykernel's `.../ipykernel_<pid>/<hash>.py`, `<ipython-input-...>`)."""
+    name = frame.f_code.co_filename
+    cell = name.startswith("<") or "ipykernel_" in name or not os.path.isfile(name)
+    lines = linecache.getlines(name) if cell else []
+    return ("".join(lines) if lines else None), name
 
 
 def describe(obj: Any) -> str:

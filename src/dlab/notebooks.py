@@ -153,10 +153,17 @@ def text(experiment: int) -> str:
     return json.dumps(build(experiment), indent=1, ensure_ascii=False) + "\n"
 
 
-def write(experiment: int, out: str | Path = "notebooks") -> Path:
+def write(experiment: int, out: str | Path = "notebooks", force: bool = False) -> Path:
+    """Write expNN.ipynb into `out`. A notebook already there that differs from this one
+    (a student's edits and outputs) is kept unless `force`."""
     from dlab.io import atomic_write
 
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out}: not a folder")
-    return atomic_write(out / f"exp{experiment:02d}.ipynb", text(experiment))
+    path, made = out / f"exp{experiment:02d}.ipynb", text(experiment)
+    if not force and path.is_file() and path.read_text(encoding="utf-8",
+                                                       errors="replace") != made:
+        raise UsageError(f"{path} exists and differs from the generated notebook (edited or "
+                         "run?); kept. Write elsewhere with --out, or replace it with --force")
+    return atomic_write(path, made)

@@ -40,6 +40,9 @@ LOCK_NAME = ".lock"
 OUTPUT_LOG = "output.log"  # every line the run logged
 OUTPUT_TAIL = 25  # lines of it the record shows
 HISTORY_EVERY_S = 2.0  # history.csv is rewritten at most this often during training
+EPOCH_LINES = 10  # a model trained longer prints about this many epoch lines (all in
+#                   history.csv) ...
+EPOCH_LINE_EVERY_S = 10.0  # ... and one at least this often, so a slow run shows progress
 CHECKPOINT_EVERY_S = 10.0  # checkpoints are saved at most this often (and at the end)
 
 
@@ -315,6 +318,7 @@ class RunContext:
         self.notes: list[str] = []
         self.backgrounds: list[dict[str, str]] = []
         self.program_code: list[dict[str, str]] = []  # the run function's steps (record)
+        self.notebook: dict[str, Any] | None = None  # what a step-by-step run ran (dlab.lab)
         self.output: list[str] = []  # every line logged (output.log)
         self.claims: list[dict[str, Any]] = []
         self.targets: list[dict[str, Any]] = []
@@ -324,6 +328,7 @@ class RunContext:
         self.started = dt.datetime.now(dt.UTC)
         self._t0 = time.perf_counter()
         self._history_written = -math.inf
+        self._epoch_line_at = -math.inf
         self.timings: dict[str, float] = {}
 
     # -- randomness
@@ -359,7 +364,12 @@ class RunContext:
         """One finished epoch: a line on a terminal or in a log; in Jupyter, one bar per
         trained model that advances in place instead."""
         if not self.jupyter:
-            self.log(line)
+            now = time.perf_counter()
+            if epochs <= EPOCH_LINES or epoch in (1, epochs) \
+                    or epoch % math.ceil(epochs / EPOCH_LINES) == 0 \
+                    or now - self._epoch_line_at >= EPOCH_LINE_EVERY_S:
+                self.log(line)
+                self._epoch_line_at = now
             return
         if self._bars is None:
             self._bars = _NotebookBars(self.program.id)
@@ -513,6 +523,7 @@ class RunContext:
             "config": configs.to_dict(self.config),
             "versions": versions(),
             "code": code_info(),
+            "notebook": self.notebook,
             "timings": {
                 "started": self.started.isoformat(timespec="seconds"),
                 "finished": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),

@@ -154,3 +154,73 @@ def program_code(run: Callable) -> list[dict[str, str]]:
     except (OSError, TypeError):
         return []
     return [{**where, "kind": "program", "title": run.__name__, "code": source}]
+
+
+# ------------------------------------------------------------ what a notebook ran
+
+LOOK_LINE = re.compile(r"^\s*[A-Za-z_]\w*\.look\(.*\)\s*$")
+
+
+def cell_code(cell: str) -> str:
+    """A notebook cell's code as compared with a step: without its `lab.look(...)` line,
+    trailing spaces and blank lines at either end."""
+    lines = [line.rstrip() for line in cell.splitlines() if not LOOK_LINE.match(line)]
+    return "\n".join(lines).strip("\n")
+
+
+def compare_cells(package: list[Step], cells: list[str]) -> dict:
+    """What a notebook ran, cell by cell, against the package's steps.
+
+    `cells` are the sources of the cells that called `look()`, in the order they ran. A
+    cell equal to a step (after `cell_code`) is that step as in the package; any other
+    cell is an edited step, matched to the step its code is most like (the next step in
+    order on a tie) and kept with a unified diff. A step matched more than once was
+    repeated, one never matched was skipped, and steps run in another order are named.
+    The run is modified when any of these is so: `dlab run` at the same settings would
+    not do what the notebook did."""
+    import difflib
+
+    expected = [cell_code(s.code) for s in package]
+    ran: list[dict] = []
+    nxt = 0  # the step the package would run next
+    for source in cells:
+        code = cell_code(source)
+        if not code:
+            continue  # a cell that only looked
+        same = [i for i, e in enumerate(expected) if e == code]
+        if same:
+            i = next((j for j in same if j >= nxt), same[0])
+            entry = {"step": i + 1, "as": "package"}
+        else:
+            scores = [(difflib.SequenceMatcher(None, e, code).ratio(), -abs(j - nxt), j)
+                      for j, e in enumerate(expected)]
+            i = max(scores)[2]
+            diff = difflib.unified_diff(expected[i].splitlines(), code.splitlines(),
+                                        f"step {i + 1} in the package", "as run", lineterm="")
+            entry = {"step": i + 1, "as": "edited", "diff": "\n".join(diff)}
+        step = package[i]
+        ran.append({**entry, "kind": step.kind, "title": step.title, "code": code})
+        nxt = i + 1
+    order = [r["step"] for r in ran]
+    counts = {n: order.count(n) for n in range(1, len(package) + 1)}
+    name = {n: f"{n}. {s.kind}: {s.title}" for n, s in enumerate(package, 1)}
+    edited = [name[r["step"]] for r in ran if r["as"] == "edited"]
+    repeated = [name[n] for n, c in counts.items() if c > 1]
+    skipped = [name[n] for n, c in counts.items() if c == 0]
+    firsts = sorted(set(order), key=order.index)
+    out_of_order = firsts != sorted(firsts)
+    return {"compared": True, "cells": ran, "edited": edited, "repeated": repeated,
+            "skipped": skipped, "out_of_order": out_of_order,
+            "modified": bool(edited or repeated or skipped or out_of_order)}
+
+
+def notebook_changes(notebook: dict) -> str:
+    """The ways a notebook run differs from the package's steps, in words ("" if none)."""
+    parts = []
+    for key, words in (("edited", "edited"), ("repeated", "run more than once"),
+                       ("skipped", "not run")):
+        if notebook.get(key):
+            parts.append(f"{words}: " + "; ".join(notebook[key]))
+    if notebook.get("out_of_order"):
+        parts.append("steps run out of order")
+    return "; ".join(parts)

@@ -156,7 +156,8 @@ def fit(model: nn.Module, train: Any, *, ctx: RunContext, epochs: int,
         monitor: str = "val_loss", name: str = "model",
         on_epoch_end: Callable[[int, dict[str, Any]], dict[str, Any] | None] | None = None,
         scheduler: Any = None, checkpoint: bool = True, max_grad_norm: float | None = None,
-        validate: Callable[[], dict[str, float]] | None = None) -> FitResult:
+        validate: Callable[[], dict[str, float]] | None = None,
+        steps_per_epoch: int | None = None) -> FitResult:
     """Train `model` for `epochs` epochs and return its history.
 
     train:     (X, y, ...) tensors (sliced into batches, reshuffled each epoch with a
@@ -170,6 +171,8 @@ def fit(model: nn.Module, train: Any, *, ctx: RunContext, epochs: int,
                weights are restored.
     on_epoch_end(epoch, row) may return extra columns for the history (sample grids,
                scores computed once an epoch).
+    steps_per_epoch: where an "epoch" is a block of this many full-batch steps (`train`
+               repeats one batch), progress counts steps, not blocks.
     """
     opts = _optimizers(optimizer)
     if step is None:
@@ -244,7 +247,7 @@ def fit(model: nn.Module, train: Any, *, ctx: RunContext, epochs: int,
             row.update(on_epoch_end(epoch, row) or {})
         result.history.append(row)
         ctx.add_history([row])
-        ctx.epoch(name, epoch, epochs, _epoch_line(row, epochs),
+        ctx.epoch(name, epoch, epochs, _epoch_line(row, epochs, steps_per_epoch),
                   info=f"loss {row['loss']:.4g}" if "loss" in row else "")
 
         stop = False
@@ -276,9 +279,10 @@ def fit(model: nn.Module, train: Any, *, ctx: RunContext, epochs: int,
     return result
 
 
-def _epoch_line(row: dict[str, Any], epochs: int) -> str:
+def _epoch_line(row: dict[str, Any], epochs: int, steps_per_epoch: int | None = None) -> str:
     skip = {"model", "epoch", "seconds", "samples_per_s"}
-    parts = [f"{row['model']} epoch {row['epoch']}/{epochs}"]
+    parts = [f"{row['model']} epoch {row['epoch']}/{epochs}" if not steps_per_epoch else
+             f"{row['model']} step {row['epoch'] * steps_per_epoch}/{epochs * steps_per_epoch}"]
     for k, v in row.items():
         if k not in skip and isinstance(v, int | float):
             parts.append(f"{k} {v:.4g}")

@@ -1,6 +1,8 @@
 """`dlab verify`: rerun a finished run from what its folder records and compare.
 
-For each run folder: the manifest must match its files (else **modified**), the run
+For each run folder: the manifest must match its files (else **modified**), a run made
+step by step in a notebook must have run the package's steps unchanged (else
+**modified**: edited, repeated, skipped or reordered steps are named), the run
 must have ended ok and been made by the same code as this installation (same source
 hash; else **cannot verify**, with why). The program is then run again with the
 recorded profile, seed and every recorded setting, on the CPU, into a scratch folder,
@@ -39,6 +41,7 @@ from dlab.config import as_set_text
 from dlab.errors import DlabError
 from dlab.provenance import MANIFEST, check_manifest, code_info
 from dlab.registry import PROGRAMS
+from dlab.steps import notebook_changes
 
 REL_TOL = 1e-6
 ABS_TOL = 1e-9
@@ -144,6 +147,11 @@ def check_folder(folder: Path) -> tuple[dict[str, Any] | None, Verdict | None]:
         return None, Verdict(folder, pid, CANNOT, [f"the run ended {saved.get('status')}"])
     if pid not in PROGRAMS:
         return None, Verdict(folder, pid, CANNOT, [f"no program {pid} in this dlab"])
+    nb = saved.get("notebook") or {}
+    if nb.get("modified"):
+        return None, Verdict(folder, pid, MODIFIED, [
+            f"its steps were changed in a notebook ({notebook_changes(nb)}); the package's "
+            "program, which a rerun would run, is not what it ran"])
     recorded = (saved.get("code") or {}).get("source_sha256")
     here = code_info()["source_sha256"]
     if recorded != here:

@@ -240,14 +240,14 @@ def write_gd(ctx: RunContext, cfg: GDConfig, trained: dict[str, Any]) -> None:
     ctx.table(f"Full-batch gradient descent on the 4-{cfg.hidden}-2 network, {cfg.epochs} "
               "steps from the same initial weights",
               ["learning rate", "initial loss", "final loss", "lowest loss",
-               "steps where the loss rose", "test accuracy"],
+               "share of steps where the loss rose", "test accuracy"],
               [[r["lr"], r["losses"][0], r["losses"][-1], r["losses"].min(), r["osc"], r["acc"]]
                for r in runs])
     m = ctx.metrics
     ctx.table(f"Every initialisation ({m['n_inits']}; the first is drawn above), {cfg.epochs} "
               "steps", ["initialisation", "initial loss", f"final loss at {m['small_lr']:g}",
                         f"final loss at {m['good_lr']:g}",
-                        f"steps where the loss rose at {m['large_lr']:g}",
+                        f"share of steps where the loss rose at {m['large_lr']:g}",
                         "final loss, bias step a db", "final loss, bias step a^2 db"],
               [[k, r["initial_loss"], r["small_final_loss"], r["good_final_loss"],
                 r["large_rising_steps"], r["bias_a_final_loss"], r["bias_a2_final_loss"]]
@@ -394,7 +394,8 @@ def train_iris(cfg: IrisConfig, ctx: RunContext, model, s: Split, name: str,
     result = fit(model, RepeatBatch(train, cfg.log_every), val=val, ctx=ctx,
                  epochs=cfg.epochs // cfg.log_every, optimizer=opt,
                  loss_fn=nn.functional.cross_entropy, batch_size=len(s.y_train),
-                 shuffle=False, metrics={"acc": accuracy}, name=name, checkpoint=checkpoint)
+                 shuffle=False, metrics={"acc": accuracy}, name=name, checkpoint=checkpoint,
+                 steps_per_epoch=cfg.log_every)
     return result
 
 

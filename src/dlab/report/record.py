@@ -22,6 +22,7 @@ from typing import Any
 from dlab.provenance import check_manifest
 from dlab.registry import EXPERIMENTS, PROGRAMS, ProgramInfo
 from dlab.report import handin
+from dlab.steps import notebook_changes
 from dlab.uncertainty import Difference
 from dlab.verdicts import overall
 
@@ -103,6 +104,23 @@ def target_word(t: dict[str, Any]) -> str:
 # ------------------------------------------------------------------------ blocks
 
 
+def _how_run(summary: dict[str, Any]) -> str:
+    """How the run was carried out and the command that repeats it, where one does."""
+    command = f"`{summary.get('command', '')}`"
+    nb = summary.get("notebook")
+    if not nb:
+        return f"Repeat with: {command}"
+    if not nb.get("compared"):
+        return ("Run step by step from " + ", ".join(f"`{w}`" for w in nb.get("where", []))
+                + "; the code run between the steps was not compared with the package's. "
+                f"The package's program at these settings: {command}")
+    if nb.get("modified"):
+        return (f"**Modified in a notebook** ({notebook_changes(nb)}). The program below is "
+                "what the notebook ran, cell by cell; `dlab run` at these settings would "
+                "not repeat it, so no command is given.")
+    return f"Run step by step in a notebook, every step as in the package. Repeat with: {command}"
+
+
 def program_blocks(summary: dict[str, Any], program: ProgramInfo, level: int = 1,
                    folder: str = "", run_note: str = "") -> list[Block]:
     """Aim, Procedure, Data, Results, Analysis and Inferences of one run; `run_note`
@@ -126,8 +144,7 @@ def program_blocks(summary: dict[str, Any], program: ProgramInfo, level: int = 1
     b += [("h", level + 1, "Aim", None), ("p", program.aim)]
 
     t = summary.get("timings", {})
-    b += [("h", level + 1, "Procedure", None),
-          ("p", f"Repeat with: `{summary.get('command', '')}`"),
+    b += [("h", level + 1, "Procedure", None), ("p", _how_run(summary)),
           ("p", f"Profile `{summary.get('profile')}`, seed {summary.get('seed')}, device "
                 f"`{summary.get('device')}`, {fmt(t.get('seconds', 0.0))} s, started "
                 f"{t.get('started')}.")]
@@ -140,8 +157,13 @@ def program_blocks(summary: dict[str, Any], program: ProgramInfo, level: int = 1
         b.append(("p", f"The program as it ran: `{code[0].get('function', '')}` in "
                        f"`{code[0].get('module', '')}`, step by step."))
         for step in code:
-            b.append(("p", f"*Step {step['kind']}: {step['title']}*"))
+            edited = step.get("as") == "edited"
+            b.append(("p", f"*Step {step['kind']}: {step['title']}*"
+                           + (" **(edited in the notebook)**" if edited else "")))
             b.append(("code", step["code"], "python"))
+            if edited and step.get("diff"):
+                b.append(("p", "The lines changed against the package's step:"))
+                b.append(("code", step["diff"], "diff"))
 
     output = rec.get("output_tail") or []
     if output:
