@@ -7,11 +7,11 @@ import zipfile
 
 import pytest
 
-from dlab.api import run_program
 from dlab.bundle import open_handin, read_handin
 from dlab.errors import DataError
 from dlab.provenance import sha256_file
 from dlab.registry import PROGRAMS
+from dlab.running import run_program
 
 
 @pytest.fixture(scope="module")

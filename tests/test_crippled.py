@@ -11,7 +11,7 @@ import json
 import pytest
 import torch
 
-from dlab import api, runs
+from dlab import running, runs
 from dlab.registry import PROGRAMS
 from dlab.verdicts import overall
 
@@ -42,8 +42,8 @@ def one_thread(monkeypatch):
 @pytest.mark.parametrize("pid", _crippled())
 def test_crippled_run_misses_a_target(pid, tmp_path, one_thread):
     sets = {k: str(v) for k, v in PROGRAMS[pid].load().crippled.items()}
-    out = api.run_program(PROGRAMS[pid], profile="quick", out=tmp_path, quiet=True,
-                          device="cpu", sets=sets)
+    out = running.run_program(PROGRAMS[pid], profile="quick", out=tmp_path, quiet=True,
+                              device="cpu", sets=sets)
     info = json.loads((out.folder / "metrics.json").read_text())
     assert info["status"] == "ok", info.get("message")
     met = [t["rule"] for t in info["targets"] if t["met"] is True]

@@ -123,8 +123,8 @@ def test_horner_derivative_from_autograd_is_exact():
 
 
 def _run(pid, tmp_path, **sets):
-    from dlab.api import run_program
     from dlab.registry import PROGRAMS
+    from dlab.running import run_program
 
     return run_program(PROGRAMS[pid], profile="smoke", out=tmp_path, quiet=True,
                        device="cpu", sets={k: str(v) for k, v in sets.items()})

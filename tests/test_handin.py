@@ -18,7 +18,7 @@ EXPERIMENTS_RUN = (1, 5)
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    from dlab.api import run_program
+    from dlab.running import run_program
 
     root = tmp_path_factory.mktemp("handin-runs")
     for pid in ("1.1", "1.2", "5.1"):
@@ -160,11 +160,15 @@ def test_printed_record_puts_each_experiment_on_its_own_pages(page, tmp_path):
 
         text = subprocess.run(["pdftotext", "-layout", str(tmp_path / "print.pdf"), "-"],
                               capture_output=True, text=True, check=True).stdout
-        sheets = [p for p in text.split("\f") if "Experiment #" in p]
-        first_sheet = next(i for i, p in enumerate(text.split("\f")) if "Experiment #" in p)
-        assert len(sheets) == len(text.rstrip("\f").split("\f")) - first_sheet
-        assert all("Student Name" in p and "Student ID" in p for p in sheets)
+        printed = text.rstrip("\f").split("\f")
+        first_sheet = next(i for i, p in enumerate(printed) if "Experiment #" in p)
+        summary = next(i for i, p in enumerate(printed) if p.startswith("Course summary"))
+        sheets = printed[first_sheet:summary]  # title and contents, sheets, course summary
+        assert first_sheet == 1 and summary > first_sheet
+        assert all("Experiment #" in p and "Student Name" in p and "Student ID" in p
+                   for p in sheets)
         assert sum("Evaluator remark" in p for p in sheets) == len(EXPERIMENTS_RUN)
+        assert not any("Experiment #" in p for p in printed[summary:])
 
 
 @pytest.mark.skipif(find_chromium() is None, reason="no Chromium here (apt-get install chromium)")

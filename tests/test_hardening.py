@@ -91,10 +91,10 @@ def inputs(tmp_path_factory) -> Path:
     """Every bad input the cases use, made once."""
     import torch
 
-    from dlab.api import run_program
     from dlab.models.mlp import MLP
     from dlab.predict import classifier_metadata
     from dlab.registry import PROGRAMS
+    from dlab.running import run_program
 
     root = tmp_path_factory.mktemp("inputs")
     (root / "file.txt").write_text("a text file, not a folder\n")
@@ -437,11 +437,11 @@ def test_resume_never_runs_code_from_a_checkpoint(tmp_path, cli):
 def test_checkpoints_load_with_weights_only(tmp_path):
     import torch
 
-    from dlab import api
+    from dlab import running
     from dlab.training import load_checkpoint
     from toy_program import TOY_INFO
 
-    outcome = api.run_program(TOY_INFO, out=tmp_path, quiet=True, device="cpu")
+    outcome = running.run_program(TOY_INFO, out=tmp_path, quiet=True, device="cpu")
     ckpt = outcome.folder / "checkpoint-model.pt"
     state = torch.load(ckpt, weights_only=True)  # raises if anything but plain data
     assert state["epoch"] == 6 and isinstance(state["history_json"], str)

@@ -249,7 +249,7 @@ def test_pixel_stats_match_the_float_statistics_without_a_float_copy():
 
 
 def test_by_class_figure_places_the_first_images_of_each_class_in_its_row():
-    from dlab.report.figures import by_class_figure
+    from dlab.figures import by_class_figure
 
     labels = np.array([1, 0, 1, 1, 0])
     grey = np.stack([np.full((4, 4), v / 10) for v in range(5)])  # image i has value i/10

@@ -7,12 +7,12 @@ import pytest
 import torch
 from PIL import Image
 
-from dlab.api import run_program
 from dlab.data.mnist import load_bundled_mnist
 from dlab.errors import DataError, UsageError
 from dlab.models.cnn import AnySizeCNN
 from dlab.predict import classifier_metadata, format_csv, predict_files
 from dlab.registry import PROGRAMS
+from dlab.running import run_program
 
 
 @pytest.fixture(scope="module")

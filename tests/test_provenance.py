@@ -4,9 +4,9 @@ import json
 import sys
 from pathlib import Path
 
-from dlab.api import run_program
 from dlab.provenance import check_manifest, code_info, source_hash
 from dlab.report.record import load_summaries, program_blocks, to_markdown
+from dlab.running import run_program
 
 sys.path.insert(0, str(Path(__file__).parent))
 from toy_program import TOY_INFO  # noqa: E402

@@ -212,7 +212,7 @@ def _linked():
 @pytest.fixture(scope="session")
 def smoke_runs(tmp_path_factory):
     """One smoke run of every program an evidence link reads."""
-    from dlab.api import run_program
+    from dlab.running import run_program
 
     root = tmp_path_factory.mktemp("question-runs")
     for pid in sorted({e.evidence.program for _, e in _linked()}):

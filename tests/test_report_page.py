@@ -5,9 +5,9 @@ import shutil
 
 import pytest
 
-from dlab.api import run_program
 from dlab.registry import PROGRAMS
 from dlab.report.lab import CHROMIUM_FLAGS, find_chromium, write_report
+from dlab.running import run_program
 
 
 @pytest.fixture(scope="module")

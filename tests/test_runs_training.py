@@ -5,8 +5,8 @@ import os
 import pytest
 import torch
 
-from dlab import api, runs
 from dlab import io as dio
+from dlab import running, runs
 from dlab.registry import PROGRAMS
 from toy_program import TOY_INFO
 
@@ -39,7 +39,7 @@ def test_jsonable_handles_numpy_torch_and_nan():
 
 
 def test_run_folder_contents_and_schema(tmp_path):
-    outcome = api.run_program(PROGRAMS["1.1"], profile="smoke", seed=3, out=tmp_path,
+    outcome = running.run_program(PROGRAMS["1.1"], profile="smoke", seed=3, out=tmp_path,
                                quiet=True, device="cpu")
     assert outcome.status == "ok"
     meta = json.loads((outcome.folder / "metrics.json").read_text())
@@ -61,16 +61,16 @@ def test_run_folder_contents_and_schema(tmp_path):
 
 
 def test_same_seed_same_metrics_other_seed_differs(tmp_path):
-    a = api.run_program(PROGRAMS["1.2"], profile="smoke", seed=5, out=tmp_path, quiet=True)
-    b = api.run_program(PROGRAMS["1.2"], profile="smoke", seed=5, out=tmp_path, quiet=True)
-    c = api.run_program(PROGRAMS["1.2"], profile="smoke", seed=6, out=tmp_path, quiet=True)
+    a = running.run_program(PROGRAMS["1.2"], profile="smoke", seed=5, out=tmp_path, quiet=True)
+    b = running.run_program(PROGRAMS["1.2"], profile="smoke", seed=5, out=tmp_path, quiet=True)
+    c = running.run_program(PROGRAMS["1.2"], profile="smoke", seed=6, out=tmp_path, quiet=True)
     assert a.folder != b.folder
     assert a.metrics == b.metrics
     assert a.metrics != c.metrics
 
 
 def _toy(tmp_path, **sets):
-    return api.run_program(TOY_INFO, profile="quick", seed=1, out=tmp_path, quiet=True,
+    return running.run_program(TOY_INFO, profile="quick", seed=1, out=tmp_path, quiet=True,
                             device="cpu", sets={k: str(v) for k, v in sets.items()})
 
 
@@ -104,7 +104,7 @@ def test_ctrl_c_leaves_valid_folder_and_resume_matches_uninterrupted(tmp_path, m
     assert meta["status"] == "interrupted" and "--resume" in meta["message"]
     assert (folder / "checkpoint-model.pt").exists()
     # the interrupted epoch's checkpoint was not written: resume starts after epoch 2
-    resumed = api.run_program(TOY_INFO, out=tmp_path / "cut", quiet=True, resume=True,
+    resumed = running.run_program(TOY_INFO, out=tmp_path / "cut", quiet=True, resume=True,
                                device="cpu")
     assert resumed.folder == folder and resumed.status == "ok"
     assert resumed.metrics == full.metrics  # bit for bit, as if never interrupted
@@ -116,7 +116,7 @@ def test_resume_without_interrupted_run_is_an_error(tmp_path):
     from dlab.errors import UsageError
 
     with pytest.raises(UsageError, match="no interrupted run"):
-        api.run_program(TOY_INFO, out=tmp_path, quiet=True, resume=True)
+        running.run_program(TOY_INFO, out=tmp_path, quiet=True, resume=True)
 
 
 def test_early_stopping_restores_best_weights(tmp_path):
@@ -190,7 +190,7 @@ def test_metrics_say_running_under_a_lock_while_the_program_runs(tmp_path, monke
     (tmp_path / "peek_program.py").write_text(PEEK)
     monkeypatch.syspath_prepend(str(tmp_path))
     info = ProgramInfo(id="0.1", title="Toy", aim="a", entry="peek_program:PEEK")
-    outcome = api.run_program(info, out=tmp_path / "runs", quiet=True, device="cpu")
+    outcome = running.run_program(info, out=tmp_path / "runs", quiet=True, device="cpu")
     seen = importlib.import_module("peek_program").SEEN
     assert seen["meta"]["status"] == "running" and seen["meta"]["config"]["epochs"] == 6
     assert seen["lock"].startswith(f"pid {os.getpid()} ")
@@ -231,7 +231,7 @@ def test_settings_refused_before_anything_is_written(tmp_path, sets, match):
     from dlab.errors import UsageError
 
     with pytest.raises(UsageError, match=match):
-        api.run_program(TOY_INFO, out=tmp_path / "runs", quiet=True, sets=sets)
+        running.run_program(TOY_INFO, out=tmp_path / "runs", quiet=True, sets=sets)
     assert not (tmp_path / "runs").exists()
 
 
@@ -285,7 +285,7 @@ def test_resume_restores_its_folder_when_the_checkpoint_is_refused(tmp_path):
     before = (folder / "metrics.json").read_text()
     (folder / "checkpoint-model.pt").write_bytes(pickle.dumps({"model": print}))
     with pytest.raises(DataError, match="cannot resume from this checkpoint"):
-        api.run_program(TOY_INFO, out=tmp_path, quiet=True, resume=True, device="cpu")
+        running.run_program(TOY_INFO, out=tmp_path, quiet=True, resume=True, device="cpu")
     assert (folder / "metrics.json").read_text() == before
     assert not (folder / ".lock").exists()
 

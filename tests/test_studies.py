@@ -21,9 +21,9 @@ import pytest
 from optuna.trial import TrialState
 
 from dlab import studies
-from dlab.api import run_program
 from dlab.errors import UsageError
 from dlab.registry import Implementation, ProgramInfo
+from dlab.running import run_program
 from toy_program import TOY_INFO
 
 # ------------------------------------------------------------ programs for the tests

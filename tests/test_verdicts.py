@@ -4,9 +4,9 @@ import json
 
 import pytest
 
-from dlab.api import run_program
 from dlab.registry import PROGRAMS, Implementation, ProgramInfo
 from dlab.report.record import lab_blocks, to_markdown, verdict_of
+from dlab.running import run_program
 from dlab.uncertainty import Difference
 from dlab.verdicts import NOT_APPLICABLE, Target, compare, judge, overall, verdict_line
 

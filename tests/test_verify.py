@@ -1,12 +1,13 @@
 """`dlab verify` reruns a run from its folder and catches every kind of edit."""
 
 import json
+import os
 
 import pytest
 
-from dlab.api import run_program
 from dlab.provenance import write_manifest
 from dlab.registry import PROGRAMS
+from dlab.running import run_program
 from dlab.verify import CANNOT, DIFFERS, MODIFIED, VERIFIED, compare_metrics, verify_run
 
 
@@ -70,3 +71,29 @@ def test_compare_metrics_tolerance_and_skipped_keys():
 def test_nothing_to_verify_is_exit_2(tmp_path, cli):
     code, out, _ = cli("verify", str(tmp_path))
     assert code == 2 and "no run folders" in out
+
+
+def test_the_rerun_uses_the_threads_the_run_recorded(tmp_path, monkeypatch):
+    """`dlab run --jobs 2` runs each program on one thread; its rerun must too, or the
+    order of sums changes and training carries the difference past the last digits."""
+    import dlab.verify as verify
+
+    monkeypatch.setenv("DLAB_THREADS", "1")
+    folder = run_program(PROGRAMS["5.2"], profile="smoke", out=tmp_path / "runs", quiet=True,
+                         device="cpu").folder
+    assert json.loads((folder / "metrics.json").read_text())["threads"] == 1
+    monkeypatch.setenv("DLAB_THREADS", "2")
+    seen = []
+
+    def spy(*args, **kwargs):
+        import torch
+
+        seen.append(os.environ["DLAB_THREADS"])
+        outcome = run_program(*args, **kwargs)
+        seen.append(torch.get_num_threads())
+        return outcome
+
+    monkeypatch.setattr(verify, "run_program", spy)
+    v = verify_run(folder, tmp_path / "scratch")
+    assert v.status == VERIFIED and seen == ["1", 1]
+    assert os.environ["DLAB_THREADS"] == "2"  # the setting is put back

@@ -17,7 +17,7 @@ from dlab.viva import RunReader, quiz_order, run_quiz, select
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     """Smoke runs of 5.1 and 5.2, the programs experiment 5's answers read."""
-    from dlab.api import run_program
+    from dlab.running import run_program
 
     root = tmp_path_factory.mktemp("viva-runs")
     for pid in ("5.1", "5.2"):
@@ -94,7 +94,7 @@ def test_viva_reads_the_run_the_record_shows_not_the_latest(cli, runs, tmp_path)
     where it is the only run, the answer says its settings differ."""
     import shutil
 
-    from dlab.api import run_program
+    from dlab.running import run_program
 
     copy = tmp_path / "runs"
     shutil.copytree(runs, copy)

@@ -16,7 +16,7 @@ import os
 # The programs that are faster on one thread (dlab.runs.ONE_THREAD) do not wait at all.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-__version__ = "0.1.0"
+from dlab.version import __version__  # noqa: E402  (after the OpenMP policy)
 
 _API = ("ProgramRun", "Result", "list_programs", "load_run", "report", "run", "show",
         "start")

@@ -14,8 +14,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from dlab import __version__  # noqa: E402
 from dlab.errors import DlabError, UsageError  # noqa: E402
+from dlab.version import __version__  # noqa: E402
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="dlab: the deep-learning lab course, run correctly and recorded honestly.")
@@ -92,9 +92,9 @@ def run(
                                          "each, one line per program."),
 ) -> None:
     """Run programs; each leaves a run folder with metrics, figures and its record."""
-    from dlab.api import run_program
     from dlab.config import parse_sets
     from dlab.registry import resolve
+    from dlab.running import run_program
     from dlab.verdicts import overall, verdict_line
 
     if seed < 0:

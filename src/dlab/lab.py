@@ -1,5 +1,5 @@
 """The public Python API, for notebooks and scripts. The command line calls the same
-functions underneath (`dlab.api.run_program`, `dlab.report.lab.write_report`).
+functions underneath (`dlab.running.run_program`, `dlab.report.lab.write_report`).
 
     import dlab
     dlab.list_programs()                      # [{"id": "1.1", "title": ..., "built": True}, ...]
@@ -148,7 +148,7 @@ def run(program_id: str, profile: str = "quick", seed: int = 0, device: str = "a
     A run that diverges or fails returns a Result with that status; bad input raises a
     `dlab.errors.DlabError`; Ctrl-C (KeyboardInterrupt) marks the folder interrupted.
     """
-    from dlab.api import run_program
+    from dlab.running import run_program
 
     program, sets = _checked(program_id, seed, settings)
     try:
@@ -174,7 +174,7 @@ def start(program_id: str, profile: str = "quick", seed: int = 0, device: str = 
     """Open a run of one program to be carried out step by step, as a notebook does: the
     run folder is made and marked running, `config` and `ctx` are what the program's
     `run(cfg, ctx)` receives. Run its steps (`dlab.steps.steps`), then `finish()`."""
-    from dlab.api import open_run
+    from dlab.running import open_run
 
     program, sets = _checked(program_id, seed, settings)
     try:
@@ -250,7 +250,7 @@ class ProgramRun:
         if self.looked < len(self.steps):
             raise UsageError(f"{self.looked} of the {len(self.steps)} steps of "
                              f"{self.ctx.program.id} have run; run the cells above first")
-        from dlab.api import close_run
+        from dlab.running import close_run
 
         self.ctx.notebook = self.provenance()
         if self.ctx.notebook.get("compared"):

@@ -22,8 +22,8 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from dlab import __version__
 from dlab.io import write_json
+from dlab.version import __version__
 
 MANIFEST = "manifest.json"
 SOURCE_SUFFIXES = (".py", ".toml")

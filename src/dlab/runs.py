@@ -25,7 +25,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dlab import __version__
 from dlab import config as configs
 from dlab.errors import DeviceError, UsageError
 from dlab.io import atomic_path, save_torch, to_jsonable, write_csv, write_json
@@ -33,6 +32,7 @@ from dlab.provenance import code_info
 from dlab.registry import ProgramInfo
 from dlab.uncertainty import Difference
 from dlab.verdicts import compare, judge, overall
+from dlab.version import __version__
 
 STATUSES = ("ok", "diverged", "interrupted", "failed", "running")
 RESUMABLE = ("interrupted", "running", "failed")  # "running": only when its process is gone
@@ -319,6 +319,7 @@ class RunContext:
         self.backgrounds: list[dict[str, str]] = []
         self.program_code: list[dict[str, str]] = []  # the run function's steps (record)
         self.notebook: dict[str, Any] | None = None  # what a step-by-step run ran (dlab.lab)
+        self.threads: int | None = None  # torch's CPU threads (dlab verify reruns with them)
         self.output: list[str] = []  # every line logged (output.log)
         self.claims: list[dict[str, Any]] = []
         self.targets: list[dict[str, Any]] = []
@@ -519,6 +520,7 @@ class RunContext:
             "profile": self.profile,
             "seed": self.seed,
             "device": self.device,
+            "threads": self.threads,
             "command": self.command,
             "config": configs.to_dict(self.config),
             "versions": versions(),
@@ -558,7 +560,7 @@ class RunContext:
 
     def finish(self, status: str, message: str = "") -> dict[str, Any]:
         """Write history.csv and metrics.json; return the summary (the record is
-        rendered from it by `dlab.api`)."""
+        rendered from it by `dlab.running`)."""
         assert status in STATUSES, status
         self.close_bars()
         self._flush_history()

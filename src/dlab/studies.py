@@ -34,7 +34,7 @@ What a study does
   changed alone to each of its other values, everything else at the base; the table
   then reads one factor at a time. "grid": every combination. "sampled": `n_trials`
   settings drawn by Optuna's TPE sampler from the same value lists.
-- Each trial is `dlab.api.run_program(base program, profile=base_profile, seed=the
+- Each trial is `dlab.running.run_program(base program, profile=base_profile, seed=the
   study's seed, sets=base + the trial's values)` with its own run folder (metrics.json,
   history, figures, record). All trials share the seed, so differences between rows come
   from the settings, not from the draw of initial weights.
@@ -609,7 +609,7 @@ def _run_trial(job: _Job, st: Any, trial: Any) -> None:
     import optuna
     from optuna.trial import TrialState
 
-    from dlab.api import run_program
+    from dlab.running import run_program
 
     study = job.study
     params = {f: trial.suggest_categorical(f, job.choices[f]) for f in study.space}
@@ -1455,8 +1455,8 @@ def run_study(program_id: str, *, profile: str = "quick", seed: int = 0,
     `report=True` runs no trials: it writes the record from the storage as it stands.
     Raises StudyNotFinished when this process should not write the record.
     """
-    from dlab.api import run_program
     from dlab.registry import resolve
+    from dlab.running import run_program
 
     candidates = [p for p in resolve([program_id]) if p.implemented]
     chosen = [p for p in candidates if issubclass(p.load().config, StudySettings)]

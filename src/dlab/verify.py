@@ -19,9 +19,11 @@ lists, no other run folder is there, the record files are there, and (runs intac
 code) the record made again from the zip's runs equals the one in the zip (the PDF is
 not compared). Each run is then verified as above; every line names its hand-in.
 
-Tolerance: |a - b| <= ABS_TOL + REL_TOL * |b|. On one CPU thread a program is
-deterministic and its numbers come back bit for bit; with two threads the order of
-floating-point sums in some kernels may change the last digits. Measured times, folder
+The rerun uses as many torch threads as the run recorded (`threads` in metrics.json;
+`dlab run --jobs N` runs every program on one): on the same machine and thread count a
+program's numbers come back bit for bit, while another thread count changes the order of
+floating-point sums in some kernels, and training can carry that far past the last digit.
+Tolerance: |a - b| <= ABS_TOL + REL_TOL * |b|. Measured times, folder
 names and other facts of the machine are not compared (`SKIPPED`).
 """
 
@@ -29,18 +31,21 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dlab.api import run_program
 from dlab.config import as_set_text
 from dlab.errors import DlabError
 from dlab.provenance import MANIFEST, check_manifest, code_info
 from dlab.registry import PROGRAMS
+from dlab.running import run_program
 from dlab.steps import notebook_changes
 
 REL_TOL = 1e-6
@@ -70,8 +75,10 @@ class Verdict:
         head = (f"{where}{self.program}: {self.status}" if self.program == HANDIN else
                 f"{where}{self.program} {self.folder}: {self.status}")
         if self.status == VERIFIED:
-            return (f"{head} ({self.exact} of {self.compared} numbers bit for bit, the rest "
-                    f"within tolerance; rerun {self.seconds:.1f} s)")
+            same = (f"all {self.compared} numbers bit for bit" if self.exact == self.compared
+                    else f"{self.exact} of {self.compared} numbers bit for bit, "
+                         f"{self.compared - self.exact} within tolerance")
+            return f"{head} ({same}; rerun {self.seconds:.1f} s)"
         return f"{head}: " + "; ".join(self.details)
 
 
@@ -162,6 +169,24 @@ def check_folder(folder: Path) -> tuple[dict[str, Any] | None, Verdict | None]:
     return saved, None
 
 
+@contextmanager
+def _threads(n: Any) -> Iterator[None]:
+    """Rerun on as many torch threads as the run used (`dlab run --jobs 2` runs each
+    program on one): summation order, and so the last digits, depend on it."""
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        yield  # a run from before dlab recorded its threads: the default for the program
+        return
+    before = os.environ.get("DLAB_THREADS")
+    os.environ["DLAB_THREADS"] = str(n)
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("DLAB_THREADS", None)
+        else:
+            os.environ["DLAB_THREADS"] = before
+
+
 def verify_run(folder: Path, scratch: Path, data_dir: str | None = None) -> Verdict:
     """Rerun one finished run into `scratch` and compare (see the module docstring)."""
     saved, stop = check_folder(folder)
@@ -170,8 +195,10 @@ def verify_run(folder: Path, scratch: Path, data_dir: str | None = None) -> Verd
     pid = saved["program"]
     sets = {k: as_set_text(v) for k, v in (saved.get("config") or {}).items()}
     t0 = time.perf_counter()
-    outcome = run_program(PROGRAMS[pid], profile=saved["profile"], seed=int(saved["seed"]),
-                          device="cpu", sets=sets, out=scratch, quiet=True, data_dir=data_dir)
+    with _threads(saved.get("threads")):
+        outcome = run_program(PROGRAMS[pid], profile=saved["profile"],
+                              seed=int(saved["seed"]), device="cpu", sets=sets, out=scratch,
+                              quiet=True, data_dir=data_dir)
     seconds = time.perf_counter() - t0
     if outcome.status != "ok":
         return Verdict(Path(folder), pid, DIFFERS, [f"the rerun ended {outcome.status}: "
@@ -290,7 +317,11 @@ def verify(paths: list[Path], data_dir: str | None = None, say=print) -> int:
     runs = [v for v in verdicts if v.program != HANDIN]
     counts = {s: sum(v.status == s for v in runs) for s in EXIT}
     bad = sum(v.program == HANDIN for v in verdicts)
+    exact = sum(v.status == VERIFIED and v.exact == v.compared for v in runs)
     say((", ".join(f"{n} {s}" for s, n in counts.items() if n) or "0 verified")
-        + f" of {len(runs)} runs" + (f"; {bad} hand-in(s) modified" if bad else ""))
+        + f" of {len(runs)} runs"
+        + (f" ({exact} bit for bit in every number, {counts[VERIFIED] - exact} within "
+           "tolerance)" if counts[VERIFIED] else "")
+        + (f"; {bad} hand-in(s) modified" if bad else ""))
     worst = max((EXIT[v.status] for v in verdicts if v.status != CANNOT), default=0)
     return worst if worst else (2 if any(v.status == CANNOT for v in verdicts) else 0)

@@ -1,8 +1,8 @@
 """`dlab viva` and `dlab quiz`: an experiment's pre-lab and viva-voce questions, answered.
 
 Answers come from the question bank (`dlab.questions`); where an entry has an evidence
-link, its sentence is filled from the program's latest finished run under the runs
-folder, or says which command would measure it.
+link, its sentence is filled from the run of that program the record would show
+(`dlab.report.evidence`), or says which command would measure it.
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import random
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,86 +17,14 @@ from rich.console import Console
 from rich.text import Text
 
 from dlab.errors import UsageError
-from dlab.questions import Entry, EvidenceError, QuestionSet
+from dlab.questions import Entry, QuestionSet
+from dlab.report.evidence import RunReader, Shown
+
+__all__ = ["RunReader", "Shown", "check_runs_dir", "quiz_order", "render", "run_quiz",
+           "select", "to_json"]
 
 VERDICT_STYLE = {"right": "green", "incomplete": "yellow", "wrong": "bold red"}
 SECTION_TITLE = {"pre-lab": "Pre-lab", "viva": "Viva-voce"}
-
-
-@dataclass(frozen=True)
-class Shown:
-    """An evidence sentence as it reads for one runs folder."""
-
-    program: str
-    text: str
-    measured: bool
-    run: str | None = None  # the run folder it was filled from
-    settings: str | None = None  # set when that run's settings differ from the defaults
-
-
-class RunReader:
-    """The run of each program that evidence is read from, read once: the run the record
-    would show (`dlab.report.choose`: the latest at the program's default settings, quick
-    or full; smoke runs only with `allow_smoke`; `picks` {"5.1": folder} win), or the
-    folder in `chosen` ({"5.1": folder}) where the caller has chosen already."""
-
-    def __init__(self, runs_dir: str | Path = "runs", picks: dict[str, Path] | None = None,
-                 allow_smoke: bool = False, chosen: dict[str, Path] | None = None) -> None:
-        self.runs_dir = Path(runs_dir)
-        self.picks, self.allow_smoke = picks or {}, allow_smoke
-        self.chosen = chosen
-        self._cache: dict[str, tuple[Path, dict[str, Any]] | None] = {}
-        self.notes: dict[str, str] = {}  # program -> why no run was taken
-
-    def _folder(self, program: str) -> Path | None:
-        if self.chosen is not None and program in self.chosen:
-            return self.chosen[program]
-        from dlab.report.choose import choose
-
-        picked, skipped = choose(self.runs_dir, [program], self.picks, self.allow_smoke)
-        if skipped:
-            self.notes[program] = skipped[0]
-        choice = picked.get(program)
-        if choice is None:
-            return None
-        if choice.changed:
-            self.notes[program] = "its settings differ from the defaults: " + "; ".join(
-                choice.changed)
-        return choice.folder
-
-    def latest(self, program: str) -> tuple[Path, dict[str, Any]] | None:
-        if program not in self._cache:
-            folder = self._folder(program)
-            self._cache[program] = None
-            if folder is not None:
-                try:
-                    summary = json.loads((folder / "metrics.json").read_text())
-                except (OSError, json.JSONDecodeError):
-                    summary = None
-                if isinstance(summary, dict):
-                    self._cache[program] = (folder, summary)
-        return self._cache[program]
-
-    def show(self, entry: Entry) -> Shown | None:
-        ev = entry.evidence
-        if ev is None:
-            return None
-        found = self.latest(ev.program)
-        note = self.notes.get(ev.program)
-        if found is None:
-            why = f" ({note})" if note else ""
-            return Shown(ev.program, f"Run `dlab run {ev.program}` to see this measured{why}.",
-                         False)
-        folder, summary = found
-        try:
-            return Shown(ev.program, ev.fill(summary), True, str(folder), note)
-        except EvidenceError:
-            missing = ", ".join(ev.keys.values())
-            settings = f"; {note}" if note else ""
-            return Shown(ev.program, f"Your run of {ev.program} ({folder}{settings}) does not "
-                                     f"record {missing}; run `dlab run {ev.program}` at its "
-                                     "default settings to see this measured.", False,
-                         str(folder))
 
 
 def check_runs_dir(runs_dir: Path | None) -> Path:

@@ -6,11 +6,11 @@ import pandas as pd
 import pytest
 from sklearn.linear_model import LinearRegression
 
-from dlab.api import run_program
 from dlab.data.tabular import TableData, prepare
 from dlab.errors import DataError, UsageError
 from dlab.experiments import exp03_regression as e3
 from dlab.registry import PROGRAMS
+from dlab.running import run_program
 
 
 def _table():

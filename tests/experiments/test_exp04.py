@@ -6,10 +6,10 @@ import pytest
 import torch
 
 from dlab import baselines
-from dlab.api import run_program
 from dlab.experiments import exp04_mnist_mlp as e4
 from dlab.models.mlp import MLP
 from dlab.registry import PROGRAMS
+from dlab.running import run_program
 
 BUNDLED = {"source": "bundled"}
 

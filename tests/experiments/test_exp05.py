@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from dlab import api, runs
+from dlab import running, runs
 from dlab.errors import UsageError
 from dlab.experiments import exp05_gradient_descent as e5
 from dlab.registry import PROGRAMS
@@ -20,7 +20,7 @@ def smoke(tmp_path, monkeypatch):
     monkeypatch.setattr(runs, "cpu_count", lambda: 1)
 
     def go(pid, **sets):
-        out = api.run_program(PROGRAMS[pid], profile="smoke", out=tmp_path, quiet=True,
+        out = running.run_program(PROGRAMS[pid], profile="smoke", out=tmp_path, quiet=True,
                                device="cpu", sets={k: str(v) for k, v in sets.items()})
         return out, json.loads((out.folder / "metrics.json").read_text())
 

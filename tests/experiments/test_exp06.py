@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 import torch
 
-from dlab import api, runs
+from dlab import running, runs
 from dlab.errors import DataError, UsageError
 from dlab.experiments import exp06_sgd as e6
 from dlab.registry import PROGRAMS
@@ -20,7 +20,7 @@ def smoke(tmp_path, monkeypatch):
     monkeypatch.setattr(runs, "cpu_count", lambda: 1)
 
     def go(pid, **sets):
-        out = api.run_program(PROGRAMS[pid], profile="smoke", out=tmp_path / "runs",
+        out = running.run_program(PROGRAMS[pid], profile="smoke", out=tmp_path / "runs",
                                quiet=True, device="cpu",
                                sets={k: str(v) for k, v in sets.items()})
         return out, json.loads((out.folder / "metrics.json").read_text())
@@ -59,7 +59,7 @@ def test_binary_table_from_user_csv(tmp_path):
 
 def test_csv_without_target_is_a_usage_error(tmp_path):
     with pytest.raises(UsageError, match="csv and target go together"):
-        api.run_program(PROGRAMS["6.2"], profile="smoke", out=tmp_path, quiet=True,
+        running.run_program(PROGRAMS["6.2"], profile="smoke", out=tmp_path, quiet=True,
                          device="cpu", sets={"csv": "x.csv"})
     assert not any(tmp_path.rglob("metrics.json"))
 

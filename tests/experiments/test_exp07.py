@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from dlab import api
+from dlab import running
 from dlab.experiments import exp07_backprop as e7
 from dlab.registry import PROGRAMS
 
@@ -12,7 +12,7 @@ from dlab.registry import PROGRAMS
 @pytest.fixture
 def smoke(tmp_path):
     def go(pid, **sets):
-        out = api.run_program(PROGRAMS[pid], profile="smoke", out=tmp_path, quiet=True,
+        out = running.run_program(PROGRAMS[pid], profile="smoke", out=tmp_path, quiet=True,
                                device="cpu", sets={k: str(v) for k, v in sets.items()})
         return out, json.loads((out.folder / "metrics.json").read_text())
 

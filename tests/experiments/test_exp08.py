@@ -5,11 +5,11 @@ import numpy as np
 import pytest
 import torch
 
-from dlab.api import run_program
 from dlab.errors import DataError
 from dlab.models import count_parameters
 from dlab.models.cnn import ConvNet, convnet_hand_count
 from dlab.registry import PROGRAMS
+from dlab.running import run_program
 
 # Counted by hand for the manual's network: 64x64x3 input, 3x3 convolutions with
 # padding='same' (the size is kept) and 2x2 pooling (halved):

@@ -6,12 +6,12 @@ import pytest
 import torch
 from PIL import Image
 
-from dlab.api import run_program
 from dlab.errors import DataError
 from dlab.experiments.exp09_cats_dogs import flatten_size
 from dlab.models import count_parameters
 from dlab.models.cnn import AnySizeCNN, ManualCatDogCNN
 from dlab.registry import PROGRAMS
+from dlab.running import run_program
 
 # conv (3*3*C_in + 1) * C_out for 3->32->64->128, then dense (F + 1) * 256 and (256 + 1) * 2 (the manual's width)
 CONVS = (27 + 1) * 32 + (288 + 1) * 64 + (576 + 1) * 128  # 93,248

@@ -5,7 +5,6 @@ import pytest
 import torch
 
 from dlab import config as configs
-from dlab.api import run_program
 from dlab.errors import UsageError
 from dlab.experiments import exp10_rnn as e10
 from dlab.models import count_parameters
@@ -16,6 +15,7 @@ from dlab.models.rnn import (
     weather_forecaster,
 )
 from dlab.registry import PROGRAMS
+from dlab.running import run_program
 from dlab.uncertainty import Difference
 
 

@@ -6,12 +6,12 @@ import pandas as pd
 import pytest
 import torch
 
-from dlab.api import run_program
 from dlab.data import sequences as seq
 from dlab.data.tabular import seattle_weather
 from dlab.errors import DataError
 from dlab.models.rnn import SequenceConfig, SequenceRegressor
 from dlab.registry import PROGRAMS
+from dlab.running import run_program
 from dlab.uncertainty import Difference
 
 

@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 import torch
 
-from dlab.api import run_program
 from dlab.data.mnist import load_mnist, mnist_split
 from dlab.metrics import pca_reconstruction_mse
 from dlab.models.autoencoder import DenseAutoencoder, halving_widths
 from dlab.registry import PROGRAMS
+from dlab.running import run_program
 from dlab.studies import run_study
 from dlab.uncertainty import Difference
 

@@ -5,12 +5,12 @@ import numpy as np
 import pytest
 import torch
 
-from dlab.api import run_program
 from dlab.data.mnist import load_mnist
 from dlab.experiments import exp13_denoising as e13
 from dlab.metrics import psnr
 from dlab.models.autoencoder import ConvDenoisingAutoencoder
 from dlab.registry import PROGRAMS
+from dlab.running import run_program
 from dlab.uncertainty import Difference
 
 

@@ -7,7 +7,6 @@ import torch
 from torch import nn
 
 from dlab import config as configs
-from dlab.api import run_program
 from dlab.data import binary
 from dlab.errors import UsageError
 from dlab.experiments import exp14_nade_made as e14
@@ -15,6 +14,7 @@ from dlab.metrics import bernoulli_baseline_nll
 from dlab.models.made import MADE
 from dlab.models.nade import NADE
 from dlab.registry import PROGRAMS
+from dlab.running import run_program
 from dlab.runs import RunContext
 from dlab.training import FitResult, mean_nll, nll_step
 from dlab.verdicts import judge

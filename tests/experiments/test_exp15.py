@@ -9,7 +9,6 @@ from torch import nn
 
 from dlab import config as configs
 from dlab import runs
-from dlab.api import run_program
 from dlab.data import binary
 from dlab.errors import UsageError
 from dlab.experiments import exp15_pixel as e15
@@ -18,6 +17,7 @@ from dlab.models import count_parameters
 from dlab.models.pixelcnn import PixelCNN
 from dlab.models.pixelrnn import PixelRNN
 from dlab.registry import PROGRAMS
+from dlab.running import run_program
 from dlab.runs import RunContext
 from dlab.training import FitResult, mean_nll, nll_step
 from dlab.verdicts import judge

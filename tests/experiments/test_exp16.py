@@ -9,11 +9,11 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from dlab.api import run_program
 from dlab.errors import UsageError
 from dlab.experiments import exp16_gan as e16
 from dlab.models import gan as gm
 from dlab.registry import PROGRAMS
+from dlab.running import run_program
 
 
 def _linears(module):

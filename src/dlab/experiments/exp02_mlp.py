@@ -24,8 +24,8 @@ import numpy as np
 
 from dlab.data.subsets import class_counts
 from dlab.data.tabular import Split, german_credit, prepare
+from dlab.figures import pyplot
 from dlab.registry import Implementation
-from dlab.report.figures import pyplot
 from dlab.runs import RunContext
 from dlab.uncertainty import Difference, against_reference, over_seeds
 from dlab.verdicts import Target

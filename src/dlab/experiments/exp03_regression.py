@@ -26,10 +26,10 @@ import pandas as pd
 
 from dlab.data.tabular import Split, TableData, TablePreprocessor, auto_mpg, prepare, read_csv
 from dlab.errors import DataError
+from dlab.figures import pyplot
 from dlab.keras_programs import regression as kr
 from dlab.models import count_parameters
 from dlab.registry import Implementation
-from dlab.report.figures import pyplot
 from dlab.runs import RunContext
 from dlab.uncertainty import Difference, paired_bootstrap
 from dlab.verdicts import Target
@@ -183,7 +183,7 @@ def write_results(ctx: RunContext, s: Split, preds: dict[str, np.ndarray],
 
 def write_curves(ctx: RunContext, history: list[dict[str, Any]], scale: float, unit: str,
                  best: int | None = None) -> None:
-    from dlab.report.figures import loss_curves
+    from dlab.figures import loss_curves
 
     rows = [{**r, "loss": r["loss"] * scale, "val_loss": r["val_loss"] * scale}
             for r in history]

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from dlab import figures
 from dlab.baselines import accuracy_difference, logistic_baseline, majority_predictions
 from dlab.data.images import channel_stats, prepare, to_tensor
 from dlab.data.mnist import load_mnist, stratified_split
@@ -31,7 +32,6 @@ from dlab.models import count_parameters
 from dlab.models.mlp import MLP
 from dlab.predict import classifier_metadata
 from dlab.registry import Implementation
-from dlab.report import figures
 from dlab.runs import RunContext
 from dlab.training import FitResult, accuracy, evaluate, fit
 from dlab.uncertainty import Difference

@@ -24,8 +24,8 @@ import numpy as np
 
 from dlab.data.subsets import class_counts
 from dlab.data.tabular import Split, TableData, iris, prepare
+from dlab.figures import pyplot
 from dlab.registry import Implementation
-from dlab.report.figures import pyplot
 from dlab.runs import RunContext
 from dlab.scratch.train import gd_step, make_net
 from dlab.uncertainty import Difference, against_reference, over_seeds
@@ -460,7 +460,7 @@ def judge_iris(ctx: RunContext, cfg: IrisConfig, m: dict[str, Any]) -> None:
 
 
 def write_iris(ctx: RunContext, cfg: IrisConfig, m: dict[str, Any], result) -> None:
-    from dlab.report.figures import confusion_figure
+    from dlab.figures import confusion_figure
 
     cm = np.array(m["confusion_matrix"])
     ctx.table("Confusion matrix on the test flowers (rows: true, columns: predicted)",

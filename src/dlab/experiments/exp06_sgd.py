@@ -24,8 +24,8 @@ import numpy as np
 
 from dlab.data.subsets import class_counts
 from dlab.data.tabular import Split, TableData, breast_cancer, prepare
+from dlab.figures import pyplot
 from dlab.registry import Implementation
-from dlab.report.figures import pyplot
 from dlab.runs import RunContext
 from dlab.scratch.train import gd_epoch, make_net
 from dlab.uncertainty import Difference, over_seeds

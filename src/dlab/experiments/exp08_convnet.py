@@ -19,6 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from dlab import figures
 from dlab.baselines import accuracy_difference, logistic_baseline, majority_predictions
 from dlab.data.images import load_cifar10, prepare
 from dlab.data.mnist import ImageData, find_fashion, load_fashion, load_mnist, stratified_split
@@ -30,7 +31,6 @@ from dlab.models import count_parameters
 from dlab.models.cnn import ConvNet, convnet_hand_count
 from dlab.predict import classifier_metadata
 from dlab.registry import Implementation
-from dlab.report import figures
 from dlab.runs import RunContext
 from dlab.training import accuracy, evaluate, fit
 from dlab.uncertainty import Difference
@@ -250,7 +250,7 @@ EXAMPLES_PER_CLASS = 8  # training images per class in the data step's figure
 def examples_figure(d: Colour, per_class: int = EXAMPLES_PER_CLASS):
     """The first `per_class` training images of every class, one row per class, with the
     normalisation undone."""
-    from dlab.report.figures import by_class_figure
+    from dlab.figures import by_class_figure
 
     mean = torch.tensor(d.mean).view(1, -1, 1, 1)
     std = torch.tensor(d.std).view(1, -1, 1, 1)

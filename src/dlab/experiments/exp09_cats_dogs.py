@@ -16,6 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from dlab import figures
 from dlab.baselines import accuracy_difference, logistic_baseline, majority_predictions
 from dlab.data.images import (
     FolderImages,
@@ -36,7 +37,6 @@ from dlab.models import count_parameters
 from dlab.models.cnn import AnySizeCNN, ManualCatDogCNN, pool_out
 from dlab.predict import classifier_metadata
 from dlab.registry import Implementation
-from dlab.report import figures
 from dlab.runs import RunContext
 from dlab.training import accuracy, evaluate, fit, supervised_step
 from dlab.uncertainty import Difference

@@ -30,10 +30,10 @@ from torch import nn
 
 from dlab.data import sequences as seq
 from dlab.data.synthetic import noisy_sine
+from dlab.figures import pyplot
 from dlab.models import count_parameters
 from dlab.models.rnn import SequenceConfig, SequenceRegressor
 from dlab.registry import Implementation
-from dlab.report.figures import pyplot
 from dlab.runs import RunContext
 from dlab.training import FitResult, evaluate, fit, predict
 from dlab.uncertainty import Difference, over_seeds, paired_bootstrap

@@ -29,10 +29,10 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from dlab.data import sequences as seq
 from dlab.errors import DataError
+from dlab.figures import pyplot
 from dlab.models import count_parameters
 from dlab.models.rnn import SequenceConfig, SequenceRegressor
 from dlab.registry import Implementation
-from dlab.report.figures import pyplot
 from dlab.runs import RunContext
 from dlab.training import FitResult, evaluate, fit, predict
 from dlab.uncertainty import Difference, paired_bootstrap, paired_bootstrap_statistic

@@ -21,11 +21,11 @@ from torch import nn
 
 from dlab.data.mnist import mnist_split
 from dlab.data.subsets import class_counts, spread_over_classes
+from dlab.figures import image_rows, loss_curves
 from dlab.metrics import pca_basis, pca_reconstruction_mse
 from dlab.models import count_parameters
 from dlab.models.autoencoder import DenseAutoencoder, halving_widths
 from dlab.registry import Implementation
-from dlab.report.figures import image_rows, loss_curves
 from dlab.runs import RunContext
 from dlab.studies import Study, StudyResult, StudySettings, execute, record
 from dlab.training import FitResult, evaluate, fit, predict

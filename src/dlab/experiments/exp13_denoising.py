@@ -26,11 +26,11 @@ from torch import Tensor, nn
 
 from dlab.data.mnist import mnist_split
 from dlab.data.subsets import class_counts, spread_over_classes, stratified_sample
+from dlab.figures import image_rows, loss_curves
 from dlab.metrics import pca_basis, psnr
 from dlab.models import count_parameters
 from dlab.models.autoencoder import ConvDenoisingAutoencoder, manual_style_encoder
 from dlab.registry import Implementation
-from dlab.report.figures import image_rows, loss_curves
 from dlab.runs import RunContext
 from dlab.studies import Study, StudyResult, StudySettings, execute, record
 from dlab.training import FitResult, fit

@@ -40,13 +40,13 @@ from torch import nn
 from dlab.data import binary as binary_data
 from dlab.data.binary import Binarization, Source
 from dlab.data.subsets import spread_over_classes
+from dlab.figures import pyplot, tile
 from dlab.io import atomic_path
 from dlab.metrics import bernoulli_baseline_nll, nats_to_bits_per_dim
 from dlab.models import count_parameters
 from dlab.models.pixelcnn import MaskedConv2d, PixelCNN, bernoulli_log_prob
 from dlab.models.pixelrnn import PixelRNN
 from dlab.registry import Implementation
-from dlab.report.figures import pyplot, tile
 from dlab.runs import RunContext
 from dlab.studies import Study, StudySettings, chosen_and_test_choice, execute, record
 from dlab.training import FitResult, fit, mean_nll, nll_step

@@ -124,7 +124,7 @@ def sample_grid(images: torch.Tensor | np.ndarray, ncol: int, pad: int = 2) -> n
     Returns (rows * (H + pad) + pad, ncol * (W + pad) + pad) uint8, rows = ceil(N / ncol);
     -1 maps to 0 and 1 to 255; the gaps are mid-grey (128), as `report.figures.tile` makes.
     """
-    from dlab.report.figures import tile
+    from dlab.figures import tile
 
     x = np.asarray(images.detach().cpu() if isinstance(images, torch.Tensor) else images)
     picture = tile((x[:, 0] + 1.0) / 2.0, ncol, pad=pad)  # (N, H, W) in [0, 1]
@@ -315,7 +315,7 @@ EXAMPLES_PER_CLASS = 8  # training digits per class in the data step's figure
 def digits_figure(d: Digits, per_class: int = EXAMPLES_PER_CLASS) -> Any:
     """The first `per_class` training digits of every class, one row per class labelled
     with its class. Returns the matplotlib figure."""
-    from dlab.report.figures import by_class_figure
+    from dlab.figures import by_class_figure
 
     return by_class_figure(d.x_pool, d.y_pool.numpy(), [str(k) for k in range(10)], per_class,
                            "Training digits by class",

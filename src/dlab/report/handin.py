@@ -28,6 +28,9 @@ from typing import Any
 import tomllib
 
 from dlab.errors import UsageError
+from dlab.questions import load
+from dlab.report.evidence import RunReader
+from dlab.report.markup import inline
 
 MAX_FIELD = 120
 MARKS_OUT_OF = 50
@@ -104,12 +107,6 @@ def md_escape(text: str) -> str:
     return _MD_SPECIAL.sub(r"\\\1", text)
 
 
-def _inline(text: str) -> str:
-    from dlab.report.record import inline
-
-    return inline(text)
-
-
 def run_date(exp: Any, summaries: dict[str, dict[str, Any]]) -> str:
     """The date of the experiment's latest run (YYYY-MM-DD), or "" when none started."""
     dates = [summaries[p.id].get("timings", {}).get("started", "")[:10]
@@ -146,16 +143,16 @@ def _qa(entries: list, reader: Any, blank: bool, lines: int) -> tuple[str, str]:
     items, md = [], []
     for e in entries:
         tag = " (ours)" if e.kind == "ours" else ""
-        q = f'<p class="q"><span class="qn">{e.label}.</span>{tag} {_inline(e.question)}</p>'
+        q = f'<p class="q"><span class="qn">{e.label}.</span>{tag} {inline(e.question)}</p>'
         if blank:
             body = '<div class="write">' + "<span></span>" * lines + "</div>"
             md_body = "\n".join(["", *["    ______________________________"] * lines])
         else:
-            body = f'<p class="a">{_inline(e.answer)}</p>'
+            body = f'<p class="a">{inline(e.answer)}</p>'
             md_body = f"\n    {e.answer}"
             shown = reader.show(e)
             if shown is not None and shown.measured:
-                body += f'<p class="ev">Measured: {_inline(shown.text)}</p>'
+                body += f'<p class="ev">Measured: {inline(shown.text)}</p>'
                 md_body += f"\n\n    *Measured:* {shown.text}"
         items.append(f"<li>{q}{body}</li>")
         md.append(f"- **{e.label}.**{tag} {e.question}{md_body}")
@@ -167,9 +164,6 @@ def prelab(exp: Any, runs_dir: Path, blank: bool = False,
     """Aim and pre-lab questions of the experiment (after its heading); measured answers
     come from the runs in `chosen` ({program: folder}, the record's own), else from the
     run the record would choose."""
-    from dlab.questions import load
-    from dlab.viva import RunReader
-
     qset = load(exp.number)
     page, markdown = _qa(qset.section("pre-lab"), RunReader(runs_dir, chosen=chosen), blank,
                          lines=3)
@@ -181,9 +175,6 @@ def sheet_end(exp: Any, runs_dir: Path, blank: bool = False,
               chosen: dict[str, Path] | None = None) -> list:
     """Viva-voce questions (measured answers as in `prelab`), the evaluator's box, and the
     end of the sheet."""
-    from dlab.questions import load
-    from dlab.viva import RunReader
-
     qset = load(exp.number)
     page, markdown = _qa(qset.section("viva"), RunReader(runs_dir, chosen=chosen), blank,
                          lines=2)

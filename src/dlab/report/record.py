@@ -15,13 +15,13 @@ from __future__ import annotations
 import base64
 import html
 import json
-import re
 from pathlib import Path
 from typing import Any
 
 from dlab.provenance import check_manifest
 from dlab.registry import EXPERIMENTS, PROGRAMS, ProgramInfo
 from dlab.report import handin
+from dlab.report.markup import inline
 from dlab.steps import notebook_changes
 from dlab.uncertainty import Difference
 from dlab.verdicts import overall
@@ -335,19 +335,6 @@ def program_record(summary: dict[str, Any], program: ProgramInfo) -> str:
 
 
 # ------------------------------------------------------------------------ HTML
-
-_CODE = re.compile(r"`([^`]+)`")
-_BOLD = re.compile(r"\*\*(.+?)\*\*")
-_LINK = re.compile(r"\[([^\]]+)\]\((#[A-Za-z0-9_-]+)\)")
-
-
-def inline(text: str) -> str:
-    """Escape text, then turn `code`, **bold** and [label](#anchor) into HTML."""
-    out = html.escape(str(text), quote=False)
-    out = _CODE.sub(lambda m: f"<code>{m.group(1)}</code>", out)
-    out = _BOLD.sub(lambda m: f"<strong>{m.group(1)}</strong>", out)
-    return _LINK.sub(lambda m: f'<a href="{html.escape(m.group(2))}">{m.group(1)}</a>', out)
-
 
 def _cell(value: Any) -> str:
     text = inline(fmt(value))

@@ -1,8 +1,9 @@
-"""The library's front door: run a program and leave a complete run folder.
+"""Running one program: settings, run folder, lock, targets, metrics.json and record.md.
 
-`run_program` is what `dlab run`, studies and tests call; it builds the settings, makes
-the run folder, runs the program, checks its targets and writes metrics.json and the
-program's record.md.
+`run_program` is what `dlab run`, `dlab verify`, studies and tests call (`open_run` and
+`close_run` are its two halves, which `dlab.start` uses for a run made step by step). The
+public Python API (`dlab.run`, `dlab.start`, ...) is `dlab.lab`; a finished run read back
+as an object is `dlab.result.Result`.
 """
 
 from __future__ import annotations
@@ -198,6 +199,7 @@ def open_run(program: ProgramInfo, *, profile: str = "quick", seed: int = 0,
                      quiet=quiet, data_dir=data_dir, command=command, resume=resume,
                      stream=stream)
     ctx.program_code = program_code(impl.run)
+    ctx.threads = torch.get_num_threads()
     try:
         ctx.start()
     except OSError as exc:
