@@ -315,27 +315,66 @@ def viva(
     no_answers: bool = typer.Option(False, "--no-answers", help="A question sheet."),
     runs_dir: Path | None = typer.Option(None, "--runs",
                                          help="Folder of run folders (default runs)."),
-    fmt: str = typer.Option("text", "--format", help="text or json"),
+    fmt: str = typer.Option("text", "--format",
+                            help="text, json, or for a learning-management system gift "
+                                 "(Moodle), qti (Canvas; needs --out FILE.zip) or csv."),
+    out_file: Path | None = typer.Option(None, "--out", help="Write to this file, not stdout."),
     pick: list[str] = typer.Option(
         [], "--pick", help="ID=RUN_FOLDER: read that run of a program (repeatable)."),
     allow_smoke: bool = typer.Option(
         False, "--allow-smoke", help="Read smoke runs too (default: quick or full only)."),
 ) -> None:
-    """An experiment's pre-lab and viva-voce questions, answered (from your runs where linked)."""
-    from dlab.questions import experiment_number, load
-    from dlab.viva import RunReader, check_runs_dir, render, select, to_json
+    """An experiment's pre-lab and viva-voce questions, answered (from your runs where linked).
 
-    if fmt not in ("text", "json"):
-        raise UsageError(f"--format {fmt}: use text or json")
-    from dlab.report.choose import parse_picks
+    gift, qti and csv export a quiz with the question bank's answers only, not your runs."""
+    from dlab.questions import experiment_number, load
+    from dlab.viva import select
+
+    exports = ("gift", "qti", "csv")
+    if fmt not in ("text", "json", *exports):
+        raise UsageError(f"--format {fmt}: use text, json, gift, qti or csv")
+    if fmt in exports and (runs_dir is not None or pick or allow_smoke):
+        raise UsageError(f"--format {fmt} exports the question bank's answers, not runs; "
+                         "leave out --runs, --pick and --allow-smoke")
+    if fmt == "qti" and (out_file is None or out_file.suffix.lower() != ".zip"):
+        raise UsageError("--format qti writes a zip: give --out FILE.zip")
+    if out_file is not None and out_file.is_dir():
+        raise UsageError(f"--out {out_file} is a folder; give a file name")
 
     qset = load(experiment_number(experiment_id))
-    reader = RunReader(check_runs_dir(runs_dir), parse_picks(pick), allow_smoke)
     entries = select(qset, prelab=prelab, viva=viva_only)
-    if fmt == "json":
-        sys.stdout.write(to_json(qset, entries, reader, answers=not no_answers))
+    answers = not no_answers
+    if fmt in exports:
+        from dlab.quiz_export import to_csv, to_gift, to_qti
+
+        export = {"gift": to_gift, "qti": to_qti, "csv": to_csv}[fmt]
+        data: str | bytes = export(qset, entries, answers=answers)
     else:
-        render(out, qset, entries, reader, answers=not no_answers)
+        from dlab.report.choose import parse_picks
+        from dlab.viva import RunReader, check_runs_dir, render, to_json
+
+        reader = RunReader(check_runs_dir(runs_dir), parse_picks(pick), allow_smoke)
+        if fmt == "json":
+            data = to_json(qset, entries, reader, answers=answers)
+        else:
+            import io
+
+            console = out if out_file is None else Console(
+                file=io.StringIO(), width=100, color_system=None, highlight=False)
+            render(console, qset, entries, reader, answers=answers)
+            if out_file is None:
+                return
+            data = console.file.getvalue()
+    if out_file is None:
+        sys.stdout.write(data)
+        return
+    from dlab.io import atomic_write
+
+    try:
+        atomic_write(out_file, data)
+    except OSError as exc:
+        raise UsageError(f"--out {out_file}: cannot write ({exc.strerror or exc})") from None
+    out.print(f"{fmt}: {out_file} ({len(entries)} questions)", markup=False)
 
 
 @app.command()
