@@ -158,7 +158,7 @@ def program_blocks(summary: dict[str, Any], program: ProgramInfo, level: int = 1
                        f"`{code[0].get('module', '')}`, step by step."))
         for step in code:
             edited = step.get("as") == "edited"
-            b.append(("p", f"*Step {step['kind']}: {step['title']}*"
+            b.append(("p", f"**Step {step['kind']}:** {step['title']}"
                            + (" **(edited in the notebook)**" if edited else "")))
             b.append(("code", step["code"], "python"))
             if edited and step.get("diff"):
