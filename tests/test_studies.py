@@ -24,6 +24,9 @@ from dlab import studies
 from dlab.errors import UsageError
 from dlab.registry import Implementation, ProgramInfo
 from dlab.running import run_program
+from dlab.studies import plan as study_plan
+from dlab.studies import results as study_results
+from dlab.studies import workers as study_workers
 from toy_program import TOY_INFO
 
 # ------------------------------------------------------------ programs for the tests
@@ -288,21 +291,21 @@ def test_claims_are_exclusive_and_a_silent_trial_is_failed_and_retried(tmp_path)
     st = optuna.create_study(study_name="s", storage=storage)
     a = studies.Point({"lr": 0.1}, "base")
     b = studies.Point({"lr": 0.2}, "lr")
-    assert studies._enqueue_missing(st, [a, b]) == 2
-    assert studies._enqueue_missing(st, [a, b]) == 0  # already queued
+    assert study_plan._enqueue_missing(st, [a, b]) == 2
+    assert study_plan._enqueue_missing(st, [a, b]) == 0  # already queued
 
     study = studies.Study(program=TOY_INFO, space={"lr": (0.1, 0.2)}, metric="val_loss")
-    job = studies._Job(study, {"lr": [0.1, 0.2]}, "s", url, tmp_path, 0, "cpu", None, True,
+    job = study_workers._Job(study, {"lr": [0.1, 0.2]}, "s", url, tmp_path, 0, "cpu", None, True,
                        "0.2", heartbeat=1, grace=2)
-    first = studies._claim(job, st, storage)
-    second = studies._claim(job, st, storage)
+    first = study_workers._claim(job, st, storage)
+    second = study_workers._claim(job, st, storage)
     assert first is not None and second is not None and first.number != second.number
-    assert studies._claim(job, st, storage) is None  # nothing left to claim
+    assert study_workers._claim(job, st, storage) is None  # nothing left to claim
     first.suggest_categorical("lr", [0.1, 0.2])
 
     # `second` keeps beating; `first` goes silent (its worker is gone) and, once the grace
     # period has passed, is failed and queued again with the same setting
-    with studies._heartbeat(storage, second._trial_id):
+    with study_workers._heartbeat(storage, second._trial_id):
         studies.fail_stale(st)
         assert {t.number: t.state for t in st.trials}[first.number] == TrialState.RUNNING
         deadline = time.monotonic() + 10
@@ -316,14 +319,14 @@ def test_claims_are_exclusive_and_a_silent_trial_is_failed_and_retried(tmp_path)
     retry = [t for t in st.trials if t.state == TrialState.WAITING]
     assert len(retry) == 1 and retry[0].params == {"lr": first.params["lr"]}
     assert retry[0].user_attrs["key"] == st.trials[first.number].user_attrs["key"]
-    assert studies._enqueue_missing(st, [a, b]) == 0  # the retry covers the setting
-    rows = {r["trial"]: r for r in studies._trial_rows(st.trials, study)}
+    assert study_plan._enqueue_missing(st, [a, b]) == 0  # the retry covers the setting
+    rows = {r["trial"]: r for r in study_results._trial_rows(st.trials, study)}
     assert rows[first.number]["status"] == "lost"
     assert rows[first.number]["retried_as"] == retry[0].number
     assert rows[retry[0].number]["retry_of"] == first.number
     assert f"retried as trial {retry[0].number}" in rows[first.number]["reason"]
     # the retry is claimed like any queued trial, with its setting
-    again = studies._claim(job, st, storage)
+    again = study_workers._claim(job, st, storage)
     assert again.number == retry[0].number
     assert again.suggest_categorical("lr", [0.1, 0.2]) == first.params["lr"]
 
@@ -434,8 +437,8 @@ def _two_worker_study(tmp_path: Path, storage: str) -> None:
     outcome = run_program(BARRIER_STUDY_INFO, profile="quick", out=tmp_path / "runs",
                           quiet=True, device="cpu", sets=sets)
     info = outcome.metrics["study"]
-    assert outcome.status == "ok" and info["complete"] == 4 and info["failed"] == 0
     rows = _csv(Path(info["folder"]) / "trials.csv")
+    assert outcome.status == "ok" and info["complete"] == 4 and info["failed"] == 0, rows
     assert len(rows) == 4  # each grid point once: no worker repeated another's trial
     assert sorted(float(r["x"]) for r in rows) == [0.0, 1.0, 2.0, 3.0]
     assert all(float(r["value"]) == float(r["x"]) ** 2 for r in rows)
