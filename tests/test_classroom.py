@@ -324,3 +324,17 @@ def test_class_html_renders_prints_and_sorts_in_chromium(read, tmp_path):
     assert len(rows) == 60
     totals = [float(re.findall(r'<td class="num">([^<]*)</td>', r)[-1]) for r in rows]
     assert totals == sorted(totals, reverse=True) and totals[0] > totals[-1]
+
+
+def test_dlab_class_from_the_command_line(klass, tmp_path, cli):
+    out = tmp_path / "desk"
+    code, said, err = cli("class", klass.folder, "--out", out)
+    assert code == 0 and err == ""
+    assert {p.name for p in out.iterdir()} == {"class.html", "class.csv", "gradebook.csv"}
+    assert "gradebook.csv: suggested scores out of 50" in said
+    for args, message in ((("class", tmp_path / "none"), "none"),
+                          (("class", klass.folder, "--rerun", "-1"), "--rerun"),
+                          (("class", klass.folder, "--jobs", "0"), "--jobs")):
+        code, said, err = cli(*args, "--out", tmp_path / "bad")
+        assert code == 2 and said == "" and err.count("\n") == 1 and message in err, err
+        assert not (tmp_path / "bad").exists()

@@ -307,6 +307,29 @@ def verify(
     raise typer.Exit(code)
 
 
+@app.command("class")
+def class_(
+    folder: Path = typer.Argument(..., metavar="DIR",
+                                  help="Hand-in zips (dlab handin), or one runs folder per "
+                                       "student."),
+    out_dir: Path = typer.Option(Path("class"), "--out",
+                                 help="Folder for class.html, class.csv and gradebook.csv."),
+    rerun: int = typer.Option(0, "--rerun", help="Rerun N sampled runs per student."),
+    jobs: int = typer.Option(1, "--jobs", help="Reruns at a time (processes)."),
+    rubric: Path | None = typer.Option(None, "--rubric",
+                                       help="TOML: the points of the suggested score."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the rerun sample."),
+) -> None:
+    """One table of a whole class from a folder of hand-ins: class.html, class.csv and a
+    gradebook CSV for the LMS."""
+    from dlab.classroom import main as class_main
+
+    if rerun < 0 or jobs < 1:
+        raise UsageError(f"--rerun must be 0 or more and --jobs 1 or more (got {rerun}, "
+                         f"{jobs})")
+    raise typer.Exit(class_main(folder, out_dir, rerun, jobs, rubric, seed))
+
+
 @app.command()
 def viva(
     experiment_id: str = typer.Argument(..., metavar="N", help="Experiment 1-16 (or exp05)."),
