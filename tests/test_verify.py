@@ -30,6 +30,9 @@ def test_an_untouched_run_verifies_bit_for_bit(run_1_1, tmp_path, cli):
     assert v.status == VERIFIED and v.compared > 0 and v.exact == v.compared, v.details
     code, out, _ = cli("verify", str(run_1_1))
     assert code == 0 and "verified" in out and "1 verified of 1 runs" in out
+    for where in (run_1_1.parent, run_1_1.parent.parent):  # runs/1.1/ and runs/
+        code, out, _ = cli("verify", str(where))
+        assert code == 0 and "1 verified of 1 runs (1 bit for bit in every number" in out
 
 
 def test_edits_are_modified_forged_numbers_differ_other_code_cannot(run_1_1, tmp_path, cli):

@@ -212,13 +212,14 @@ def verify_run(folder: Path, scratch: Path, data_dir: str | None = None) -> Verd
 
 
 def run_folders(paths: list[Path]) -> list[Path]:
-    """Run folders named directly, or found under a runs folder (every finished run)."""
+    """Run folders named directly, or found under a runs folder or a program's folder."""
     found: list[Path] = []
     for p in map(Path, paths):
         if (p / "metrics.json").is_file():
             found.append(p)
-        else:
-            found += sorted(m.parent for m in p.glob("*/*/metrics.json"))
+        else:  # a runs folder (runs/ holding 5.1/<run>/) or one program's (runs/5.1/)
+            found += sorted(m.parent for m in [*p.glob("*/*/metrics.json"),
+                                               *p.glob("*/metrics.json")])
     return found
 
 
