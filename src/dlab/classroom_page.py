@@ -175,7 +175,8 @@ def _grid(table: ClassTable) -> str:
         f'title="{_e(PROGRAMS[pid].title)}">{_e(pid)}</th>'
         for k, pid in enumerate(table.programs)] + [
         '<th class="e0" data-type="num" title="programs whose targets are all met">met</th>',
-        '<th data-type="num" title="sum of the suggested scores (gradebook.csv)">score</th>']
+        '<th data-type="num" title="sum over the experiments handed in of the suggested '
+        'scores, each out of 50 (gradebook.csv)">score sum</th>']
     body = "\n".join(_row(i, s, table) for i, s in enumerate(table.students))
     return ('<table class="grid" id="class"><thead><tr class="exp">' + "".join(exp_row)
             + '</tr><tr class="cols">' + "".join(cols) + "</tr></thead>\n<tbody>\n" + body
