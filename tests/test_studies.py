@@ -232,6 +232,24 @@ def test_run_study_refuses_programs_without_a_study(tmp_path):
         studies.run_study("1.1", out=tmp_path, quiet=True, device="cpu")
 
 
+def test_trial_folders_are_named_by_host_and_absolute_path():
+    from types import SimpleNamespace
+
+    from dlab.studies.recording import trial_folder_lines
+
+    here = socket.gethostname()
+    trials = [{"trial": 0, "status": "ok", "host": here, "run_folder": "/runs/a/t0"},
+              {"trial": 1, "status": "diverged", "host": "b-host", "run_folder": "/runs/b/t1"},
+              {"trial": 2, "status": "waiting", "host": "", "run_folder": ""},
+              {"trial": 3, "status": "ok", "host": "b-host", "run_folder": "trials/0003/x"},
+              {"trial": 4, "status": "running", "host": here, "run_folder": "/runs/a/t4"}]
+    assert trial_folder_lines(SimpleNamespace(trials=trials)) == [
+        f"Run folders on host {here} (this machine, where this record was written): "
+        f"trial 0 {here}:/runs/a/t0, trial 4 {here}:/runs/a/t4 (running).",
+        "Run folders on host b-host: trial 1 b-host:/runs/b/t1 (diverged), trial 3 "
+        "b-host:trials/0003/x (relative to that worker's study folder)."]
+
+
 # ------------------------------------------------------------- a study on SQLite
 
 
@@ -250,6 +268,14 @@ def test_study_on_sqlite_records_failures_and_reruns_without_duplicates(tmp_path
     assert by[(1e12, 16)]["status"] == "diverged" and "learning rate" in by[(1e12, 16)]["reason"]
     assert by[(0.05, 0)]["status"] == "failed" and "batch_size" in by[(0.05, 0)]["reason"]
     assert by[(0.05, 16)]["varied"] == "base" and by[(0.1, 16)]["varied"] == "lr"
+    for key, r in by.items():  # each folder absolute, with the host that ran the trial
+        run = Path(r["run_folder"])
+        assert r["host"] == socket.gethostname()
+        if key == (0.05, 0):  # refused by the config check before a folder was made
+            assert r["run_folder"] == ""
+        else:
+            assert run.is_absolute() and run.is_relative_to(folder.resolve() / "trials")
+            assert (run / "metrics.json").is_file()
 
     # every completed trial is a full run whose metric is what the study stored, and the
     # same as running the base program by hand with those settings
@@ -681,3 +707,84 @@ def test_seed_repeats_measure_the_noise_band_and_are_never_chosen(tmp_path):
                         ["record"]["analysis"])
     assert ("cannot rank" in analysis) is bool(lead <= band)
     assert "Seed noise" in analysis
+
+
+
+def test_the_start_line_counts_the_trials_another_worker_holds(tmp_path, postgres_url, capsys):
+    meet = tmp_path / "meet"
+    meet.mkdir()
+    release = tmp_path / "release"
+    sets = {"storage": postgres_url, "rendezvous": str(meet), "parties": "1",
+            "xs": "0.0,1.0,2.0,3.0", "release": str(release), "held": "1.0",
+            "heartbeat": "1", "grace": "2"}
+    (holder,) = _start_workers(tmp_path, 1, sets)  # completes x=0, then holds x=1
+    try:
+        _wait_until(lambda: list(tmp_path.glob("holding-1.0-*")), "a worker holding x=1", 300)
+        (held,) = [t for t in _stored(postgres_url) if t.state == TrialState.RUNNING]
+        capsys.readouterr()
+        with pytest.raises(studies.StudyNotFinished):  # runs x=2 and x=3, then leaves
+            run_program(BARRIER_STUDY_INFO, profile="quick", out=tmp_path / "second",
+                        quiet=False, device="cpu", sets=sets)
+        out = capsys.readouterr().out
+    finally:
+        release.touch()
+        holder.join(timeout=300)
+    (line,) = [line for line in out.splitlines() if "in the storage now" in line]
+    assert (f"4 settings; in the storage now: 1 of 4 done, 1 running on other workers "
+            f"(trial {held.number} on {socket.gethostname()}), 2 waiting to be claimed (0 of "
+            "them queued by this command); 1 worker(s)") in line, line
+    assert held.params["x"] == 1.0 and holder.exitcode == 0
+    where = Path(held.user_attrs["run_folder"])  # named while it ran, by its worker
+    assert where.is_relative_to(tmp_path / "machine0") and where.name == f"{held.number:04d}"
+    assert where.is_dir() and held.user_attrs["host"] == socket.gethostname()
+    # the second worker ran the two waiting trials; the holder finished x=1 and recorded
+    ran = {t.params["x"]: t.user_attrs["pid"] for t in _stored(postgres_url)}
+    assert ran[2.0] == ran[3.0] == os.getpid() != ran[1.0] == holder.pid
+    print("\n" + line)
+
+
+def test_a_report_from_a_third_folder_names_each_trials_host_and_folder(tmp_path, postgres_url):
+    """Two workers in folders A and B share a PostgreSQL study; `--report` from folder C
+    (which ran nothing) names every trial's folder as host:/absolute/folder under A or
+    B, in the record, table.md and trials.csv, and every folder named exists."""
+    meet = tmp_path / "meet"
+    meet.mkdir()
+    xs = [0.0, 1.0, 2.0, 3.0]
+    sets = {"storage": postgres_url, "rendezvous": str(meet), "parties": "2",
+            "xs": ",".join(map(str, xs)), "heartbeat": "1", "grace": "2"}
+    procs = _start_workers(tmp_path, 2, sets)  # --out machine0 (A) and machine1 (B)
+    for p in procs:
+        p.join(timeout=300)
+    assert [p.exitcode for p in procs] == [0, 0]
+    _one_record_of_every_trial(postgres_url, _results(tmp_path, procs), xs)
+    folder_a, folder_b, folder_c = (tmp_path / "machine0", tmp_path / "machine1",
+                                    tmp_path / "C")
+    report = run_program(BARRIER_STUDY_INFO, profile="quick", out=folder_c, quiet=True,
+                         device="cpu", sets={**sets, "report_only": "true"})
+    study_folder = Path(report.metrics["study"]["folder"])
+    assert study_folder.is_relative_to(folder_c) and not (study_folder / "trials").exists()
+
+    host = socket.gethostname()
+    rows = _csv(study_folder / "trials.csv")
+    assert sorted(float(r["x"]) for r in rows) == xs
+    under = set()
+    for r in rows:
+        run = Path(r["run_folder"])
+        assert r["host"] == host and run.is_absolute(), r
+        assert (run / "metrics.json").is_file(), r  # a real run folder of that trial
+        assert json.loads((run / "metrics.json").read_text())["config"]["x"] == float(r["x"])
+        (side,) = [f for f in (folder_a, folder_b) if run.is_relative_to(f)]
+        under.add(side)
+    assert under == {folder_a, folder_b}  # both workers ran trials, each in its own folder
+
+    named = {f"trial {r['trial']} {host}:{r['run_folder']}" for r in rows}
+    data = _record(str(report.folder))["data"]
+    lines = [line for line in data if line.startswith("Run folders on host")]
+    assert len(lines) == 1 and lines[0].startswith(f"Run folders on host {host} (this "
+                                                   "machine, where this record was written)")
+    assert all(n in lines[0] for n in named), lines
+    assert str(folder_c) not in " ".join(data)  # no folder is placed under C
+    record_md = (report.folder / "record.md").read_text()
+    table_md = (study_folder / "table.md").read_text()
+    assert all(n in record_md and n in table_md for n in named)
+    print("\n" + "\n".join(lines))

@@ -134,14 +134,28 @@ class Progress:
         """Nothing runs and nothing waits: no worker will add to the study."""
         return not self.running and not self.waiting
 
+    def _running_text(self) -> str:
+        return ", ".join(f"trial {n} on {host or 'an unknown host'}"
+                         for n, host in self.running)
+
     def text(self) -> str:
         parts = [f"{self.done} of {self.total} trials done"]
         if self.running:
-            parts.append(f"{len(self.running)} running elsewhere (" + ", ".join(
-                f"trial {n} on {host or 'an unknown host'}" for n, host in self.running) + ")")
+            parts.append(f"{len(self.running)} running elsewhere ({self._running_text()})")
         if self.waiting:
             parts.append(f"{len(self.waiting)} waiting")
         return "; ".join(parts)
+
+    def start_text(self, queued: int) -> str:
+        """The storage's trials as a process about to run them finds them, `queued` of
+        the waiting ones queued by that process itself: every trial another worker has
+        claimed (RUNNING) and every one still in the queue (WAITING) is counted, whoever
+        queued it, so a worker that joins a study others are running says so."""
+        running = (f" ({self._running_text()})" if self.running else "")
+        return (f"in the storage now: {self.done} of {self.total} done, "
+                f"{len(self.running)} running on other workers{running}, "
+                f"{len(self.waiting)} waiting to be claimed ({queued} of them queued by this "
+                "command)")
 
 
 def _progress(trials: list[Any], plan: Plan, study: Study) -> Progress:

@@ -3,6 +3,8 @@ the study folder's trials.csv, table.md and one plot per varied field."""
 
 from __future__ import annotations
 
+import os
+import socket
 from typing import Any
 
 from dlab.studies.results import StudyResult, _is_test_metric
@@ -69,6 +71,35 @@ def plot_field(result: StudyResult, name: str) -> Any:
     return fig
 
 
+def trial_folder_lines(result: StudyResult) -> list[str]:
+    """Where the trials' run folders are: one line per host that ran trials, naming each
+    trial's folder as `host:/absolute/folder` (and its status when not ok).
+
+    Each worker writes the trials it runs under its own --out on its own machine, and
+    stores with each trial its host name and the folder's absolute path. The record may
+    be written by any worker, or by `--report` from a third folder or machine, so a path
+    relative to the record's own study folder would point at the wrong place (or at
+    nothing) for every trial run elsewhere. Every folder is therefore named absolute and
+    with its host, on this machine too: `host:/path` is what scp and rsync take, and on a
+    file system the machines share the path opens as it is. A trial stored before dlab
+    kept absolute folders names its folder relative to that worker's study folder, and
+    the line says so.
+    """
+    here = socket.gethostname()
+    by_host: dict[str, list[str]] = {}
+    for r in result.trials:
+        if not r.get("run_folder"):
+            continue  # waiting, a duplicate, or failed before a folder was made
+        host, folder = r["host"] or "?", str(r["run_folder"])
+        where = f"{host}:{folder}" + ("" if os.path.isabs(folder)
+                                      else " (relative to that worker's study folder)")
+        status = "" if r["status"] == "ok" else f" ({r['status']})"
+        by_host.setdefault(host, []).append(f"trial {r['trial']} {where}{status}")
+    return [f"Run folders on host {host}"
+            + (" (this machine, where this record was written)" if host == here else "")
+            + ": " + ", ".join(items) + "." for host, items in by_host.items()]
+
+
 def _write_outputs(result: StudyResult) -> None:
     import matplotlib.pyplot as plt
 
@@ -90,6 +121,7 @@ def _write_outputs(result: StudyResult) -> None:
         lines += ["Failed, interrupted or lost trials:", ""]
         lines += [f"- trial {r['trial']}: {r['status']}: {r['reason']}" for r in failed]
         lines.append("")
+    lines += [f"- {line}" for line in trial_folder_lines(result)] + [""]
     atomic_write(result.folder / "table.md", "\n".join(lines))
     for name in result.varied_params:
         fig = plot_field(result, name)
@@ -114,20 +146,7 @@ def record(result: StudyResult, ctx: Any) -> None:
     for name in result.varied_params:
         ctx.figure(plot_field(result, name), f"study-{name}.png",
                    f"{', '.join(s.plot or (s.metric,))} of {s.info.id} against {name}.")
-    fixed = ", ".join(f"{k}={v}" for k, v in s.base.items())
-    ctx.data(f"Each trial is a full run of {s.info.id} ({s.info.title}) at profile "
-             f"{s.base_profile}{' with ' + fixed if fixed else ''}, seed {ctx.seed}; "
-             f"run folders under {result.folder / 'trials'} on the host that ran it.")
-    hosts: dict[str, int] = {}
-    for r in result.trials:
-        if r["host"] and r["status"] not in ("waiting", "duplicate"):
-            hosts[r["host"]] = hosts.get(r["host"], 0) + 1
-    ctx.data(f"Study {result.name} in {result.storage}; {len(result.trials)} trials stored "
-             f"(" + (", ".join(f"{n} on {h}" for h, n in hosts.items()) or "none run") +
-             f"), {result.ran} run by this command's {result.workers} worker(s) in "
-             f"{result.seconds:.1f} s; heartbeat every {result.heartbeat} s, a trial silent "
-             f"for {result.grace} s counts as lost and is retried.")
-
+    hosts = _say_where(result, ctx)
     best = result.best
     failed = [r for r in result.rows if r["status"] not in ("ok", "running", "waiting", "lost")]
     progress = result.progress
@@ -166,6 +185,30 @@ def record(result: StudyResult, ctx: Any) -> None:
     for r in failed:
         ctx.infer(f"Trial {r['trial']} ({', '.join(f'{f}={r[f]}' for f in result.params)}) "
                   f"ended {r['status']}: {r['reason']}")
+
+
+def _say_where(result: StudyResult, ctx: Any) -> dict[str, int]:
+    """The record's Data lines on what each trial ran and where its run folder is;
+    returns how many trials each host ran."""
+    s = result.study
+    folders = trial_folder_lines(result)
+    fixed = ", ".join(f"{k}={v}" for k, v in s.base.items())
+    ctx.data(f"Each trial is a full run of {s.info.id} ({s.info.title}) at profile "
+             f"{s.base_profile}{' with ' + fixed if fixed else ''}, seed {ctx.seed}, in a run "
+             "folder of its own on the machine whose worker ran it"
+             + ("; the folders, as host:folder:" if folders else "; no trial has run yet."))
+    for line in folders:
+        ctx.data(line)
+    hosts: dict[str, int] = {}
+    for r in result.trials:
+        if r["host"] and r["status"] not in ("waiting", "duplicate"):
+            hosts[r["host"]] = hosts.get(r["host"], 0) + 1
+    ctx.data(f"Study {result.name} in {result.storage}; {len(result.trials)} trials stored "
+             f"(" + (", ".join(f"{n} on {h}" for h, n in hosts.items()) or "none run") +
+             f"), {result.ran} run by this command's {result.workers} worker(s) in "
+             f"{result.seconds:.1f} s; heartbeat every {result.heartbeat} s, a trial silent "
+             f"for {result.grace} s counts as lost and is retried.")
+    return hosts
 
 
 def _say_ranking(result: StudyResult, ctx: Any) -> None:

@@ -80,7 +80,8 @@ class StudyResult:
 
     def trial_arrays(self, row: dict[str, Any], name: str) -> dict[str, Any] | None:
         """The arrays a trial saved as `name` (.npz) in its run folder, or None where that
-        folder is not on this machine (a trial run elsewhere)."""
+        folder is not on this machine (a trial run elsewhere). A row's run_folder is
+        absolute; a relative one (older studies) is taken under the study folder."""
         import numpy as np
 
         path = self.folder / row.get("run_folder", "") / name

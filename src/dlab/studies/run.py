@@ -113,9 +113,9 @@ def execute(study: Study, ctx: Any, *, workers: int = 1, storage: str | None = N
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     st, queued = _open_study(job, study, plan, report_only)
-    at_start = _progress(st.get_trials(deepcopy=False), plan, study)
-    ctx.log(f"study {name}: {len(plan.points) or study.n_trials} settings, {at_start.done} "
-            f"already done, {queued} queued, {len(at_start.running)} running elsewhere; "
+    at_start = _progress(st.get_trials(deepcopy=False), plan, study)  # states right now
+    ctx.log(f"study {name}: {len(plan.points) or study.n_trials} settings; "
+            f"{at_start.start_text(queued)}; "
             f"{'report only' if report_only else f'{workers} worker(s)'}; heartbeat "
             f"{heartbeat} s, grace {grace} s; storage {masked(url)}")
 

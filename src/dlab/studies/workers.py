@@ -120,7 +120,8 @@ def _run_trial(job: _Job, st: Any, trial: Any) -> None:
     sets = {**{k: as_text(encode(v, k)) for k, v in study.base.items()},
             **{k: as_text(v) for k, v in params.items()}}
     shown = ", ".join(f"{k}={v}" for k, v in params.items())
-    out = job.folder / "trials" / f"{trial.number:04d}"
+    out = Path(os.path.abspath(job.folder / "trials" / f"{trial.number:04d}"))
+    trial.set_user_attr("run_folder", str(out))  # where it runs, named while it runs
     seed = job.seed + int(trial.user_attrs.get("seed_offset", 0))
     command = (f"dlab run {study.info.id} --profile {study.base_profile} --seed {seed}"
                + "".join(f" --set {k}={v}" for k, v in sets.items()))
@@ -146,6 +147,7 @@ def _run_trial(job: _Job, st: Any, trial: Any) -> None:
     def fail(status: str, reason: str, interrupted: bool = False) -> None:
         attrs.update(status=status, reason=" ".join(reason.split())[:500],
                      seconds=time.perf_counter() - t0)
+        attrs.setdefault("run_folder", str(out) if out.exists() else "")  # none was made
         if interrupted:
             attrs["interrupted"] = True
         if store(attrs):
@@ -164,7 +166,7 @@ def _run_trial(job: _Job, st: Any, trial: Any) -> None:
         return fail("failed", str(exc))
     except Exception as exc:  # a bug in the base program: record it, go on
         return fail("failed", f"{type(exc).__name__}: {exc}")
-    attrs["run_folder"] = str(outcome.folder.relative_to(job.folder))
+    attrs["run_folder"] = os.path.abspath(outcome.folder)  # with "host": see recording
     if outcome.status != "ok":
         return fail(outcome.status, outcome.message)
     metrics = outcome.metrics or {}
