@@ -1,0 +1,164 @@
+"""The full profile, measured: each program at `--profile full` on the full data sets
+present, in a fresh process on one thread (as `dlab run all --profile full --jobs 2` runs
+it), its wall time, peak memory and target verdicts.
+
+Each program is first run whole; one that has not finished after --try-full seconds is
+killed and run for a bounded part instead (`--epochs 1` by default: every epoch count it
+has set to that) and projected:
+
+    projected = what the bounded run spent outside training
+              + for each model it trained: its seconds per epoch x its full epoch count
+
+from the run's history.csv (one row per model and epoch, with the epoch's seconds), or,
+where a program logs no epoch times (the NumPy programs), its whole time scaled by its
+epochs. A
+projection ignores early stopping (`patience`), so it is an upper bound, and it is marked
+"projected"; its verdicts are those of the bounded run, so they are not the full run's.
+A study (12.2, 13.2, 14.2, 15.2, 16.2) is projected from its base program's seconds per
+epoch times its trials' epochs (the number of trials from its plan), not run, unless
+named with --studies. A run that does not finish its bounded part within --timeout
+seconds is killed and reported so.
+
+Usage: python bench/full_profile.py [IDS ...] [--try-full 120] [--epochs 1] [--timeout 900]
+       [--studies] [--json PATH]
+       (needs full MNIST: `dlab data get mnist`; Fashion-MNIST: apt-get install
+       dataset-fashion-mnist)
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+STUDIES = ("12.2", "13.2", "14.2", "15.2", "16.2")
+# epoch counts a bounded run sets to --epochs, and the history models each one counts
+EPOCH_KEYS = {"epochs": "", "manual_epochs": "manual", "markov_epochs": "markov",
+              "gaussian_epochs": "gauss", "trial_epochs": ""}
+
+
+def full_settings(pid: str) -> dict:
+    from dlab import config as configs
+    from dlab.registry import PROGRAMS
+
+    impl = PROGRAMS[pid].load()
+    return configs.to_dict(configs.build(impl.config, impl.profiles, "full"))
+
+
+def bounded(pid: str, epochs: int) -> dict[str, int]:
+    """The epoch settings a bounded run lowers to `epochs` (none: run the full program)."""
+    cfg = full_settings(pid)
+    return {k: epochs for k in EPOCH_KEYS if isinstance(cfg.get(k), int) and cfg[k] > epochs}
+
+
+def run_once(pid: str, sets: dict[str, int], out: Path, timeout: float) -> dict:
+    env = dict(os.environ, DLAB_THREADS="1", OMP_NUM_THREADS="1")
+    cmd = ["/usr/bin/time", "-f", "peak_kb=%M", sys.executable, "-m", "dlab", "run", pid,
+           "--profile", "full", "--out", str(out), "--quiet"]
+    for k, v in sets.items():
+        cmd += ["--set", f"{k}={v}"]
+    t0 = time.perf_counter()
+    try:
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {"status": f"killed after {timeout:.0f} s", "wall_s": time.perf_counter() - t0}
+    wall = time.perf_counter() - t0
+    peak = next((int(line.split("=")[1]) for line in proc.stderr.splitlines()
+                 if line.startswith("peak_kb=")), 0)
+    metas = sorted((out / pid).glob("*/metrics.json"))
+    if not metas:
+        return {"status": f"failed ({proc.returncode}): {proc.stderr.strip()[-300:]}",
+                "wall_s": wall, "peak_mb": peak / 1024}
+    summary = json.loads(metas[-1].read_text())
+    history = metas[-1].parent / "history.csv"
+    rows = list(csv.DictReader(history.open())) if history.is_file() else []
+    return {"status": summary["status"], "wall_s": wall, "peak_mb": peak / 1024,
+            "seconds": summary["timings"]["seconds"], "history": rows,
+            "targets": [t for t in summary.get("targets", [])
+                        if t.get("met") != "not applicable"]}
+
+
+def project(pid: str, got: dict, sets: dict[str, int]) -> float | None:
+    """Seconds a full run would take (upper bound), from a bounded run's history."""
+    cfg = full_settings(pid)
+    per_model: dict[str, list[float]] = {}
+    for row in got.get("history", []):
+        try:
+            seconds = float(row["seconds"])
+        except (KeyError, TypeError, ValueError):
+            continue
+        per_model.setdefault(row.get("model", ""), []).append(seconds)
+    if not per_model:  # no per-epoch times: the whole run scaled by its epochs
+        key = "epochs" if "epochs" in sets else next(iter(sets))
+        return got["seconds"] * cfg[key] / sets[key]
+    trained = sum(sum(v) for v in per_model.values())
+    total = got["seconds"] - trained
+    for model, secs in per_model.items():
+        key = next((k for k, tag in EPOCH_KEYS.items() if tag and tag in model.lower()
+                    and k in sets), "epochs" if "epochs" in sets else next(iter(sets)))
+        total += sum(secs) / len(secs) * cfg[key]
+    return total
+
+
+def verdicts(targets: list[dict]) -> str:
+    words = {True: "met", False: "missed"}
+    return "; ".join(f"{t['rule']}: {words.get(t.get('met'), t.get('met'))}" for t in targets)
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    from dlab.registry import PROGRAMS, resolve
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("ids", nargs="*", help="program ids (default: all)")
+    parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--try-full", type=float, default=120,
+                        help="seconds the whole full run may take before it is bounded")
+    parser.add_argument("--timeout", type=float, default=900)
+    parser.add_argument("--studies", action="store_true", help="run studies too")
+    parser.add_argument("--json", metavar="PATH")
+    args = parser.parse_args(argv)
+    programs = resolve(args.ids) if args.ids else list(PROGRAMS.values())
+    load = os.getloadavg()
+    print(f"load average before: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}", flush=True)
+    print("| program | run | seconds | peak MB | verdicts (of the run made) |")
+    print("|---|---|---|---|---|")
+    results = []
+    with tempfile.TemporaryDirectory(prefix="dlab-full-") as tmp:
+        for p in programs:
+            if p.id in STUDIES and not args.studies:
+                results.append({"program": p.id, "status": "study: not run"})
+                print(f"| {p.id} | study, not run (see its base program) | | | |", flush=True)
+                continue
+            sets = {}
+            got = run_once(p.id, sets, Path(tmp), args.try_full)  # the whole run, if short
+            if got["status"].startswith("killed") and bounded(p.id, args.epochs):
+                sets = bounded(p.id, args.epochs)
+                got = run_once(p.id, sets, Path(tmp), args.timeout)
+            row = {"program": p.id, "bounded": sets, **{k: v for k, v in got.items()
+                                                        if k != "history"}}
+            if got["status"] != "ok":
+                kind, secs = got["status"], got["wall_s"]
+            elif sets:
+                row["projected_s"] = project(p.id, got, sets)
+                kind = "projected from " + ", ".join(f"{k}={v}" for k, v in sets.items())
+                secs = row["projected_s"]
+            else:
+                kind, secs = "measured", got["seconds"]
+            results.append(row)
+            print(f"| {p.id} | {kind} | {secs:,.0f} | {got.get('peak_mb', 0):,.0f} | "
+                  f"{verdicts(got.get('targets', []))} |", flush=True)
+    load = os.getloadavg()
+    print(f"load average after: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=1) + "\n")
+    return results
+
+
+if __name__ == "__main__":
+    main()
