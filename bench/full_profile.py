@@ -3,15 +3,13 @@ present, in a fresh process on one thread (as `dlab run all --profile full --job
 it), its wall time, peak memory and target verdicts.
 
 Each program is first run whole; one that has not finished after --try-full seconds is
-killed and run for a bounded part instead (`--epochs 1` by default: every epoch count it
-has set to that) and projected:
-
-    projected = what the bounded run spent outside training
-              + for each model it trained: its seconds per epoch x its full epoch count
-
-from the run's history.csv (one row per model and epoch, with the epoch's seconds), or,
-where a program logs no epoch times (the NumPy programs), its whole time scaled by its
-epochs. A
+killed and run for a bounded part instead, twice: every epoch count it has set to
+`--epochs` (1 by default), then to one more. The full run is projected along the straight
+line through the two times (what a run costs besides its epochs, plus the cost of one more
+epoch of everything it trains, times the full epoch count). Where the second bounded run
+does not finish, the projection comes from the first run's history.csv instead (outside-
+training time plus each logged model's seconds per epoch times its full epochs; it misses
+training that logs no epochs, such as the Keras twins). A
 projection ignores early stopping (`patience`), so it is an upper bound, and it is marked
 "projected"; its verdicts are those of the bounded run, so they are not the full run's.
 A study (12.2, 13.2, 14.2, 15.2, 16.2) is projected from its base program's seconds per
@@ -85,8 +83,14 @@ def run_once(pid: str, sets: dict[str, int], out: Path, timeout: float) -> dict:
 
 
 def project(pid: str, got: dict, sets: dict[str, int]) -> float | None:
-    """Seconds a full run would take (upper bound), from a bounded run's history."""
+    """Seconds a full run would take (upper bound). With two bounded runs (E and E + 1
+    epochs): a straight line through their times, which counts every model trained,
+    logged in history.csv or not (Keras twins); else from one run's history."""
     cfg = full_settings(pid)
+    if got.get("second") is not None:
+        slope = got["second"] - got["seconds"]
+        key = "epochs" if "epochs" in sets else next(iter(sets))
+        return got["seconds"] + slope * (cfg[key] - sets[key])
     per_model: dict[str, list[float]] = {}
     for row in got.get("history", []):
         try:
@@ -140,6 +144,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
             if got["status"].startswith("killed") and bounded(p.id, args.epochs):
                 sets = bounded(p.id, args.epochs)
                 got = run_once(p.id, sets, Path(tmp), args.timeout)
+                if got["status"] == "ok":  # a second point, one epoch more, for the slope
+                    more = {k: v + 1 for k, v in sets.items()}
+                    again = run_once(p.id, more, Path(tmp), args.timeout)
+                    got["second"] = again.get("seconds") if again["status"] == "ok" else None
             row = {"program": p.id, "bounded": sets, **{k: v for k, v in got.items()
                                                         if k != "history"}}
             if got["status"] != "ok":

@@ -33,7 +33,6 @@ def test_kill_9_then_resume_matches_an_uninterrupted_run(tmp_path, cli, monkeypa
     monkeypatch.setenv("DLAB_THREADS", "1")
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src"),
            "DLAB_THREADS": "1"}
-    env.pop("DLAB_DATA", None)
     cut = tmp_path / "cut"
     log = tmp_path / "stderr.txt"
     with open(log, "w") as stderr:
