@@ -61,3 +61,31 @@ def test_bad_setting_refused_before_any_process(tmp_path):
 def test_jobs_must_be_positive(tmp_path):
     proc = _run(tmp_path / "out", 0)
     assert proc.returncode == 2 and "--jobs" in proc.stderr
+
+
+def test_resume_over_a_batch_decides_per_program(tmp_path):
+    """`dlab run MANY --resume`: skip a run that finished at these settings, continue one
+    that can be, start one where there is none; another process's live run is left."""
+    import json
+
+    from dlab.registry import PROGRAMS
+    from dlab.runs import RunLock
+    from dlab.running import batch_step, run_program
+
+    p = PROGRAMS["5.2"]
+    folder = run_program(p, profile="smoke", out=tmp_path, quiet=True, device="cpu").folder
+    assert batch_step(tmp_path, p, "smoke", 0) == ("skip", folder)
+    assert batch_step(tmp_path, p, "smoke", 1) == ("new", None)  # another seed
+    assert batch_step(tmp_path, p, "quick", 0) == ("new", None)  # another profile
+    assert batch_step(tmp_path, p, "smoke", 0, {"lr": "0.02"}) == ("new", None)
+    meta = folder / "metrics.json"
+    summary = json.loads(meta.read_text())
+    meta.write_text(json.dumps({**summary, "status": "interrupted"}))
+    assert batch_step(tmp_path, p, "smoke", 0) == ("resume", folder)
+    meta.write_text(json.dumps({**summary, "status": "running"}))
+    lock = RunLock(folder).acquire()
+    try:
+        assert batch_step(tmp_path, p, "smoke", 0) == ("busy", folder)
+    finally:
+        lock.release()
+    assert batch_step(tmp_path, p, "smoke", 0) == ("resume", folder)  # its process is gone

@@ -71,10 +71,18 @@ def test_kill_9_then_resume_matches_an_uninterrupted_run(tmp_path, cli, monkeypa
     before = (tmp_path / "before.md").read_text()
     assert "did not finish" in before and "4.1" in before
 
-    # --resume continues it in the same folder
-    code, out, err = cli("run", "4.1", "--resume", "--out", cut, "--quiet")
+    # --resume over a batch continues it in the same folder and starts what has no run
+    # (4.2); a second time, both are skipped as finished, with --jobs as without
+    code, out, err = cli("run", "4.1", "4.2", *SETTINGS, "--resume", "--out", cut)
     assert code == 0, err
     assert [p.name for p in (cut / "4.1").iterdir()] == [folder.name]
+    assert len(list((cut / "4.2").glob("*/metrics.json"))) == 1
+    for jobs in ([], ["--jobs", "2"]):
+        code, out, err = cli("run", "4.1", "4.2", *SETTINGS, "--resume", "--out", cut, *jobs)
+        assert code == 0, err
+        assert out.count("already finished at these settings; not run again") == 2, out
+    assert [p.name for p in (cut / "4.1").iterdir()] == [folder.name]
+    assert len(list((cut / "4.2").glob("*/metrics.json"))) == 1
     resumed = json.loads((folder / "metrics.json").read_text())
     assert resumed["status"] == "ok"
     assert not (folder / ".lock").exists()

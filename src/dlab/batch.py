@@ -64,11 +64,14 @@ def child_env() -> dict[str, str]:
     return env
 
 
-def build_jobs(programs: Sequence[ProgramInfo], *, out: Path, options: list[str]) -> list[Job]:
+def build_jobs(programs: Sequence[ProgramInfo], *, out: Path, options: list[str],
+               extra: dict[str, list[str]] | None = None) -> list[Job]:
+    """A job per program: `dlab run ID --out OUT OPTIONS` (+ `extra[ID]`), logged."""
     logs = out / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    return [Job(p, [sys.executable, "-m", "dlab", "run", p.id, "--out", str(out), *options],
-                logs / f"{p.id}.log") for p in programs]
+    extra = extra or {}
+    return [Job(p, [sys.executable, "-m", "dlab", "run", p.id, "--out", str(out), *options,
+                    *extra.get(p.id, [])], logs / f"{p.id}.log") for p in programs]
 
 
 def _pump(job: Job) -> None:
@@ -111,11 +114,12 @@ def _finish(job: Job, out: Path, since: float) -> None:
 
 
 def run_batch(programs: Sequence[ProgramInfo], *, jobs: int, out: Path, options: list[str],
-              interactive: bool, stream=None) -> list[Job]:
+              interactive: bool, stream=None,
+              extra: dict[str, list[str]] | None = None) -> list[Job]:
     """Run every program in its own process, `jobs` at a time; return the jobs (each with
     its exit code and, when the run folder was written, its summary)."""
     stream = stream or sys.stdout
-    queue = build_jobs(programs, out=out, options=options)
+    queue = build_jobs(programs, out=out, options=options, extra=extra)
     since = time.time() - 1.0
     pending, running, done = list(queue), [], []
     pumps: dict[str, threading.Thread] = {}
@@ -262,13 +266,27 @@ def run_many(programs: Sequence[ProgramInfo], *, jobs: int, profile: str, seed: 
     options += [f"--set={k}={v}" for k, v in sets.items()]
     if data_dir is not None:
         options += ["--data-dir", str(data_dir)]
-    if resume:
-        options.append("--resume")
+    extra: dict[str, list[str]] = {}
+    if resume:  # continue what was interrupted, skip what finished, start the rest
+        from dlab.running import RESUME_WORDS, batch_step
+
+        left = []
+        for p in built:
+            step, folder = batch_step(root, p, profile, seed, sets)
+            if step in ("skip", "busy"):
+                print(f"{p.id}: {RESUME_WORDS[step]} ({folder})", file=stream, flush=True)
+                continue
+            left.append(p)
+            if step == "resume":
+                extra[p.id] = ["--resume"]
+        built = left
+        if not built:
+            return 0
     interactive = hasattr(stream, "isatty") and stream.isatty()
     t0 = time.perf_counter()
     try:
         done = run_batch(built, jobs=jobs, out=root, options=options,
-                         interactive=interactive, stream=stream)
+                         interactive=interactive, stream=stream, extra=extra)
     except KeyboardInterrupt:
         print("interrupted; unfinished runs are marked so: continue with "
               "`dlab run ID --resume`", file=stream)

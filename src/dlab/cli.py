@@ -115,9 +115,18 @@ def run(
         if many and not p.implemented:
             out.print(f"skip {p.id} {p.title}: not built yet")
             continue
+        again = resume
+        if resume and many:  # over a batch: continue, skip what finished, start the rest
+            from dlab.running import RESUME_WORDS, batch_step
+
+            step, folder = batch_step(out_dir, p, profile, seed, sets)
+            if step in ("skip", "busy"):
+                out.print(f"{p.id}: {RESUME_WORDS[step]} ({folder})", markup=False)
+                continue
+            again = step == "resume"
         try:
             outcome = run_program(p, profile=profile, seed=seed, device=device, sets=sets,
-                                  out=out_dir, quiet=quiet, data_dir=data_dir, resume=resume)
+                                  out=out_dir, quiet=quiet, data_dir=data_dir, resume=again)
         except DlabError as exc:
             from dlab.studies import StudyNotFinished
 

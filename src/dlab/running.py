@@ -74,13 +74,17 @@ def _new_folder(root: Path, program_id: str, profile: str, seed: int) -> tuple[P
     return folder, created + [folder]
 
 
-def _resumable(root: Path, program_id: str) -> tuple[Path, RunLock, str]:
-    """The newest run of a program that can be continued, locked for this process, and
-    the text of its metrics.json (restored if the resumed run stops on bad input)."""
+def _resumable(root: Path, program_id: str, profile: str | None = None,
+               seed: int | None = None) -> tuple[Path, RunLock, str]:
+    """The newest run of a program that can be continued (the newest at `profile` and
+    `seed` when there is one), locked for this process, and the text of its metrics.json
+    (restored if the resumed run stops on bad input)."""
     candidates = [(f, i) for f, i in runs_of(root, program_id) if i["status"] in RESUMABLE]
     if not candidates:
         raise UsageError(f"--resume: no interrupted run of {program_id} under {root}")
-    folder, info = candidates[0]
+    matching = [(f, i) for f, i in candidates
+                if i.get("profile") == profile and i.get("seed") == seed]
+    folder, info = (matching or candidates)[0]
     if info["status"] == "running" and is_locked(folder):
         raise UsageError(f"--resume: the latest run of {program_id} ({folder}) is still "
                          f"running ({lock_owner(folder) or 'pid unknown'}); wait for it")
@@ -99,6 +103,37 @@ def _resumable(root: Path, program_id: str) -> tuple[Path, RunLock, str]:
         lock.release()
         raise
     return folder, lock, text
+
+
+RESUME_WORDS = {"skip": "already finished at these settings; not run again",
+                "busy": "running in another process; left to it"}
+
+
+def batch_step(root: str | os.PathLike, program: ProgramInfo, profile: str, seed: int,
+               sets: dict[str, str] | None = None) -> tuple[str, Path | None]:
+    """What `dlab run MANY --resume` does with one program, from its runs under `root` at
+    this profile, seed and these settings: ("resume", folder) when the newest of them can
+    be continued, ("skip", folder) when it finished (ok or diverged: a rerun would repeat
+    it), ("busy", folder) when another process is running it, ("new", None) when there
+    is none."""
+    impl = program.load()
+    want = _plain(configs.to_dict(configs.build(impl.config, impl.profiles, profile, sets,
+                                                program.id)))
+    for folder, info in runs_of(Path(root), program.id):
+        if info.get("profile") != profile or info.get("seed") != seed \
+                or _plain(info.get("config")) != want:
+            continue
+        if info["status"] == "running" and is_locked(folder):
+            return "busy", folder
+        if info["status"] in RESUMABLE:
+            return "resume", folder
+        if info["status"] in ("ok", "diverged"):
+            return "skip", folder
+    return "new", None
+
+
+def _plain(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=str))
 
 
 @dataclass
@@ -155,7 +190,7 @@ def open_run(program: ProgramInfo, *, profile: str = "quick", seed: int = 0,
     lock: RunLock | None = None
     previous = ""
     if resume:
-        folder, lock, previous = _resumable(root, program.id)
+        folder, lock, previous = _resumable(root, program.id, profile, seed)
         try:
             saved = json.loads(previous)
             profile, seed = saved["profile"], saved["seed"]

@@ -247,7 +247,10 @@ def fit(model: nn.Module, train: Any, *, ctx: RunContext, epochs: int,
             row.update(on_epoch_end(epoch, row) or {})
         result.history.append(row)
         ctx.add_history([row])
-        ctx.epoch(name, epoch, epochs, _epoch_line(row, epochs, steps_per_epoch),
+        spent = time.perf_counter() - t_start
+        eta = spent / (epoch - start_epoch + 1) * (epochs - epoch)
+        ctx.epoch(name, epoch, epochs, _epoch_line(row, epochs, steps_per_epoch)
+                  + f"  elapsed {_clock(spent)}, about {_clock(eta)} left",
                   info=f"loss {row['loss']:.4g}" if "loss" in row else "")
 
         stop = False
@@ -277,6 +280,14 @@ def fit(model: nn.Module, train: Any, *, ctx: RunContext, epochs: int,
     if result.history and not result.best_epoch:
         result.best_epoch = result.history[-1]["epoch"]
     return result
+
+
+def _clock(seconds: float) -> str:
+    """1h02m, 3m05s or 12s."""
+    s = int(round(seconds))
+    if s >= 3600:
+        return f"{s // 3600}h{s % 3600 // 60:02d}m"
+    return f"{s // 60}m{s % 60:02d}s" if s >= 60 else f"{s}s"
 
 
 def _epoch_line(row: dict[str, Any], epochs: int, steps_per_epoch: int | None = None) -> str:
