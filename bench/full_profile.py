@@ -29,6 +29,7 @@ import argparse
 import csv
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -62,16 +63,20 @@ def run_once(pid: str, sets: dict[str, int], out: Path, timeout: float) -> dict:
     for k, v in sets.items():
         cmd += ["--set", f"{k}={v}"]
     t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
     try:
-        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
+        _, stderr = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)  # the run itself, not only /usr/bin/time
+        proc.communicate()
         return {"status": f"killed after {timeout:.0f} s", "wall_s": time.perf_counter() - t0}
     wall = time.perf_counter() - t0
-    peak = next((int(line.split("=")[1]) for line in proc.stderr.splitlines()
+    peak = next((int(line.split("=")[1]) for line in stderr.splitlines()
                  if line.startswith("peak_kb=")), 0)
     metas = sorted((out / pid).glob("*/metrics.json"))
     if not metas:
-        return {"status": f"failed ({proc.returncode}): {proc.stderr.strip()[-300:]}",
+        return {"status": f"failed ({proc.returncode}): {stderr.strip()[-300:]}",
                 "wall_s": wall, "peak_mb": peak / 1024}
     summary = json.loads(metas[-1].read_text())
     history = metas[-1].parent / "history.csv"
