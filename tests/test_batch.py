@@ -69,8 +69,8 @@ def test_resume_over_a_batch_decides_per_program(tmp_path):
     import json
 
     from dlab.registry import PROGRAMS
-    from dlab.runs import RunLock
     from dlab.running import batch_step, run_program
+    from dlab.runs import RunLock
 
     p = PROGRAMS["5.2"]
     folder = run_program(p, profile="smoke", out=tmp_path, quiet=True, device="cpu").folder
