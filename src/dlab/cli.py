@@ -94,7 +94,7 @@ def run(
     """Run programs; each leaves a run folder with metrics, figures and its record."""
     from dlab.config import parse_sets
     from dlab.registry import resolve
-    from dlab.running import run_program
+    from dlab.running import RESUME_WORDS, batch_step, run_program
     from dlab.verdicts import overall, verdict_line
 
     if seed < 0:
@@ -117,8 +117,6 @@ def run(
             continue
         again = resume
         if resume and many:  # over a batch: continue, skip what finished, start the rest
-            from dlab.running import RESUME_WORDS, batch_step
-
             step, folder = batch_step(out_dir, p, profile, seed, sets)
             if step in ("skip", "busy"):
                 out.print(f"{p.id}: {RESUME_WORDS[step]} ({folder})", markup=False)

@@ -117,11 +117,11 @@ def batch_step(root: str | os.PathLike, program: ProgramInfo, profile: str, seed
     it), ("busy", folder) when another process is running it, ("new", None) when there
     is none."""
     impl = program.load()
-    want = _plain(configs.to_dict(configs.build(impl.config, impl.profiles, profile, sets,
-                                                program.id)))
+    want = to_jsonable(configs.to_dict(configs.build(impl.config, impl.profiles, profile,
+                                                     sets, program.id)))  # as saved
     for folder, info in runs_of(Path(root), program.id):
         if info.get("profile") != profile or info.get("seed") != seed \
-                or _plain(info.get("config")) != want:
+                or info.get("config") != want:
             continue
         if info["status"] == "running" and is_locked(folder):
             return "busy", folder
@@ -130,10 +130,6 @@ def batch_step(root: str | os.PathLike, program: ProgramInfo, profile: str, seed
         if info["status"] in ("ok", "diverged"):
             return "skip", folder
     return "new", None
-
-
-def _plain(value: Any) -> Any:
-    return json.loads(json.dumps(value, default=str))
 
 
 @dataclass
