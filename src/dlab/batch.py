@@ -268,18 +268,12 @@ def run_many(programs: Sequence[ProgramInfo], *, jobs: int, profile: str, seed: 
         options += ["--data-dir", str(data_dir)]
     extra: dict[str, list[str]] = {}
     if resume:  # continue what was interrupted, skip what finished, start the rest
-        from dlab.running import RESUME_WORDS, batch_step
+        from dlab.running import resume_batch
 
-        left = []
-        for p in built:
-            step, folder = batch_step(root, p, profile, seed, sets)
-            if step in ("skip", "busy"):
-                print(f"{p.id}: {RESUME_WORDS[step]} ({folder})", file=stream, flush=True)
-                continue
-            left.append(p)
-            if step == "resume":
-                extra[p.id] = ["--resume"]
-        built = left
+        plan = resume_batch(root, built, profile, seed, sets,
+                            say=lambda line: print(line, file=stream, flush=True))
+        built = [p for p, _ in plan]
+        extra = {p.id: ["--resume"] for p, again in plan if again}
         if not built:
             return 0
     interactive = hasattr(stream, "isatty") and stream.isatty()

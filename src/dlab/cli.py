@@ -94,7 +94,7 @@ def run(
     """Run programs; each leaves a run folder with metrics, figures and its record."""
     from dlab.config import parse_sets
     from dlab.registry import resolve
-    from dlab.running import RESUME_WORDS, batch_step, run_program
+    from dlab.running import resume_batch, run_program
     from dlab.verdicts import overall, verdict_line
 
     if seed < 0:
@@ -110,18 +110,17 @@ def run(
             raise typer.Exit(code)
         return
     many = len(programs) > 1
+    if many:
+        for p in programs:
+            if not p.implemented:
+                out.print(f"skip {p.id} {p.title}: not built yet")
+        programs = [p for p in programs if p.implemented]
+    plan = [(p, resume) for p in programs]
+    if resume and many:  # over a batch: continue, skip what finished, start the rest
+        plan = resume_batch(out_dir, programs, profile, seed, sets,
+                            say=lambda line: out.print(line, markup=False))
     outcomes = []
-    for p in programs:
-        if many and not p.implemented:
-            out.print(f"skip {p.id} {p.title}: not built yet")
-            continue
-        again = resume
-        if resume and many:  # over a batch: continue, skip what finished, start the rest
-            step, folder = batch_step(out_dir, p, profile, seed, sets)
-            if step in ("skip", "busy"):
-                out.print(f"{p.id}: {RESUME_WORDS[step]} ({folder})", markup=False)
-                continue
-            again = step == "resume"
+    for p, again in plan:
         try:
             outcome = run_program(p, profile=profile, seed=seed, device=device, sets=sets,
                                   out=out_dir, quiet=quiet, data_dir=data_dir, resume=again)

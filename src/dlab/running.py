@@ -132,6 +132,21 @@ def batch_step(root: str | os.PathLike, program: ProgramInfo, profile: str, seed
     return "new", None
 
 
+def resume_batch(root: str | os.PathLike, programs: list[ProgramInfo], profile: str,
+                 seed: int, sets: dict[str, str] | None,
+                 say) -> list[tuple[ProgramInfo, bool]]:
+    """`dlab run MANY --resume`: the programs still to run, each with whether it continues
+    an interrupted run (`batch_step`); one line through `say` for each left out."""
+    todo = []
+    for p in programs:
+        step, folder = batch_step(root, p, profile, seed, sets)
+        if step in RESUME_WORDS:
+            say(f"{p.id}: {RESUME_WORDS[step]} ({folder})")
+        else:
+            todo.append((p, step == "resume"))
+    return todo
+
+
 @dataclass
 class OpenRun:
     """A run folder made, locked and marked "running", with the program's settings and
