@@ -86,6 +86,14 @@ def test_lists_as_dlab_show_prints_them_are_accepted():
         assert config.build(Cfg, {}, "quick", {"widths": text}).widths == (8, 4, 2)
 
 
+def test_a_bad_choice_in_a_list_names_the_choices():
+    from dlab.registry import PROGRAMS
+
+    impl = PROGRAMS["10.2"].load()
+    with pytest.raises(UsageError, match="cells=lsmt: must be one of rnn, lstm, gru"):
+        config.build(impl.config, impl.profiles, "quick", {"cells": "rnn,lsmt"}, "10.2")
+
+
 def test_unknown_profile_and_bad_pairs():
     with pytest.raises(UsageError, match="unknown profile"):
         config.build(Cfg, {}, "huge")

@@ -53,6 +53,8 @@ def _parse(text: str, tp: Any, key: str) -> Any:
         try:
             values = [_parse(p, item, key) for p in parts]
         except UsageError:
+            if typing.get_origin(item) is typing.Literal:
+                raise  # "must be one of ..." names the choices already
             example = {int: "64,32", float: "0.01,0.5"}.get(item, "a,b")
             raise UsageError(f"--set {key}={text}: expected a list of "
                              f"{getattr(item, '__name__', item)} values with commas, e.g. "
