@@ -9,11 +9,13 @@ import os
 
 # Idle OpenMP threads sleep instead of spinning (OMP_WAIT_POLICY=PASSIVE), for the command
 # line and the Python API alike; it takes effect when dlab is imported before torch, and an
-# OMP_WAIT_POLICY already in the environment wins. Measured in fresh processes on the
-# 2-core machine, two threads (README, "Threads"): idle, PASSIVE and libgomp's own policy
-# are within this VM's noise (8.2: 10.7 against 9.8 s, 9.2: 7.8 against 7.5 s); with both
-# cores busy, PASSIVE is the fastest (8.2: 18.4 against 32.5 s, 9.2: 14.8 against 32.1 s).
-# The programs that are faster on one thread (dlab.runs.ONE_THREAD) do not wait at all.
+# OMP_WAIT_POLICY already in the environment wins. It is not the fastest on an idle
+# machine: whole `dlab run` processes on the 2-core machine, two threads, paired runs,
+# medians (README, "Threads"), PASSIVE took 19.9 s against 18.3 s for libgomp's own policy
+# on 8.2 and 8.7 against 7.6 s on 9.2 (9-14% slower idle); with both cores busy it took
+# 36.9 against 53.1 s on 8.2 and 16.3 against 23.3 s on 9.2 (ACTIVE: 55.1 and 26.2 s).
+# Slower by a tenth alone, faster by about a third when shared: PASSIVE bounds the worst
+# case a student's laptop meets. Programs on one thread (dlab.runs.ONE_THREAD, every `--jobs` run) never wait.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from dlab.version import __version__  # noqa: E402  (after the OpenMP policy)
