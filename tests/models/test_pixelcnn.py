@@ -308,3 +308,25 @@ def test_runs_on_the_parameters_device():
     s = model.sample(2, 3, 4, generator=torch.Generator().manual_seed(0))
     assert s.device.type == "cuda"
     assert model.log_prob(s).device.type == "cuda"
+
+
+@pytest.mark.parametrize("kernel,kind", [(7, "A"), (7, "B"), (5, "B"), ((5, 3), "A"),
+                                         ((1, 3), "B"), (1, "B")])
+def test_cropped_kernel_equals_the_whole_masked_kernel(kernel, kind):
+    """forward convolves with the kernel's rows down to the centre only (the rows below are
+    masked; kernels under 5 rows keep the whole kernel); its output and every gradient
+    equal the whole masked kernel's."""
+    torch.manual_seed(0)
+    conv = MaskedConv2d(3, 4, kernel, kind).double()
+    with torch.no_grad():
+        conv.weight.normal_()  # masked taps stay non-zero in the raw weight
+    x = torch.randn(2, 3, 6, 5, dtype=torch.float64)
+    w = torch.randn(2, 4, 6, 5, dtype=torch.float64)
+    results = []
+    for form in (conv.forward, conv.dense_forward):
+        xi = x.clone().requires_grad_(True)
+        y = form(xi)
+        results.append([y, *torch.autograd.grad((y * w).sum(), [xi, conv.weight, conv.bias])])
+    for a, b in zip(*results, strict=True):
+        assert a.shape == b.shape
+        assert torch.allclose(a, b, rtol=1e-12, atol=1e-12)

