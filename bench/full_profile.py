@@ -12,10 +12,12 @@ training time plus each logged model's seconds per epoch times its full epochs; 
 training that logs no epochs, such as the Keras twins). A
 projection ignores early stopping (`patience`), so it is an upper bound, and it is marked
 "projected"; its verdicts are those of the bounded run, so they are not the full run's.
-A study (12.2, 13.2, 14.2, 15.2, 16.2) is projected from its base program's seconds per
-epoch times its trials' epochs (the number of trials from its plan), not run, unless
-named with --studies. A run that does not finish its bounded part within --timeout
-seconds is killed and reported so.
+A study (12.2, 13.2, 14.2, 15.2, 16.2) is not run whole unless --studies is given: one
+trial at its base setting (the base program at full with the study's fixed settings) is
+run for 1 and for 2 epochs, projected along the line to the trials' epochs, and times the
+number of trials in its plan (per part, for 15.2's two studies); the other settings of a
+study cost more or less than its base, so this is an estimate, marked "projected". A run
+that does not finish its bounded part within --timeout seconds is killed and reported so.
 
 Usage: python bench/full_profile.py [IDS ...] [--try-full 120] [--epochs 1] [--timeout 900]
        [--studies] [--json PATH]
@@ -36,7 +38,11 @@ import tempfile
 import time
 from pathlib import Path
 
-STUDIES = ("12.2", "13.2", "14.2", "15.2", "16.2")
+STUDIES = {"12.2": ("dlab.experiments.exp12_autoencoder", "ae_study"),
+           "13.2": ("dlab.experiments.exp13_denoising", "dae_study"),
+           "14.2": ("dlab.experiments.exp14_nade_made", "density_study"),
+           "15.2": ("dlab.experiments.exp15_pixel", "pixel_studies"),
+           "16.2": ("dlab.experiments.exp16_gan", "gan_study")}
 # epoch counts a bounded run sets to --epochs, and the history models each one counts
 EPOCH_KEYS = {"epochs": "", "manual_epochs": "manual", "markov_epochs": "markov",
               "gaussian_epochs": "gauss", "trial_epochs": ""}
@@ -56,9 +62,56 @@ def bounded(pid: str, epochs: int) -> dict[str, int]:
     return {k: epochs for k in EPOCH_KEYS if isinstance(cfg.get(k), int) and cfg[k] > epochs}
 
 
-def run_once(pid: str, sets: dict[str, int], out: Path, timeout: float) -> dict:
+def study_parts(pid: str) -> list[tuple[str, dict[str, str], int]]:
+    """Per part of a study at full: its base program, the `--set` text of a trial at the
+    base setting, and the number of trials in its plan."""
+    from importlib import import_module
+
+    from dlab import config as configs
+    from dlab.registry import PROGRAMS
+    from dlab.studies.plan import make_plan
+    from dlab.studies.study import as_text, encode
+
+    module, builder = STUDIES[pid]
+    impl = PROGRAMS[pid].load()
+    built = getattr(import_module(module), builder)(configs.build(impl.config, impl.profiles,
+                                                                  "full"))
+    parts = []
+    for study in (built.values() if isinstance(built, dict) else [built]):
+        sets = {k: as_text(encode(v, k)) for k, v in study.base.items()}
+        parts.append((study.info.id, sets, len(make_plan(study, 0).points)))
+    return parts
+
+
+def project_study(pid: str, out: Path, timeout: float) -> dict:
+    """A study's projected seconds: per part, a base trial at 1 and 2 epochs, the line to
+    its epochs, times its number of trials."""
+    total, cpu, notes, peak = 0.0, 0.0, [], 0.0
+    for base, sets, n_trials in study_parts(pid):
+        epochs = int(sets["epochs"])
+        one = run_once(base, {**sets, "epochs": 1}, out, timeout)
+        two = run_once(base, {**sets, "epochs": 2}, out, timeout) if one["status"] == "ok" \
+            else one
+        if two["status"] != "ok":
+            return {"status": f"trial of {base}: {two['status']}", "wall_s": two["wall_s"]}
+        trial = one["seconds"] + (two["seconds"] - one["seconds"]) * (epochs - 1)
+        total += n_trials * trial
+        cpu += n_trials * trial * cpu_share(one)
+        peak = max(peak, one.get("peak_mb", 0), two.get("peak_mb", 0))
+        notes.append(f"{n_trials} trials x {trial:,.0f} s ({base}, {epochs} epochs, "
+                     f"{one['seconds']:.0f}/{two['seconds']:.0f} s at 1/2)")
+    return {"status": "ok", "projected_s": total, "projected_cpu_s": cpu, "peak_mb": peak,
+            "notes": notes}
+
+
+def cpu_share(got: dict) -> float:
+    """CPU seconds per wall second of a run (below 1 when the machine was shared)."""
+    return got.get("cpu_s", 0.0) / got["wall_s"] if got.get("wall_s") else 1.0
+
+
+def run_once(pid: str, sets: dict[str, int | str], out: Path, timeout: float) -> dict:
     env = dict(os.environ, DLAB_THREADS="1", OMP_NUM_THREADS="1")
-    cmd = ["/usr/bin/time", "-f", "peak_kb=%M", sys.executable, "-m", "dlab", "run", pid,
+    cmd = ["/usr/bin/time", "-f", "peak_kb=%M cpu_s=%U+%S", sys.executable, "-m", "dlab", "run", pid,
            "--profile", "full", "--out", str(out), "--quiet"]
     for k, v in sets.items():
         cmd += ["--set", f"{k}={v}"]
@@ -72,8 +125,10 @@ def run_once(pid: str, sets: dict[str, int], out: Path, timeout: float) -> dict:
         proc.communicate()
         return {"status": f"killed after {timeout:.0f} s", "wall_s": time.perf_counter() - t0}
     wall = time.perf_counter() - t0
-    peak = next((int(line.split("=")[1]) for line in stderr.splitlines()
-                 if line.startswith("peak_kb=")), 0)
+    timed = next((line for line in stderr.splitlines() if line.startswith("peak_kb=")), "")
+    fields = dict(part.split("=") for part in timed.split())
+    peak = int(fields.get("peak_kb", 0))
+    cpu = sum(float(x) for x in fields.get("cpu_s", "0").split("+"))
     metas = sorted((out / pid).glob("*/metrics.json"))
     if not metas:
         return {"status": f"failed ({proc.returncode}): {stderr.strip()[-300:]}",
@@ -81,7 +136,7 @@ def run_once(pid: str, sets: dict[str, int], out: Path, timeout: float) -> dict:
     summary = json.loads(metas[-1].read_text())
     history = metas[-1].parent / "history.csv"
     rows = list(csv.DictReader(history.open())) if history.is_file() else []
-    return {"status": summary["status"], "wall_s": wall, "peak_mb": peak / 1024,
+    return {"status": summary["status"], "wall_s": wall, "peak_mb": peak / 1024, "cpu_s": cpu,
             "seconds": summary["timings"]["seconds"], "history": rows,
             "targets": [t for t in summary.get("targets", [])
                         if t.get("met") != "not applicable"]}
@@ -115,6 +170,17 @@ def project(pid: str, got: dict, sets: dict[str, int]) -> float | None:
     return total
 
 
+def batch_wall(seconds: dict[str, float], jobs: int = 2, start: float = 4.0) -> float:
+    """Wall seconds of `dlab run IDS --jobs N` over programs taking `seconds` each (in
+    the given order, each job started when one of the N slots frees, as dlab.batch does),
+    with `start` seconds of process start-up per program."""
+    slots = [0.0] * jobs
+    for secs in seconds.values():
+        i = slots.index(min(slots))
+        slots[i] += secs + start
+    return max(slots)
+
+
 def verdicts(targets: list[dict]) -> str:
     words = {True: "met", False: "missed"}
     return "; ".join(f"{t['rule']}: {words.get(t.get('met'), t.get('met'))}" for t in targets)
@@ -135,14 +201,20 @@ def main(argv: list[str] | None = None) -> list[dict]:
     programs = resolve(args.ids) if args.ids else list(PROGRAMS.values())
     load = os.getloadavg()
     print(f"load average before: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}", flush=True)
-    print("| program | run | seconds | peak MB | verdicts (of the run made) |")
-    print("|---|---|---|---|---|")
+    print("| program | run | seconds | CPU seconds | peak MB | verdicts (of the run made) |")
+    print("|---|---|---|---|---|---|")
     results = []
     with tempfile.TemporaryDirectory(prefix="dlab-full-") as tmp:
         for p in programs:
             if p.id in STUDIES and not args.studies:
-                results.append({"program": p.id, "status": "study: not run"})
-                print(f"| {p.id} | study, not run (see its base program) | | | |", flush=True)
+                got = project_study(p.id, Path(tmp), args.timeout)
+                results.append({"program": p.id, **got})
+                if got["status"] == "ok":
+                    print(f"| {p.id} | projected: {'; '.join(got['notes'])} | "
+                          f"{got['projected_s']:,.0f} | {got['projected_cpu_s']:,.0f} | "
+                          f"{got['peak_mb']:,.0f} | not run |", flush=True)
+                else:
+                    print(f"| {p.id} | {got['status']} | | | | |", flush=True)
                 continue
             sets = {}
             got = run_once(p.id, sets, Path(tmp), args.try_full)  # the whole run, if short
@@ -156,18 +228,24 @@ def main(argv: list[str] | None = None) -> list[dict]:
             row = {"program": p.id, "bounded": sets, **{k: v for k, v in got.items()
                                                         if k != "history"}}
             if got["status"] != "ok":
-                kind, secs = got["status"], got["wall_s"]
+                kind, secs, cpu = got["status"], got["wall_s"], got.get("cpu_s", 0.0)
             elif sets:
                 row["projected_s"] = project(p.id, got, sets)
                 kind = "projected from " + ", ".join(f"{k}={v}" for k, v in sets.items())
                 secs = row["projected_s"]
+                cpu = row["projected_cpu_s"] = secs * cpu_share(got)
             else:
-                kind, secs = "measured", got["seconds"]
+                kind, secs, cpu = "measured", got["seconds"], got["cpu_s"]
             results.append(row)
-            print(f"| {p.id} | {kind} | {secs:,.0f} | {got.get('peak_mb', 0):,.0f} | "
+            print(f"| {p.id} | {kind} | {secs:,.0f} | {cpu:,.0f} | {got.get('peak_mb', 0):,.0f} | "
                   f"{verdicts(got.get('targets', []))} |", flush=True)
     load = os.getloadavg()
     print(f"load average after: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
+    times = {r["program"]: r.get("projected_s") or r.get("seconds") for r in results}
+    if len(times) == len(PROGRAMS) and all(times.values()):
+        print(f"all {len(times)} programs: {sum(times.values()):,.0f} s on one thread; "
+              f"`dlab run all --profile full --jobs 2` in this order: "
+              f"{batch_wall(times) / 3600:.1f} h wall")
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1) + "\n")
     return results

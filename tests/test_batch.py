@@ -89,3 +89,30 @@ def test_resume_over_a_batch_decides_per_program(tmp_path):
     finally:
         lock.release()
     assert batch_step(tmp_path, p, "smoke", 0) == ("resume", folder)  # its process is gone
+
+
+def test_several_jobs_start_the_longest_known_programs_first(tmp_path):
+    """With --jobs > 1 programs never run at the profile start first (in the given order),
+    then the others by their newest finished run's time, longest first; failed runs and
+    other profiles do not count."""
+    from dlab.batch import earlier_seconds, longest_first
+    from dlab.registry import PROGRAMS as REGISTRY
+
+    def made(pid, name, seconds, status="ok", finished="2026-12-01T10:00:00+00:00"):
+        folder = tmp_path / pid / name
+        folder.mkdir(parents=True)
+        (folder / "metrics.json").write_text(json.dumps(
+            {"status": status, "timings": {"seconds": seconds, "finished": finished}}))
+
+    made("1.1", "20261201-100000-full-seed0", 5.0)
+    made("1.2", "20261201-100000-full-seed0", 900.0, finished="2026-12-01T09:00:00+00:00")
+    made("1.2", "20261201-110000-full-seed0", 50.0, finished="2026-12-01T11:00:00+00:00")
+    made("2.1", "20261201-100000-full-seed0", 400.0, status="failed")
+    made("2.2", "20261201-100000-quick-seed0", 999.0)
+    made("3.1", "20261201-100000-full-seed0", 70.0)
+    assert earlier_seconds(tmp_path, REGISTRY["1.2"], "full") == 50.0  # the newest run
+    assert earlier_seconds(tmp_path, REGISTRY["2.1"], "full") is None  # failed
+    assert earlier_seconds(tmp_path, REGISTRY["2.2"], "full") is None  # another profile
+    order = longest_first([REGISTRY[i] for i in ("1.1", "1.2", "2.1", "2.2", "3.1")],
+                          tmp_path, "full")
+    assert [p.id for p in order] == ["2.1", "2.2", "3.1", "1.2", "1.1"]

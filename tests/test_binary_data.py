@@ -197,3 +197,22 @@ def test_binary_data_does_not_import_the_run_machinery():
     names = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
     names |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
     assert "dlab.runs" not in names and "dlab.io" in names
+
+
+def test_published_figure_targets_need_all_digits_and_the_papers_length():
+    """A published-figure target applies only to a run on every full training digit, all
+    10,000 test digits and at least the given epoch budget; the CPU-level target only
+    needs the full test digits."""
+    from dlab.data.binary import all_digits, full_mnist_when
+
+    run = {"data_source": "full", "n_train": 54_000, "n_val": 6_000, "train_total": 60_000,
+           "n_test": 10_000, "test_total": 10_000, "epoch_budget": 30, "nade_test_nll": 95.0}
+    assert all_digits(run)
+    assert full_mnist_when("nade_test_nll")(run)
+    assert not full_mnist_when("nade_test_nll", epochs=200)(run)  # 30 epochs, not 200
+    assert full_mnist_when("nade_test_nll", epochs=200)({**run, "epoch_budget": 200})
+    subset = {**run, "n_train": 18_000, "n_val": 2_000, "epoch_budget": 200}
+    assert not all_digits(subset) and full_mnist_when("nade_test_nll")(subset)
+    assert not full_mnist_when("nade_test_nll", epochs=200)(subset)
+    assert not full_mnist_when("nade_test_nll")({**run, "data_source": "bundled"})
+    assert not full_mnist_when("made_test_nll")(run)  # not measured

@@ -179,7 +179,9 @@ def test_config_validation():
     quick = configs.build(impl.config, impl.profiles, "quick", None, "15.1")
     assert (quick.manual_layers, quick.manual_kernel) == (5, 7)
     assert quick.manual_model and quick.manual_channels < cfg.manual_channels
-    assert cfg.n_train == 0 and cfg.n_test == 0
+    # full: the manual's lr, batch and 5 epochs over 20,000 digits, scored on all test digits
+    assert (cfg.lr, cfg.batch_size, cfg.epochs) == (1e-3, 64, 5)
+    assert cfg.n_train == 20000 and cfg.n_test == 0
     study = PROGRAMS["15.2"].load()
     with pytest.raises(UsageError, match="rnn_cells"):
         configs.build(study.config, study.profiles, "smoke", {"rnn_cells": "lstm,rnn"}, "15.2")

@@ -18,9 +18,10 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -244,6 +245,23 @@ class BinaryVectors:
                 f"{len(self.x_val):,} validation and {len(self.x_test):,} test vectors of "
                 f"{self.dims} bits; true entropy {self.entropy:.4f} nats per vector; "
                 f"source: {self.provenance.source}")
+
+
+def all_digits(m: dict[str, Any]) -> bool:
+    """True when a run's metrics say it trained on every training digit of the full
+    binarised MNIST (validation included) and scored all its test digits (the keys
+    data_source, n_train, n_val, train_total, n_test and test_total of 14.1 and 15.1)."""
+    return (m.get("data_source") == "full" and m.get("n_test") == m.get("test_total")
+            and m.get("n_train", 0) + m.get("n_val", 0) == m.get("train_total"))
+
+
+def full_mnist_when(key: str, epochs: int = 0) -> Callable[[dict[str, Any]], bool]:
+    """A target's condition: `key` was measured on all 10,000 full test digits and, with
+    `epochs`, by models trained on every training digit for up to `epochs` or more."""
+    return lambda m: (key in m and m.get("data_source") == "full"
+                      and m.get("n_test") == 10_000
+                      and (not epochs or (all_digits(m)
+                                          and m.get("epoch_budget", 0) >= epochs)))
 
 
 def markov_chain_set(rng: np.random.Generator, n_train: int, n_val: int, n_test: int,

@@ -1235,7 +1235,9 @@ GAN_STUDY = Implementation(
                   "models": ("mlp_stable", "mlp"),
                   "lrs": (2e-4,), "batch_sizes": (128,), "g_hiddens": ("128-256-512",),
                   "d_hiddens": ("512-256",)},
-        "full": {"trial_profile": "full", "trial_epochs": 50, "trial_n_train": 0,
+        # a trial at full is the base program's full run with one setting changed: its
+        # epochs, on fewer digits where the base run is long (bench/full_profile.py)
+        "full": {"trial_profile": "full", "trial_epochs": 50, "trial_n_train": 10000,
                  "models": ("mlp_stable", "mlp", "dcgan"), "lrs": (5e-5, 2e-4, 1e-3),
                  "batch_sizes": (32, 128, 512),
                  "g_hiddens": ("128-256-512", "256-512-1024", "256"),
