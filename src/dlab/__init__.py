@@ -15,7 +15,10 @@ import os
 # on 8.2 and 8.7 against 7.6 s on 9.2 (9-14% slower idle); with both cores busy it took
 # 36.9 against 53.1 s on 8.2 and 16.3 against 23.3 s on 9.2 (ACTIVE: 55.1 and 26.2 s).
 # Slower by a tenth alone, faster by about a third when shared: PASSIVE bounds the worst
-# case a student's laptop meets. Programs on one thread (dlab.runs.ONE_THREAD, every `--jobs` run) never wait.
+# case a student's laptop meets. Measured again on another 2-core machine (9.2 quick, three
+# pairs, medians): idle 15.9 s against ACTIVE's 14.7 and 13.8 against libgomp's 12.4;
+# beside two busy processes 20.1 against ACTIVE's 32.8 and 23.6 against libgomp's 37.2.
+# Programs on one thread (dlab.runs.ONE_THREAD, every `--jobs` run) never wait.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from dlab.version import __version__  # noqa: E402  (after the OpenMP policy)
