@@ -364,9 +364,13 @@ ACCURACY_TARGETS = (
     Target("test_accuracy", at_least=0.90, profiles=("quick", "full"), when=_bundled,
            when_text="the bundled 5,000 digits are used",
            why="five epochs on 4,000 digits classify at least 90% of the test digits"),
-    Target("test_accuracy", at_least=0.977, profiles=("quick", "full"), when=_full,
+    # full MNIST, seeds 0-4: 0.9759, 0.9740, 0.9764, 0.9763, 0.9760 (97.7%, the target
+    # before, had no source and no seed reached it; 10 epochs, seeds 0-2: 0.978, 0.974,
+    # 0.976); one epoch on 300 digits: 0.473
+    Target("test_accuracy", at_least=0.97, profiles=("quick", "full"), when=_full,
            when_text="full MNIST is used",
-           why="a 784-128-64-10 MLP reaches about 97.7-98% on MNIST's 10,000 test digits"),
+           why="five epochs of this MLP classify 97.4-97.6% of MNIST's 10,000 test digits "
+               "at seeds 0-4 (measured)"),
 )
 
 MNIST_MLP = Implementation(config=MLPConfig, run=run_mnist_mlp, profiles={

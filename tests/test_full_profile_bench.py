@@ -1,0 +1,43 @@
+"""The arithmetic of bench/full_profile.py: the projection line and the model of
+`--jobs N`, which the README's full-profile totals come from."""
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "bench" / "full_profile.py"
+
+
+@pytest.fixture(scope="module")
+def fp():
+    spec = importlib.util.spec_from_file_location("full_profile_bench", BENCH)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_line_through_two_bounded_runs(fp):
+    assert fp.along_line(10.0, 15.0, 1, 5) == pytest.approx(30.0)
+    assert fp.along_line(10.0, 15.0, 1, 1) == pytest.approx(10.0)
+    assert fp.along_line(40.0, 50.0, 2, 10) == pytest.approx(120.0)
+
+
+def test_projection_of_a_bounded_program_uses_its_full_epochs(fp):
+    full = fp.full_settings("14.1")["epochs"]
+    got = {"seconds": 100.0, "second": 150.0}
+    assert fp.project("14.1", got, {"epochs": 1}) == pytest.approx(100 + 50 * (full - 1))
+
+
+def test_batch_wall_fills_the_freest_slot_in_order(fp):
+    # registry order leaves the long one for last; longest first packs the slots
+    assert fp.batch_wall({"a": 10, "b": 10, "c": 20}, jobs=2, start=0) == 30
+    assert fp.batch_wall({"c": 20, "a": 10, "b": 10}, jobs=2, start=0) == 20
+    assert fp.batch_wall({"a": 10, "b": 10}, jobs=1, start=2) == 24
+
+
+def test_study_parts_name_their_base_and_trial_count(fp):
+    parts = fp.study_parts("15.2")
+    assert [(base, sets["models"]) for base, sets, _ in parts] == [("15.1", "pixelcnn"),
+                                                                    ("15.1", "pixelrnn")]
+    assert all(n > 1 and int(sets["epochs"]) >= 1 for _, sets, n in parts)
