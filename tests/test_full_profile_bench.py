@@ -41,3 +41,13 @@ def test_study_parts_name_their_base_and_trial_count(fp):
     assert [(base, sets["models"]) for base, sets, _ in parts] == [("15.1", "pixelcnn"),
                                                                     ("15.1", "pixelrnn")]
     assert all(n > 1 and int(sets["epochs"]) >= 1 for _, sets, n in parts)
+
+
+@pytest.mark.parametrize("pid", ["13.2", "14.2", "15.2", "16.2"])
+def test_fidelity_states_the_digits_a_full_trial_trains_on(fp, pid):
+    from dlab.manual import fidelity
+
+    data = next(a for a in fidelity(pid).aspects if a.name == "data")
+    digits = {int(sets["n_train"]) for _, sets, _ in fp.study_parts(pid)}
+    assert len(digits) == 1
+    assert f"at full each trial trains on {digits.pop():,} of its training digits" in data.dlab
