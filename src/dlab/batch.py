@@ -260,8 +260,8 @@ def longest_first(programs: list[ProgramInfo], root: Path, profile: str
     this profile under `root` first, in the order given (their time is unknown), then the
     others by their newest earlier run's time, longest first, so that a long program does
     not start last and leave the other slots idle. With the full profile's measured and
-    projected times of 26 programs (8.2 and the studies left out), `bench/full_profile.py`'s
-    model of `--jobs 2` gives 2.35 h in this order against 2.51 h in the registry's."""
+    projected times of all 32 programs, `bench/full_profile.py`'s model of `--jobs 2` gives
+    4.05 h in this order against 4.36 h in the registry's."""
     known = {p.id: earlier_seconds(root, p, profile) for p in programs}
     unknown = [p for p in programs if known[p.id] is None]
     rest = sorted((p for p in programs if known[p.id] is not None),
