@@ -93,14 +93,9 @@ def project_study(pid: str, out: Path, timeout: float) -> dict:
     total, cpu, notes, peak = 0.0, 0.0, [], 0.0
     for base, sets, n_trials in study_parts(pid):
         epochs = int(sets["epochs"])
-        one = run_once(base, {**sets, "epochs": 1}, out, timeout)
-        two = run_once(base, {**sets, "epochs": 2}, out, timeout) if one["status"] == "ok" \
-            else one
-        if two["status"] == "ok" and two["seconds"] < one["seconds"]:
-            # the first run paid a one-time cost (a cached scoring classifier, binarised
-            # digits): time one epoch again, warm
-            one = run_once(base, {**sets, "epochs": 1}, out, timeout)
-        bad = next((r for r in (one, two) if r["status"] != "ok"), None)
+        one, two = two_points(base, {**sets, "epochs": 1}, {**sets, "epochs": 2}, out,
+                              timeout)
+        bad = next((r for r in (one, two) if r is not None and r["status"] != "ok"), None)
         if bad:
             return {"status": f"trial of {base}: {bad['status']}", "wall_s": bad["wall_s"]}
         trial = along_line(one["seconds"], two["seconds"], 1, epochs)
@@ -111,6 +106,20 @@ def project_study(pid: str, out: Path, timeout: float) -> dict:
                      f"{one['seconds']:.0f}/{two['seconds']:.0f} s at 1/2)")
     return {"status": "ok", "projected_s": total, "projected_cpu_s": cpu, "peak_mb": peak,
             "notes": notes}
+
+
+def two_points(pid: str, low: dict, high: dict, out: Path, timeout: float
+               ) -> tuple[dict, dict | None]:
+    """A run with the settings `low`, then, where it ended ok, one with `high` (one epoch
+    more). Where the second is the faster, the first paid a one-time cost (a scoring
+    classifier or the binarised digits, made once and cached) and is timed again, warm."""
+    first = run_once(pid, low, out, timeout)
+    if first["status"] != "ok":
+        return first, None
+    second = run_once(pid, high, out, timeout)
+    if second["status"] == "ok" and second["seconds"] < first["seconds"]:
+        first = run_once(pid, low, out, timeout)
+    return first, second
 
 
 def along_line(at_e: float, at_next: float, e: int, epochs: int) -> float:
@@ -234,13 +243,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
             got = run_once(p.id, sets, Path(tmp), args.try_full)  # the whole run, if short
             if got["status"].startswith("killed") and bounded(p.id, args.epochs):
                 sets = bounded(p.id, args.epochs)
-                got = run_once(p.id, sets, Path(tmp), args.timeout)
-                if got["status"] == "ok":  # a second point, one epoch more, for the slope
-                    more = {k: v + 1 for k, v in sets.items()}
-                    again = run_once(p.id, more, Path(tmp), args.timeout)
-                    if again["status"] == "ok" and again["seconds"] < got["seconds"]:
-                        got = run_once(p.id, sets, Path(tmp), args.timeout)  # warm now
-                    got["second"] = again.get("seconds") if again["status"] == "ok" else None
+                more = {k: v + 1 for k, v in sets.items()}  # one epoch more, for the slope
+                got, again = two_points(p.id, sets, more, Path(tmp), args.timeout)
+                if again is not None:
+                    got["second"] = again["seconds"] if again["status"] == "ok" else None
             row = {"program": p.id, "bounded": sets, **{k: v for k, v in got.items()
                                                         if k != "history"}}
             if got["status"] != "ok":

@@ -51,3 +51,33 @@ def test_fidelity_states_the_digits_a_full_trial_trains_on(fp, pid):
     digits = {int(sets["n_train"]) for _, sets, _ in fp.study_parts(pid)}
     assert len(digits) == 1
     assert f"at full each trial trains on {digits.pop():,} of its training digits" in data.dlab
+
+
+def _fake_runs(fp, monkeypatch, results):
+    calls = []
+
+    def run_once(pid, sets, out, timeout):
+        calls.append(dict(sets))
+        return results.pop(0)
+
+    monkeypatch.setattr(fp, "run_once", run_once)
+    return calls
+
+
+def test_two_points_times_a_cold_first_run_again(fp, monkeypatch, tmp_path):
+    ok = [{"status": "ok", "seconds": s} for s in (130.0, 27.0, 21.0)]
+    calls = _fake_runs(fp, monkeypatch, ok)
+    first, second = fp.two_points("16.1", {"epochs": 1}, {"epochs": 2}, tmp_path, 10)
+    assert (first["seconds"], second["seconds"]) == (21.0, 27.0)
+    assert calls == [{"epochs": 1}, {"epochs": 2}, {"epochs": 1}]
+
+
+def test_two_points_keeps_a_warm_first_run_and_stops_after_a_failure(fp, monkeypatch,
+                                                                     tmp_path):
+    calls = _fake_runs(fp, monkeypatch, [{"status": "ok", "seconds": 20.0},
+                                         {"status": "ok", "seconds": 25.0}])
+    first, second = fp.two_points("13.1", {"epochs": 1}, {"epochs": 2}, tmp_path, 10)
+    assert (first["seconds"], second["seconds"]) == (20.0, 25.0) and len(calls) == 2
+    _fake_runs(fp, monkeypatch, [{"status": "killed after 10 s", "wall_s": 10.0}])
+    first, second = fp.two_points("13.1", {"epochs": 1}, {"epochs": 2}, tmp_path, 10)
+    assert first["status"].startswith("killed") and second is None
