@@ -17,7 +17,9 @@ import os
 # Slower by a tenth alone, faster by about a third when shared: PASSIVE bounds the worst
 # case a student's laptop meets. Measured again on another 2-core machine (9.2 quick, three
 # pairs, medians): idle 15.9 s against ACTIVE's 14.7 and 13.8 against libgomp's 12.4;
-# beside two busy processes 20.1 against ACTIVE's 32.8 and 23.6 against libgomp's 37.2.
+# beside two busy processes 20.1 against ACTIVE's 32.8 and 23.6 against libgomp's 37.2;
+# a third boot: idle 12.9 against ACTIVE's 12.1 s, beside two busy processes 21.6
+# against 31.8 s.
 # Programs on one thread (dlab.runs.ONE_THREAD, every `--jobs` run) never wait.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
